@@ -1,0 +1,62 @@
+"""Loss functions of DESIGN.md §1, each a small pure function of tensors.
+
+D(x) returns (logit [N], c_logits [N, C]); `c` is multi-hot [N, C].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def d_adv_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
+    """L_adv(D) = -E[log D(x)] - E[log(1 - D(G(z, c)))], D = sigmoid(logit)."""
+    return F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+
+
+def g_adv_loss(fake_logit: torch.Tensor) -> torch.Tensor:
+    """L_adv(G) = -E[log D(G(z, c))] (non-saturating)."""
+    return F.softplus(-fake_logit).mean()
+
+
+def cls_loss(c_logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """ACGAN condition loss: per-attribute binary cross-entropy, summed over attributes,
+    averaged over the batch (each attribute is its own logistic, as in Jin et al.).
+    Zero when the schema is empty."""
+    if c.shape[1] == 0:
+        return c_logits.new_zeros(())
+    return F.binary_cross_entropy_with_logits(c_logits, c, reduction="none").sum(1).mean()
+
+
+def dragan_perturb(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """x~ = x + 0.5 * alpha * std(x), alpha [N, 1, 1, 1] ~ U(0, 1); std over the whole batch."""
+    return x + 0.5 * alpha * x.std()
+
+
+def gradient_penalty(logit: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """L_gp = E[(||grad_x~ D(x~)||_2 - 1)^2]. `x_hat` must require grad and `logit = D(x_hat)`;
+    create_graph keeps the penalty differentiable w.r.t. D's parameters."""
+    (grad,) = torch.autograd.grad(logit.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def l2_reg(params) -> torch.Tensor:
+    """L2(theta) = sum of squared weights."""
+    return sum((p.float() ** 2).sum() for p in params)
+
+
+def edit_distance(image: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Dist(I, I') = sum |(I - I') * M| / (1 + sum |M| / sqrt(3)), per image.
+
+    image, sketch [N, 3, H, W] in the model's value range; mask [N, 1, H, W] in [0, 1].
+    The report's M_ij is the RGB vector [1, 1, 1] on a stroke, so |M_ij| / sqrt(3) is 1 per
+    stroke pixel: the denominator is 1 + the number of stroke pixels and the numerator the
+    L1 distance over the stroke's channels. Returns [N].
+    """
+    num = ((image - sketch) * mask).abs().flatten(1).sum(1)
+    return num / (1.0 + mask.abs().flatten(1).sum(1))
+
+
+def masked_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean |a - b| over pixels where keep [N, 1, H, W] is 1 (the preservation loss). Returns [N]."""
+    num = ((a - b).abs() * keep).flatten(1).sum(1)
+    return num / (keep.flatten(1).sum(1) * a.shape[1]).clamp_min(1.0)

@@ -1,0 +1,177 @@
+"""Networks: the stage-one generator `G(z, c)`, the discriminator `D(x) -> (logit, c_logits)`,
+and the stage-two editor `G2(image, sketch, mask)`.
+
+After Jin et al. 2017 (the report's Fig. 5): G is a dense layer to a small feature map, a
+stack of residual blocks, sub-pixel (PixelShuffle) upsampling and a tanh output; D uses
+residual blocks with LeakyReLU, no BatchNorm, and two heads (real/fake and ACGAN classes).
+Networks know nothing of losses. Architectures are rebuilt from a bundle's
+`{"name": ..., "kwargs": ...}` through `build`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class GResBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN + skip (SRResNet block)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Upsample(nn.Module):
+    """conv to 4*out channels, PixelShuffle(2), BN, ReLU: sub-pixel convolution (Shi et al.)."""
+
+    def __init__(self, ch_in: int, ch_out: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch_in, 4 * ch_out, 3, 1, 1, bias=False), nn.PixelShuffle(2),
+                                  nn.BatchNorm2d(ch_out), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def _level_channels(ch: int, levels: int, ch_min: int) -> list[int]:
+    """Channels per upsampling level, halving from `ch` but never below `ch_min`."""
+    return [max(ch_min, ch // (2 ** (i + 1))) if ch_min < ch else ch for i in range(levels)]
+
+
+class Generator(nn.Module):
+    """G(z [N, z_dim], c [N, c_dim]) -> image [N, 3, R, R] in (-1, 1)."""
+
+    def __init__(self, z_dim: int = 128, c_dim: int = 34, resolution: int = 128, ch: int = 64,
+                 n_res: int = 16, base: int = 16, ch_min: int = 64):
+        super().__init__()
+        levels = int(round(math.log2(resolution / base)))
+        if base * 2 ** levels != resolution or levels < 0:
+            raise ValueError(f"resolution {resolution} must be base {base} times a power of two")
+        self.z_dim, self.c_dim, self.resolution, self.base, self.ch = z_dim, c_dim, resolution, base, ch
+        self.fc = nn.Linear(z_dim + c_dim, ch * base * base, bias=False)
+        self.fc_bn = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
+        self.res = nn.Sequential(*[GResBlock(ch) for _ in range(n_res)])
+        self.res_out = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
+        chans = [ch] + _level_channels(ch, levels, ch_min)
+        self.up = nn.Sequential(*[Upsample(chans[i], chans[i + 1]) for i in range(levels)])
+        self.out = nn.Conv2d(chans[-1], 3, 9 if resolution >= 64 else 3, 1, 4 if resolution >= 64 else 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"
+        assert c.dim() == 2 and c.shape[1] == self.c_dim, f"c must be [N, {self.c_dim}], got {tuple(c.shape)}"
+        h = self.fc(torch.cat([z, c], 1)).view(-1, self.ch, self.base, self.base)
+        h = self.fc_bn(h)
+        h = h + self.res_out(self.res(h))
+        return torch.tanh(self.out(self.up(h)))  # [N, 3, R, R]
+
+
+class DResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(ch, ch, 3, 1, 1))
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        return self.act(x + self.body(x))
+
+
+class Discriminator(nn.Module):
+    """D(x [N, 3, R, R]) -> (logit [N], c_logits [N, c_dim]). No BatchNorm (DRAGAN's penalty is per sample)."""
+
+    def __init__(self, c_dim: int = 34, resolution: int = 128, ch: int = 32, n_res: int = 2,
+                 ch_max: int = 1024, final: int = 4):
+        super().__init__()
+        self.c_dim, self.resolution = c_dim, resolution
+        stages = int(round(math.log2(resolution / final)))
+        layers, c_in, c_out = [], 3, ch
+        for i in range(stages):
+            layers += [nn.Conv2d(c_in, c_out, 4 if i == 0 else 3, 2, 1), nn.LeakyReLU(0.2)]
+            layers += [DResBlock(c_out) for _ in range(n_res)]
+            c_in, c_out = c_out, min(ch_max, c_out * 2)
+        self.features = nn.Sequential(*layers, nn.Conv2d(c_in, c_out, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.head_adv = nn.Linear(c_out * final * final, 1)
+        self.head_cls = nn.Linear(c_out * final * final, c_dim) if c_dim else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert x.dim() == 4 and x.shape[1:] == (3, self.resolution, self.resolution), \
+            f"x must be [N, 3, {self.resolution}, {self.resolution}], got {tuple(x.shape)}"
+        h = self.features(x).flatten(1)
+        logit = self.head_adv(h).squeeze(1)
+        c_logits = self.head_cls(h) if self.head_cls is not None else h.new_zeros(h.shape[0], 0)
+        return logit, c_logits
+
+
+class EditGenerator(nn.Module):
+    """G2(image [N,3,R,R], sketch [N,3,R,R], mask [N,1,R,R]) -> image [N,3,R,R] in (-1, 1).
+
+    Encoder (strided convs) - residual blocks - decoder (PixelShuffle), with skip
+    connections so unedited detail can pass straight through. With `residual`, the
+    network predicts a change over the input image (in pre-tanh space).
+    """
+
+    def __init__(self, resolution: int = 64, ch: int = 32, n_down: int = 2, n_res: int = 4,
+                 ch_max: int = 256, residual: bool = True):
+        super().__init__()
+        self.resolution, self.residual = resolution, residual
+        self.inp = nn.Sequential(nn.Conv2d(7, ch, 5, 1, 2), nn.ReLU(inplace=True))
+        downs, chans, c = [], [ch], ch
+        for _ in range(n_down):
+            c2 = min(ch_max, c * 2)
+            downs.append(nn.Sequential(nn.Conv2d(c, c2, 4, 2, 1), nn.BatchNorm2d(c2), nn.ReLU(inplace=True)))
+            chans.append(c2)
+            c = c2
+        self.down = nn.ModuleList(downs)
+        self.res = nn.Sequential(*[GResBlock(c) for _ in range(n_res)])
+        ups = []
+        for i in range(n_down):
+            c_skip = chans[-(i + 2)]
+            ups.append(Upsample(c, c_skip))
+            c = 2 * c_skip  # concatenated with the skip
+            ups.append(nn.Sequential(nn.Conv2d(c, c_skip, 3, 1, 1), nn.ReLU(inplace=True)))
+            c = c_skip
+        self.up = nn.ModuleList(ups)
+        self.out = nn.Conv2d(c, 3, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)  # start as the identity edit when residual
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, image: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        r = self.resolution
+        assert image.shape[1:] == (3, r, r) and sketch.shape[1:] == (3, r, r) and mask.shape[1:] == (1, r, r), \
+            f"G2 expects image, sketch [N,3,{r},{r}] and mask [N,1,{r},{r}]"
+        h = self.inp(torch.cat([image, sketch * mask, mask], 1))
+        skips = [h]
+        for d in self.down:
+            h = d(h)
+            skips.append(h)
+        h = h + self.res(h)
+        for i in range(0, len(self.up), 2):
+            h = self.up[i](h)
+            h = self.up[i + 1](torch.cat([h, skips[-(i // 2 + 2)]], 1))
+        delta = self.out(h)
+        if self.residual:
+            # atanh of the input keeps the identity exact when delta = 0
+            return torch.tanh(torch.atanh(image.clamp(-0.999, 0.999)) + delta)
+        return torch.tanh(delta)
+
+
+ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "edit_g2": EditGenerator}
+
+
+def build(spec: dict) -> nn.Module:
+    """{"name": "resnet_g", "kwargs": {...}} -> module (weights uninitialised)."""
+    name = spec.get("name")
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
+    return ARCHS[name](**spec.get("kwargs", {}))
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

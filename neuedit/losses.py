@@ -19,12 +19,12 @@ def g_adv_loss(fake_logit: torch.Tensor) -> torch.Tensor:
 
 
 def cls_loss(c_logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """ACGAN condition loss: per-attribute binary cross-entropy, summed over attributes,
-    averaged over the batch (each attribute is its own logistic, as in Jin et al.).
-    Zero when the schema is empty."""
+    """ACGAN condition loss: per-attribute binary cross-entropy (each attribute its own
+    logistic, as in Jin et al.), averaged over attributes and batch so its scale does not
+    grow with the schema. Zero when the schema is empty."""
     if c.shape[1] == 0:
         return c_logits.new_zeros(())
-    return F.binary_cross_entropy_with_logits(c_logits, c, reduction="none").sum(1).mean()
+    return F.binary_cross_entropy_with_logits(c_logits, c)
 
 
 def dragan_perturb(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ class Generator(nn.Module):
     """G(z [N, z_dim], c [N, c_dim]) -> image [N, 3, R, R] in (-1, 1)."""
 
     def __init__(self, z_dim: int = 128, c_dim: int = 34, resolution: int = 128, ch: int = 64,
-                 n_res: int = 16, base: int = 16, ch_min: int = 64):
+                 n_res: int = 16, base: int = 16, ch_min: int = 64, out_kernel: int = 9):
         super().__init__()
         levels = int(round(math.log2(resolution / base)))
         if base * 2 ** levels != resolution or levels < 0:
@@ -61,7 +61,8 @@ class Generator(nn.Module):
         self.res_out = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
         chans = [ch] + _level_channels(ch, levels, ch_min)
         self.up = nn.Sequential(*[Upsample(chans[i], chans[i + 1]) for i in range(levels)])
-        self.out = nn.Conv2d(chans[-1], 3, 9 if resolution >= 64 else 3, 1, 4 if resolution >= 64 else 1)
+        k = out_kernel if resolution >= 64 else 3  # Jin et al.'s 9x9 output conv; small for tiny nets
+        self.out = nn.Conv2d(chans[-1], 3, k, 1, k // 2)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"

@@ -1,0 +1,370 @@
+"""ONNX export of a bundle: G1, G2 and one step of the latent editor (issue 5).
+
+- `fold_batchnorm` folds every eval-mode BatchNorm into the layer before it (a convolution,
+  a convolution followed by PixelShuffle, or G's dense layer), so the graphs have no
+  BatchNormalization node; the PyTorch originals stay the parity reference.
+- G1 and G2 are exported with the dynamo exporter (`torch.onnx.export(dynamo=True)`).
+- ONNX has no autograd, so the latent editor's step is traced *with its backward pass*:
+  `make_fx` records `neuedit.editor.latent_step` (forward + `torch.autograd.grad`) as ATen
+  ops; every `aten.convolution_backward` that only needs the input gradient (weights are
+  frozen) becomes a transposed convolution with the same weight (`input_grad_as_conv_transpose`),
+  and the resulting graph goes through the same dynamo exporter.
+- Each graph gets a dynamic batch axis "N", named inputs and outputs (the contract in
+  `neuedit.engine`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
+  inputs (and `c_t_next`) are dropped: the graph builds the empty tensor itself.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import bundle as bundle_mod
+from ..editor import latent_step
+from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
+                      SCALARS, file_digest, graph_inputs, graph_outputs)
+from ..nets import Generator
+
+OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
+
+
+class ExportError(ValueError):
+    """A network or graph the exporter cannot turn into ONNX."""
+
+
+# ---- BatchNorm folding -------------------------------------------------------------------------
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BN as y = x * scale + shift, per channel."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
+    shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
+    return scale, shift
+
+
+def _fold_into(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor, repeat: int = 1) -> nn.Module:
+    """A copy of `layer` (Conv2d or Linear) whose output rows are scaled and shifted; output
+    channel k of the layer belongs to BN channel k // repeat (PixelShuffle, G's view)."""
+    scale, shift = scale.repeat_interleave(repeat), shift.repeat_interleave(repeat)
+    w = layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1)))
+    b = (layer.bias * scale if layer.bias is not None else 0) + shift
+    if isinstance(layer, nn.Conv2d):
+        new = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                        layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode)
+    else:
+        new = nn.Linear(layer.in_features, layer.out_features, bias=True)
+    new.weight.data.copy_(w)
+    new.bias.data.copy_(b)
+    return new
+
+
+@torch.no_grad()
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy of `module` (eval mode) with every BatchNorm2d folded into the layer feeding it.
+
+    Handles `Sequential(..., Conv2d, [PixelShuffle(r),] BatchNorm2d, ...)` anywhere and the
+    Generator's `fc -> view -> fc_bn`; any BatchNorm left over raises ExportError, so a new
+    architecture cannot silently export with unfolded (or training-mode) normalisation.
+    """
+    m = copy.deepcopy(module).eval()
+    for seq in [s for s in m.modules() if isinstance(s, nn.Sequential)]:
+        for i, bn in enumerate(list(seq)):
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue
+            j, repeat = i - 1, 1
+            if j >= 0 and isinstance(seq[j], nn.PixelShuffle):
+                repeat, j = seq[j].upscale_factor ** 2, j - 1
+            if j >= 0 and isinstance(seq[j], nn.Conv2d):
+                seq[j] = _fold_into(seq[j], *_bn_affine(bn), repeat)
+                seq[i] = nn.Identity()
+    if isinstance(m, Generator) and isinstance(m.fc_bn[0], nn.BatchNorm2d):
+        m.fc = _fold_into(m.fc, *_bn_affine(m.fc_bn[0]), repeat=m.base * m.base)  # view(-1, ch, base, base)
+        m.fc_bn[0] = nn.Identity()
+    left = [n for n, s in m.named_modules() if isinstance(s, nn.modules.batchnorm._BatchNorm)]
+    if left:
+        raise ExportError(f"cannot fold BatchNorm {', '.join(left)} of {type(module).__name__} into a layer")
+    return m.requires_grad_(False)
+
+
+# ---- the latent step with its backward pass ----------------------------------------------------
+class _G1(nn.Module):
+    """G1 with the ONNX interface: (z, c) -> image, or (z) -> image when c_dim is 0."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z, c=None):
+        if c is None:
+            c = z[:, :0]  # [N, 0]
+        return self.G(z, c)
+
+
+class _G2(nn.Module):
+    def __init__(self, G2: nn.Module):
+        super().__init__()
+        self.G2 = G2
+
+    def forward(self, image, sketch, mask):
+        return self.G2(image, sketch, mask)
+
+
+def _step_fn(G: nn.Module, c_dim: int):
+    """latent_step as a function of the graph's inputs (no c_t, no c_t_next when c_dim is 0)."""
+    if c_dim:
+        def step(z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
+            return latent_step(G, z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c)
+    else:
+        def step(z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
+            out = latent_step(G, z_t, z_t[:, :0], sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c)
+            return out[:1] + out[2:]
+    return step
+
+
+def _shape(node) -> tuple:
+    val = node.meta.get("val")
+    if val is None:
+        raise ExportError(f"no shape recorded for {node}")
+    return tuple(val.shape)
+
+
+def input_grad_as_conv_transpose(gm: torch.fx.GraphModule) -> int:
+    """Rewrite each `aten.convolution_backward` whose weight and bias gradients are unused
+    as the transposed convolution of the output gradient with the same weight. Returns the
+    number rewritten; raises ExportError for a backward that needs the weight gradient."""
+    aten = torch.ops.aten
+    n_done = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target != aten.convolution_backward.default:
+            continue
+        grad_out, inp, weight, _bias_sizes, stride, padding, dilation, transposed, out_pad, groups, mask = node.args
+        users = {u: u.args[1] for u in node.users}
+        if any(i != 0 and u.users for u, i in users.items()) or transposed:
+            raise ExportError(f"{node}: convolution_backward needs weight/bias gradients or is transposed "
+                              f"(output_mask {mask}); only frozen-weight input gradients can be exported")
+        in_sz, out_sz, k = _shape(inp)[2:], _shape(grad_out)[2:], _shape(weight)[2:]
+        # conv_transpose's output size is (o - 1) * s - 2p + d (k - 1) + 1 + output_padding:
+        # output_padding recovers the input rows the strided forward conv never reached.
+        op = [int(i) - ((int(o) - 1) * s - 2 * p + d * (int(kk) - 1) + 1)
+              for i, o, s, p, d, kk in zip(in_sz, out_sz, stride, padding, dilation, k)]
+        if any(x < 0 or x >= max(s, d) for x, s, d in zip(op, stride, dilation)):
+            raise ExportError(f"{node}: cannot express the input gradient as a transposed convolution ({op})")
+        with gm.graph.inserting_before(node):
+            new = gm.graph.call_function(aten.convolution.default,
+                                         (grad_out, weight, None, stride, padding, dilation, True, op, groups))
+        new.meta["val"] = node.meta["val"][0] if isinstance(node.meta.get("val"), (tuple, list)) else None
+        for u, i in users.items():
+            if i == 0:
+                u.replace_all_uses_with(new)
+            gm.graph.erase_node(u)
+        gm.graph.erase_node(node)
+        n_done += 1
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return n_done
+
+
+def drop_empty_cat_inputs(gm: torch.fx.GraphModule) -> int:
+    """Remove zero-width operands of `aten.cat` (c [N, 0] when c_dim is 0): zero-size tensors
+    are legal ONNX but a fragile corner of ONNX Runtime. Returns the number removed."""
+    n_done = 0
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target != torch.ops.aten.cat.default:
+            continue
+        parts, dim = node.args[0], (node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0))
+        keep = [p for p in parts if not (isinstance(p, torch.fx.Node) and _static_zero(p, dim))]
+        if keep and len(keep) < len(parts):
+            node.args = (keep, *node.args[1:])
+            n_done += len(parts) - len(keep)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return n_done
+
+
+def _static_zero(node, dim: int) -> bool:
+    val = node.meta.get("val")
+    if val is None or not hasattr(val, "shape"):
+        return False
+    size = val.shape[dim]
+    return isinstance(size, int) and size == 0
+
+
+def trace_latent_step(G: nn.Module, c_dim: int, example: tuple) -> torch.fx.GraphModule:
+    """The latent step of `G` (BatchNorm folded, frozen) as an ATen graph with its backward
+    pass written in forward ops only. Shapes stay symbolic in the batch."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    gm = make_fx(_step_fn(G, c_dim), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    input_grad_as_conv_transpose(gm)
+    drop_empty_cat_inputs(gm)
+    left = {str(n.target) for n in gm.graph.nodes if n.op == "call_function" and "backward" in str(n.target)
+            and n.target not in _DECOMPOSED_BACKWARD}
+    if left:
+        raise ExportError(f"latent step has backward ops the exporter cannot translate: {sorted(left)}")
+    return gm
+
+
+class _Step(nn.Module):
+    """The traced step under its graph input names (torch.export names inputs after the
+    signature, so no initializer can take an input's name)."""
+
+    def __init__(self, gm: torch.fx.GraphModule):
+        super().__init__()
+        self.gm = gm
+
+    def forward(self, z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
+        return tuple(self.gm(z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c))
+
+
+class _StepNoC(_Step):
+    def forward(self, z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
+        return tuple(self.gm(z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c))
+
+
+_DECOMPOSED_BACKWARD = {torch.ops.aten.threshold_backward.default, torch.ops.aten.tanh_backward.default,
+                        torch.ops.aten.sigmoid_backward.default}
+
+
+# ---- example inputs ---------------------------------------------------------------------------
+def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed: int = 0,
+                   adam: bool = True) -> dict[str, np.ndarray]:
+    """Random inputs of `graph` (in the ranges the editors produce), keyed by input name."""
+    rng = np.random.default_rng(seed)
+    f = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    z = np.clip(rng.standard_normal((n, z_dim)), -0.99, 0.99)
+    c = (rng.random((n, c_dim)) < 0.3).astype(np.float32)
+    sketch = rng.uniform(-1, 1, (n, 3, r, r))
+    mask = (rng.random((n, 1, r, r)) < 0.3).astype(np.float32)
+    w = z_dim + c_dim
+    table = {
+        "z": z, "c": c,
+        "image": rng.uniform(-0.98, 0.98, (n, 3, r, r)), "sketch": sketch, "mask": mask,
+        "z_t": np.arctanh(z), "c_t": np.log(np.clip(c, 1e-2, 1 - 1e-2) / (1 - np.clip(c, 1e-2, 1 - 1e-2))),
+        "lr": 0.05 if adam else 2.0,
+        "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
+        "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
+    }
+    return {k: f(table[k]) for k in graph_inputs(graph, c_dim)}
+
+
+# ---- export ------------------------------------------------------------------------------------
+def optimize_graph(model) -> None:
+    """Constant folding and clean-up of an `onnx_ir.Model`, in place.
+
+    Not the exporter's `optimize=True`: onnxscript's default rewrite rules include
+    "x + 0 -> x" matched with an absolute tolerance of 1e-8, which deletes Adam's
+    `sqrt(v) + eps` (eps = 1e-8) and turns a zero gradient into 0/0 = NaN. ONNX Runtime
+    fuses what is left when it loads the graph.
+    """
+    from onnx_ir.passes import common as passes
+    from onnxscript import optimizer
+    passes.InlinePass()(model)
+    optimizer.fold_constants(model)
+    for p in (passes.RemoveUnusedNodesPass(), passes.RemoveUnusedFunctionsPass(), passes.RemoveUnusedOpsetsPass(),
+              passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+              passes.DeduplicateInitializersPass(), passes.CommonSubexpressionEliminationPass(),
+              passes.RemoveUnusedNodesPass()):
+        p(model)
+
+
+def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, opset: int,
+            metadata: dict[str, str]) -> Path:
+    import onnx
+    names, outs = graph_inputs(graph, c_dim), graph_outputs(graph, c_dim)
+    batch = torch.export.Dim("N", min=1, max=4096)
+    dyn = tuple(None if n in SCALARS else {0: batch} for n in names)
+    quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" and similar chatter
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            prog = torch.onnx.export(module, args, None, dynamo=True, output_names=list(outs),
+                                     dynamic_shapes=dyn, opset_version=opset, optimize=False, verbose=False)
+        optimize_graph(prog.model)
+    except Exception as e:
+        raise ExportError(f"{path.name}: torch.onnx.export failed: {type(e).__name__}: {str(e)[:2000]}") from e
+    finally:
+        quiet.setLevel(level)
+    model = prog.model_proto
+    got_in, got_out = [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+    if got_in != list(names) or got_out != list(outs):
+        raise ExportError(f"{path.name}: exported inputs {got_in} / outputs {got_out}, expected "
+                          f"{list(names)} / {list(outs)}")
+    bn = [n.name for n in model.graph.node if n.op_type == "BatchNormalization"]
+    if bn:
+        raise ExportError(f"{path.name}: BatchNormalization nodes remain after folding: {bn[:3]}")
+    for k, v in metadata.items():
+        p = model.metadata_props.add()
+        p.key, p.value = k, v
+    model.producer_name = "neuedit"
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save_model(model, str(tmp), save_as_external_data=False)
+    tmp.replace(path)
+    return path
+
+
+def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batch: int = 2) -> Path:
+    """Export one graph ("g1", "g2" or "latent_step") of `bundle` into its folder."""
+    net = GRAPH_NET[graph]
+    G = fold_batchnorm(bundle_mod.load_module(bundle, net))
+    z_dim, c_dim, r = bundle.z_dim, bundle.c_dim, bundle.resolution
+    ex = example_inputs(graph, z_dim, c_dim, r, n=batch)
+    args = tuple(torch.from_numpy(a) for a in ex.values())
+    if graph == "g1":
+        module = _G1(G)
+    elif graph == "g2":
+        module = _G2(G)
+    else:
+        module = (_Step if c_dim else _StepNoC)(trace_latent_step(G, c_dim, args))
+    meta = {k: v for k, v in bundle.meta.items() if k != "onnx"}
+    metadata = {
+        META_BUNDLE: json.dumps(meta, sort_keys=True),
+        META_GRAPH: graph,
+        META_WEIGHTS: file_digest(bundle.file(net)),
+        META_C_INPUT: "present" if c_dim else "dropped",
+        META_EXPORT: json.dumps({"opset": opset, "torch": torch.__version__, "batchnorm": "folded",
+                                 "inputs": list(graph_inputs(graph, c_dim)),
+                                 "outputs": list(graph_outputs(graph, c_dim))}),
+    }
+    return _export(module, args, bundle.path / GRAPH_FILES[graph], graph, c_dim, opset, metadata)
+
+
+def copy_bundle(src: bundle_mod.Bundle, out: str | Path) -> bundle_mod.Bundle:
+    """Copy a bundle's bundle.json and the weight files it names into `out` (no ONNX)."""
+    out = Path(out)
+    if out.resolve() == src.path.resolve():
+        return src
+    out.mkdir(parents=True, exist_ok=True)
+    for key in ("g1", "g2", "d"):
+        if key in src.meta:
+            shutil.copy2(src.file(key), out / src.meta[key]["weights"])
+    meta = {k: v for k, v in src.meta.items() if k != "onnx"}
+    return bundle_mod.write_meta(out, meta)
+
+
+def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: int = OPSET, check: bool = True,
+                  tol: float | None = None, log=print) -> bundle_mod.Bundle:
+    """Export G1, G2 (if present) and the latent step into the bundle (or a copy in `out`),
+    record them in bundle.json's "onnx", then check parity (ParityError on a mismatch)."""
+    b = bundle_mod.read(bundle_dir)
+    if out is not None:
+        b = copy_bundle(b, out)
+    graphs = ["g1"] + (["g2"] if b.has_g2 else []) + ["latent_step"]
+    files = {}
+    for g in graphs:
+        p = export_graph(b, g, opset)
+        files[g] = p.name
+        log(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    meta = {k: v for k, v in b.meta.items() if k not in ("format", "version")}
+    meta["onnx"] = files
+    b = bundle_mod.write_meta(b.path, meta)
+    if check:
+        from .parity import check_bundle
+        for rep in check_bundle(b, tol=tol):
+            log(rep.summary())
+    return b

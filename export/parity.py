@@ -1,0 +1,155 @@
+"""Parity between a bundle's PyTorch networks and its ONNX graphs (DESIGN.md §4).
+
+Like optimum's `validate_model_outputs`: `onnx.checker` first, then on fresh random inputs
+the output *names*, then *shapes*, then *values* are compared, each output against its own
+absolute tolerance (1e-4 in fp32 by default). The PyTorch side is the bundle's original
+network (BatchNorm unfolded) and `neuedit.editor.latent_step` itself, so the check covers
+BatchNorm folding and the hand-written backward pass too. A mismatch raises `ParityError`
+naming the graph, the output and the largest difference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import bundle as bundle_mod
+from ..editor import latent_step
+from ..engine import GRAPH_FILES, GRAPH_NET, graph_outputs
+from .onnx_export import example_inputs
+
+ATOL = 1e-4  # fp32, absolute, per output unless overridden
+# Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
+# anything: their defaults are scaled to their size (z_t_next, which they move, keeps 1e-4).
+DEFAULT_TOL = {"m_next": 1e-6, "v_next": 1e-8}
+
+
+def tolerance(tol: float | dict | None, name: str) -> float:
+    """The absolute tolerance for output `name`: one number for all, or {output: tol} over the defaults."""
+    if tol is None or isinstance(tol, dict):
+        return float((tol or {}).get(name, DEFAULT_TOL.get(name, ATOL)))
+    return float(tol)
+
+
+class ParityError(ValueError):
+    """ONNX Runtime's outputs differ from PyTorch's (or the graph fails the ONNX checker)."""
+
+    def __init__(self, message: str, graph: str, output: str | None = None, max_diff: float | None = None,
+                 tol: float | None = None):
+        super().__init__(message)
+        self.graph, self.output, self.max_diff, self.tol = graph, output, max_diff, tol
+
+
+@dataclass
+class ParityReport:
+    graph: str
+    path: Path
+    max_diff: dict = field(default_factory=dict)  # output -> largest |onnx - torch| over all rounds
+    tol: dict = field(default_factory=dict)       # output -> tolerance used
+
+    def summary(self) -> str:
+        worst = ", ".join(f"{k} {v:.1e}" for k, v in self.max_diff.items())
+        return f"parity {self.graph}: ok ({worst})"
+
+
+def compare_outputs(graph: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray],
+                    tol: float | dict | None = None) -> dict[str, float]:
+    """Names, then shapes, then values. `tol` is one absolute tolerance or {output: tol}
+    (see `tolerance`). Returns {output: largest absolute difference}."""
+    if list(actual) != list(expected):
+        raise ParityError(f"{graph}: ONNX outputs {list(actual)} but PyTorch gives {list(expected)}", graph)
+    for name, want in expected.items():
+        got = actual[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise ParityError(f"{graph}: output {name!r} has shape {list(got.shape)} in ONNX but "
+                              f"{list(want.shape)} in PyTorch", graph, name)
+    diffs = {}
+    for name, want in expected.items():
+        t = tolerance(tol, name)
+        got = np.asarray(actual[name], np.float64)
+        want = np.asarray(want, np.float64)
+        if not np.array_equal(np.isfinite(got), np.isfinite(want)):
+            raise ParityError(f"{graph}: output {name!r} is NaN/inf in one runtime but not the other", graph, name,
+                              float("inf"), t)
+        d = float(np.abs(np.where(np.isfinite(want), got - want, 0)).max(initial=0.0))
+        if not d <= t:
+            idx = np.unravel_index(int(np.abs(got - want).argmax()), want.shape) if want.size else ()
+            raise ParityError(f"{graph}: output {name!r} differs by up to {d:.3g} (tolerance {t:g}) at index "
+                              f"{list(map(int, idx))}: ONNX {got[idx]:.6g}, PyTorch {want[idx]:.6g}",
+                              graph, name, d, t)
+        diffs[name] = d
+    return diffs
+
+
+def check_model(path: str | Path, graph: str = "") -> None:
+    """`onnx.checker.check_model` with full shape inference; ParityError when it complains."""
+    import onnx
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:  # ValidationError, InferenceError, DecodeError...
+        raise ParityError(f"{path}: onnx.checker: {type(e).__name__}: {e}", graph or Path(path).stem) from None
+
+
+def run_onnx(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))
+
+
+def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
+    """The PyTorch reference of `graph` on `feeds`, outputs named as in the ONNX contract."""
+    net = bundle_mod.load_module(bundle, GRAPH_NET[graph]) if net is None else net
+    x = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in feeds.items()}
+    if bundle.c_dim == 0:  # the graphs take no c; PyTorch gets the empty [N, 0]
+        if graph == "g1":
+            x["c"] = x["z"][:, :0]
+        elif graph == "latent_step":
+            x["c_t"] = x["z_t"][:, :0]
+    with torch.no_grad():
+        if graph == "g1":
+            outs = (net(x["z"], x["c"]),)
+        elif graph == "g2":
+            outs = (net(x["image"], x["sketch"], x["mask"]),)
+        else:
+            outs = latent_step(net, x["z_t"], x["c_t"], x["sketch"], x["mask"], x["lr"], x["m"], x["v"], x["t"],
+                               x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
+    named = dict(zip(graph_outputs(graph, 1), outs))  # all outputs, c_t_next included
+    return {k: named[k].detach().numpy() for k in graph_outputs(graph, bundle.c_dim)}
+
+
+def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, seed: int = 1234,
+                tol: float | dict | None = None, path: str | Path | None = None) -> ParityReport:
+    """Check one graph of `bundle` (the file its bundle.json names, or `path`) against PyTorch.
+
+    Fresh random inputs with a batch (`n`) other than the export's, two seeds; the latent
+    step is checked both as Adam and as plain gradient descent.
+    """
+    b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
+    path = Path(path) if path is not None else b.file(f"onnx:{graph}")
+    check_model(path, graph)
+    net = bundle_mod.load_module(b, GRAPH_NET[graph])
+    report = ParityReport(graph, path)
+    rounds = [(seed, True), (seed + 1, False)] if graph == "latent_step" else [(seed, True), (seed + 1, True)]
+    for i, (s, adam) in enumerate(rounds):
+        feeds = example_inputs(graph, b.z_dim, b.c_dim, b.resolution, n=n + i, seed=s, adam=adam)
+        diffs = compare_outputs(graph, run_torch(b, graph, feeds, net), run_onnx(path, feeds), tol)
+        for k, d in diffs.items():
+            report.max_diff[k] = max(report.max_diff.get(k, 0.0), d)
+            report.tol[k] = tolerance(tol, k)
+    return report
+
+
+def check_bundle(bundle: bundle_mod.Bundle | str | Path, graphs=None, n: int = 3, seed: int = 1234,
+                 tol: float | dict | None = None) -> list[ParityReport]:
+    """Check every exported graph of `bundle` (or those in `graphs`); ParityError on the first failure."""
+    b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
+    exported = b.meta.get("onnx", {})
+    graphs = [g for g in GRAPH_FILES if g in exported] if graphs is None else list(graphs)
+    if not graphs:
+        raise ParityError(f"bundle {b.path} has no ONNX graphs to check; export it first", "")
+    return [check_graph(b, g, n, seed, tol) for g in graphs]

@@ -1,0 +1,304 @@
+"""The ONNX Runtime engine: both stages and the latent editor without PyTorch.
+
+numpy + onnxruntime only (DESIGN.md §2: the server imports this, a deployer installs no
+torch). It loads the graphs that `neuedit export` wrote into a bundle:
+
+    g1.onnx           z [N, Z], c [N, C]                 -> image [N, 3, R, R]
+    g2.onnx           image, sketch [N, 3, R, R], mask [N, 1, R, R] -> edited [N, 3, R, R]
+    latent_step.onnx  one step of `neuedit.editor.latent_step` (forward and backward pass
+                      in the graph): z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor,
+                      anchor, edit_c -> z_t_next, c_t_next, image, dist, m_next, v_next, t_next
+
+For a bundle with c_dim 0 (shoes, handbags) the graphs have no `c` / `c_t` input and
+latent_step no `c_t_next` output (zero-size tensors are fragile in ONNX Runtime); the
+ONNX metadata says so under `neuedit_c_input` = "dropped". Each graph carries the
+bundle.json it was exported from (metadata key `neuedit_bundle`), which graph it is
+(`neuedit_graph`) and the SHA-256 of the safetensors weights it came from
+(`neuedit_weights`); `Engine` checks all three at load, so a stale or foreign graph is
+refused with an `EngineError` naming the file instead of producing wrong pictures.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import bundle as bundle_mod
+from .schema import Schema
+from .sketch import dist as edit_dist
+from .state import EditConfig, EditState
+
+# ---- the graph contract, shared with neuedit.export (which imports these) -----------------
+G1_INPUTS = ("z", "c")
+G1_OUTPUTS = ("image",)
+G2_INPUTS = ("image", "sketch", "mask")
+G2_OUTPUTS = ("edited",)  # ONNX names must be unique: "image" is the input
+STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
+STEP_OUTPUTS = ("z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next")
+GRAPH_FILES = {"g1": "g1.onnx", "g2": "g2.onnx", "latent_step": "latent_step.onnx"}
+GRAPH_NET = {"g1": "g1", "g2": "g2", "latent_step": "g1"}  # the network whose weights a graph holds
+SCALARS = ("lr", "t", "adam", "anchor", "edit_c")  # latent_step's 0-d float inputs
+
+META_BUNDLE = "neuedit_bundle"     # bundle.json (without "onnx") as JSON
+META_GRAPH = "neuedit_graph"       # "g1", "g2" or "latent_step"
+META_WEIGHTS = "neuedit_weights"   # sha256 of the safetensors file the weights came from
+META_C_INPUT = "neuedit_c_input"   # "present", or "dropped" when c_dim is 0
+META_EXPORT = "neuedit_export"     # JSON: opset, torch version, folded BatchNorms
+
+
+class EngineError(RuntimeError):
+    """A bundle's ONNX graphs are missing, broken, or do not belong to the bundle; or a
+    call the loaded graphs cannot serve."""
+
+
+def graph_inputs(graph: str, c_dim: int) -> tuple[str, ...]:
+    """Input names of `graph` for a bundle with `c_dim` (the `c` inputs are dropped at 0)."""
+    names = {"g1": G1_INPUTS, "g2": G2_INPUTS, "latent_step": STEP_INPUTS}[graph]
+    return tuple(n for n in names if c_dim or n not in ("c", "c_t"))
+
+
+def graph_outputs(graph: str, c_dim: int) -> tuple[str, ...]:
+    names = {"g1": G1_OUTPUTS, "g2": G2_OUTPUTS, "latent_step": STEP_OUTPUTS}[graph]
+    return tuple(n for n in names if c_dim or n != "c_t_next")
+
+
+def expected_shapes(graph: str, z_dim: int, c_dim: int, r: int) -> dict[str, tuple]:
+    """Input shapes of `graph`; None marks the dynamic batch axis."""
+    img, msk, w = (None, 3, r, r), (None, 1, r, r), z_dim + c_dim
+    table = {"z": (None, z_dim), "c": (None, c_dim), "image": img, "sketch": img, "mask": msk,
+             "z_t": (None, z_dim), "c_t": (None, c_dim), "m": (None, w), "v": (None, w),
+             "z_anchor": (None, z_dim), **{s: () for s in SCALARS}}
+    return {n: table[n] for n in graph_inputs(graph, c_dim)}
+
+
+def architecture(meta: dict, graph: str) -> dict:
+    """The part of a bundle.json a graph depends on: sizes, schema and its network's spec."""
+    net = meta.get(GRAPH_NET[graph]) or {}
+    return {"z_dim": meta.get("z_dim"), "c_dim": meta.get("c_dim"), "resolution": meta.get("resolution"),
+            "schema": meta.get("schema"), "net": {"name": net.get("name"), "kwargs": net.get("kwargs")}}
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_providers(providers: str | list = "auto") -> list[str]:
+    """"auto" -> CUDA (then CPU) when onnxruntime-gpu offers it, else CPU; "cpu"/"cuda" or
+    full provider names are accepted too."""
+    import onnxruntime as ort
+    available = ort.get_available_providers()
+    short = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+    if isinstance(providers, str):
+        if providers == "auto":
+            return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []) + ["CPUExecutionProvider"]
+        providers = [providers]
+    out = [short.get(p.lower(), p) if isinstance(p, str) else p for p in providers]
+    for p in out:
+        name = p[0] if isinstance(p, tuple) else p
+        if name not in available:
+            raise EngineError(f"execution provider {name!r} is not available; this onnxruntime offers "
+                              f"{', '.join(available)}")
+    return out
+
+
+class Engine:
+    """Generation and both kinds of editing from a bundle's ONNX graphs.
+
+    Arrays in and out are float32 numpy, images [N, 3, R, R] in [-1, 1]. `methods` lists the
+    editing methods the bundle's graphs allow: "two-stage" (g2.onnx), "latent" (latent_step.onnx).
+    """
+
+    def __init__(self, bundle_dir, providers: str | list = "auto", threads: int | None = None):
+        try:
+            self.bundle = bundle_mod.read(bundle_dir)
+        except bundle_mod.BundleError as e:
+            raise EngineError(str(e)) from None
+        b = self.bundle
+        self.name, self.resolution, self.z_dim, self.c_dim = b.name, b.resolution, b.z_dim, b.c_dim
+        self.schema: Schema = b.schema
+        self._providers = resolve_providers(providers)
+        self._threads = threads
+        if "g1" not in b.meta.get("onnx", {}):
+            raise EngineError(f"bundle {b.path} has no ONNX graphs; run `neuedit export {b.path}` first")
+        self._sessions = {g: self._load(g) for g in GRAPH_FILES if g in b.meta.get("onnx", {})}
+        self.provider: str = self._sessions["g1"].get_providers()[0]
+        self.methods: list[str] = ((["two-stage"] if "g2" in self._sessions else [])
+                                   + (["latent"] if "latent_step" in self._sessions else []))
+
+    # ---- loading and validation ------------------------------------------------------------
+    def _load(self, graph: str):
+        import onnxruntime as ort
+        b = self.bundle
+        try:
+            path = b.file(f"onnx:{graph}")
+        except bundle_mod.BundleError as e:
+            raise EngineError(str(e)) from None
+        opts = ort.SessionOptions()
+        if self._threads:
+            opts.intra_op_num_threads = int(self._threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=self._providers)
+        except Exception as e:  # ORT raises several pybind exception types on bad files
+            raise EngineError(f"{path}: not a loadable ONNX graph ({type(e).__name__}: {e})") from None
+        self._validate(graph, path, sess)
+        return sess
+
+    def _validate(self, graph: str, path: Path, sess) -> None:
+        b = self.bundle
+        meta = sess.get_modelmeta().custom_metadata_map
+        if META_BUNDLE not in meta:
+            raise EngineError(f"{path}: no {META_BUNDLE!r} metadata; not exported by `neuedit export`")
+        if meta.get(META_GRAPH) != graph:
+            raise EngineError(f"{path}: holds graph {meta.get(META_GRAPH)!r}, expected {graph!r}")
+        try:
+            onnx_meta = json.loads(meta[META_BUNDLE])
+        except json.JSONDecodeError as e:
+            raise EngineError(f"{path}: {META_BUNDLE!r} metadata is not JSON ({e})") from None
+        mine, theirs = architecture(b.meta, graph), architecture(onnx_meta, graph)
+        if mine != theirs:
+            diff = [k for k in mine if mine[k] != theirs.get(k)]
+            raise EngineError(f"{path}: exported from a different model ({', '.join(diff)} differ from "
+                              f"{b.path / 'bundle.json'}); re-export the bundle")
+        net = GRAPH_NET[graph]
+        weights = b.path / b.meta.get(net, {}).get("weights", "")
+        if weights.is_file() and meta.get(META_WEIGHTS) != file_digest(weights):
+            raise EngineError(f"{path}: exported from other weights than {weights.name} "
+                              f"(the bundle was retrained or the graph copied from another bundle); re-export")
+        want = expected_shapes(graph, self.z_dim, self.c_dim, self.resolution)
+        got = {i.name: i for i in sess.get_inputs()}
+        if set(got) != set(want):
+            raise EngineError(f"{path}: inputs {sorted(got)} but a {graph} graph for this bundle takes "
+                              f"{sorted(want)}")
+        for name, shape in want.items():
+            i = got[name]
+            if i.type != "tensor(float)":
+                raise EngineError(f"{path}: input {name} is {i.type}, expected tensor(float)")
+            have = tuple(None if not isinstance(d, int) else d for d in i.shape)
+            if len(have) != len(shape) or any(s is not None and h != s for h, s in zip(have, shape)):
+                raise EngineError(f"{path}: input {name} has shape {list(i.shape)}, expected "
+                                  f"{['N' if s is None else s for s in shape]}")
+        outs = tuple(o.name for o in sess.get_outputs())
+        if outs != graph_outputs(graph, self.c_dim):
+            raise EngineError(f"{path}: outputs {list(outs)}, expected {list(graph_outputs(graph, self.c_dim))}")
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _run(self, graph: str, feeds: dict) -> dict[str, np.ndarray]:
+        sess = self._sessions.get(graph)
+        if sess is None:
+            raise EngineError(f"bundle {self.name} has no {GRAPH_FILES[graph]}")
+        names = graph_inputs(graph, self.c_dim)
+        # (not ascontiguousarray: it turns the 0-d scalars into [1])
+        outs = sess.run(None, {k: np.asarray(feeds[k], np.float32, order="C") for k in names})
+        return dict(zip(graph_outputs(graph, self.c_dim), outs))
+
+    def _batch(self, a, n: int, channels: int, what: str) -> np.ndarray:
+        """[N|1, ch, R, R] or [ch, R, R] -> [n, ch, R, R] float32."""
+        a = np.asarray(a, np.float32)
+        if a.ndim == 3:
+            a = a[None]
+        r = self.resolution
+        if a.ndim != 4 or a.shape[1:] != (channels, r, r) or len(a) not in (1, n):
+            raise ValueError(f"{what} must be [{n} or 1, {channels}, {r}, {r}], got {list(a.shape)}")
+        return np.broadcast_to(a, (n, channels, r, r))
+
+    # ---- public API ------------------------------------------------------------------------------
+    def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1]."""
+        z = np.asarray(z, np.float32)
+        c = np.asarray(c, np.float32).reshape(len(z), -1) if self.c_dim == 0 else np.asarray(c, np.float32)
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
+        if c.ndim != 2 or c.shape != (len(z), self.c_dim):
+            raise ValueError(f"c must be [{len(z)}, {self.c_dim}], got {list(c.shape)}")
+        return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]
+
+    def render(self, state: EditState) -> np.ndarray:
+        state.validate(self.z_dim, self.c_dim)
+        return self.generate(state.z, state.c)
+
+    def two_stage_edit(self, source, sketch, mask) -> np.ndarray:
+        """G2 over `source` (an EditState, rendered by G1 first, or images [N, 3, R, R] in
+        [-1, 1]) with sketch [N|1, 3, R, R] and mask [N|1, 1, R, R] -> image [N, 3, R, R]."""
+        if "g2" not in self._sessions:
+            raise EngineError(f"bundle {self.name} has no two-stage graph (g2.onnx)")
+        image = self.render(source) if isinstance(source, EditState) else np.asarray(source, np.float32)
+        if image.ndim == 3:
+            image = image[None]
+        r = self.resolution
+        if image.ndim != 4 or image.shape[1:] != (3, r, r):
+            raise ValueError(f"source image must be [N, 3, {r}, {r}], got {list(image.shape)}")
+        if not np.all(np.isfinite(image)):
+            raise ValueError("source image contains NaN or infinity")
+        n = len(image)
+        return self._run("g2", {"image": np.clip(image, -1, 1), "sketch": self._batch(sketch, n, 3, "sketch"),
+                                "mask": self._batch(mask, n, 1, "mask")})["edited"]
+
+    def latent_edit(self, state: EditState, sketch, mask, steps: int, cfg: EditConfig = EditConfig()):
+        """`steps` latent-optimisation steps, as `neuedit.editor.LatentEditor.edit` takes them.
+
+        Returns (new state, image [N, 3, R, R] of the new state, dist [N] of that image,
+        trace [steps + 1, N]: Dist before each step and after the last). Adam moments carry
+        over in the returned state, so successive calls continue one optimisation.
+        """
+        if "latent_step" not in self._sessions:
+            raise EngineError(f"bundle {self.name} has no latent-editor graph (latent_step.onnx)")
+        if steps < 0:
+            raise ValueError("steps must be >= 0")
+        state.validate(self.z_dim, self.c_dim)
+        n, width = len(state), self.z_dim + self.c_dim
+        sk, mk = self._batch(sketch, n, 3, "sketch"), self._batch(mask, n, 1, "mask")
+        adam = cfg.optimizer == "adam"
+        z_t, c_t = state.z_tilde(), state.c_tilde()
+        if adam and state.m is not None:
+            m, v, t = state.m, state.v, np.float32(state.t)
+        else:
+            m, v, t = np.zeros((n, width), np.float32), np.zeros((n, width), np.float32), np.float32(0)
+        scal = lambda x: np.asarray(x, np.float32)  # noqa: E731  0-d inputs
+        fixed = {"sketch": sk, "mask": mk, "lr": scal(cfg.step_size), "adam": scal(float(adam)),
+                 "z_anchor": z_t, "anchor": scal(cfg.anchor), "edit_c": scal(float(cfg.edit_c))}
+        trace = []
+        for _ in range(steps):
+            out = self._run("latent_step", {**fixed, "z_t": z_t, "c_t": c_t, "m": m, "v": v, "t": scal(t)})
+            z_t, m, v, t = out["z_t_next"], out["m_next"], out["v_next"], out["t_next"]
+            if self.c_dim:
+                c_t = out["c_t_next"]
+            trace.append(out["dist"])
+        new = EditState.from_tilde(z_t, c_t, m if adam else None, v if adam else None,
+                                   int(round(float(t))) if adam else 0)
+        if cfg.project_c and self.c_dim:
+            new.c = self.schema.project(new.c)
+        image = self.generate(new.z, new.c)
+        d = edit_dist(image, sk, mk).astype(np.float32)
+        trace.append(d)
+        return new, image, d, np.stack(trace)
+
+
+def resize_image(rgb: np.ndarray, resolution: int) -> np.ndarray:
+    """A photo of any size, uint8 [H, W, 3] (grey [H, W] and RGBA are accepted too) ->
+    float32 [3, R, R] in [-1, 1]: centre-cropped to a square (no stretching), then resized
+    with Lanczos (area-like when shrinking)."""
+    from PIL import Image
+    a = np.asarray(rgb)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"image must be [H, W, 3] (RGB), got {list(a.shape)}")
+    a = a[..., :3]
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    img = Image.fromarray(np.ascontiguousarray(a[top:top + s, left:left + s]), "RGB")
+    if s != resolution:
+        img = img.resize((resolution, resolution), Image.LANCZOS)
+    out = np.asarray(img, np.float32) / 127.5 - 1.0
+    return np.ascontiguousarray(np.moveaxis(out, -1, 0))  # [3, R, R]

@@ -1,0 +1,41 @@
+"""Tiny bundles with seeded random weights, for tests and quick checks (not for users' models)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import bundle as bundle_mod
+from . import presets
+from .schema import BUILTIN
+
+
+def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "anime_faces", z_dim: int = 16,
+                       seed: int = 0, with_g2: bool = True, with_d: bool = True, name: str = "tiny"):
+    """Write a bundle whose networks have seeded random weights (BatchNorm in eval mode with
+    perturbed running statistics, so folding them into convolutions is exercised)."""
+    import torch
+    from .nets import build
+    torch.manual_seed(seed)
+    p = presets.get(preset)
+    sch = BUILTIN[schema]()
+    meta = {"name": name, "kind": "two-stage" if with_g2 else "stage1", "domain": name,
+            "z_dim": z_dim, "c_dim": sch.c_dim, "resolution": p.resolution, "value_range": [-1, 1],
+            "z_prior": "normal", "schema": sch.to_dict(), "preset": preset,
+            "training": {"step": 0, "note": "random weights for tests"}}
+    specs = {"g1": presets.g_spec(p, z_dim, sch.c_dim)}
+    if with_g2:
+        specs["g2"] = presets.g2_spec(p)
+    if with_d:
+        specs["d"] = presets.d_spec(p, sch.c_dim)
+    for key, spec in specs.items():
+        m = build(spec)
+        with torch.no_grad():
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.2, 0.2)
+                    mod.running_var.uniform_(0.5, 1.5)
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.uniform_(-0.1, 0.1)
+            if key == "g2":  # the zero-initialised output layer would make G2 the identity
+                torch.nn.init.normal_(m.out.weight, std=0.05)
+        bundle_mod.save_module(path, key, m, spec, meta)
+    return bundle_mod.write_meta(path, meta)

@@ -1,0 +1,206 @@
+"""The JSON API: models, generate, edit, health, and the OpenAPI description.
+
+Handlers validate everything cheap first (fields, state, parameters), decode images and
+JSON in the decode thread pool, and hand inference to the micro-batcher, which runs the
+engine in the inference thread pool. Nothing heavy runs on the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from functools import partial
+
+import numpy as np
+from aiohttp import web
+
+from neuedit.engine import Engine
+from neuedit.sketch import dist as edit_dist
+from neuedit.state import EditConfig, EditState, sample_z
+
+from . import codec
+from .errors import ApiError, bad_request
+from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
+from .openapi import spec
+
+METHODS = ("two-stage", "latent")
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+async def _off_loop(request: web.Request, fn, *args):
+    """Run a CPU-bound helper (decoding, encoding, JSON) in the decode pool."""
+    return await asyncio.get_running_loop().run_in_executor(request.app[DECODE_POOL], partial(fn, *args))
+
+
+async def _read_body(request: web.Request) -> dict:
+    limit = request.app[CONFIG].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"request body of {request.content_length} bytes; at most {limit}")
+    data = await request.read()  # aiohttp answers 413 itself when a chunked body grows past the limit
+    return await _off_loop(request, codec.parse_json, data)
+
+
+def _engine(request: web.Request, body: dict) -> Engine:
+    engines = request.app[ENGINES]
+    name = codec.require(body, "model")
+    if not isinstance(name, str) or name not in engines:
+        shown = name if isinstance(name, str) else type(name).__name__
+        raise ApiError(404, "unknown_model", f"unknown model {shown[:100]!r}; available: {', '.join(engines)}")
+    return engines[name]
+
+
+def describe(eng: Engine) -> dict:
+    meta = eng.bundle.meta
+    return {"name": eng.name, "domain": meta.get("domain", eng.name), "kind": meta.get("kind"),
+            "resolution": eng.resolution, "z_dim": eng.z_dim, "c_dim": eng.c_dim,
+            "schema": eng.schema.to_dict(), "methods": list(eng.methods), "provider": eng.provider,
+            "training_step": (meta.get("training") or {}).get("step")}
+
+
+def _finite(image: np.ndarray) -> ApiError | None:
+    if np.all(np.isfinite(image)):
+        return None
+    return ApiError(422, "numerical_error", "the model produced NaN or infinity for this input; "
+                                            "try a smaller lr or fewer steps")
+
+
+# ---- batched engine calls (run in the inference thread pool; one result per payload) -------------
+def _generate_rows(eng: Engine, states: list[EditState]) -> list:
+    image = eng.generate(np.concatenate([s.z for s in states]), np.concatenate([s.c for s in states]))
+    return [_finite(image[i]) or image[i] for i in range(len(states))]
+
+
+def _two_stage_rows(eng: Engine, payloads: list) -> list:
+    sources = [p[0] for p in payloads]
+    if isinstance(sources[0], EditState):
+        source = EditState(np.concatenate([s.z for s in sources]), np.concatenate([s.c for s in sources]))
+    else:
+        source = np.concatenate(sources)
+    sketch = np.concatenate([p[1] for p in payloads])  # [N, 3, R, R]
+    mask = np.concatenate([p[2] for p in payloads])    # [N, 1, R, R]
+    image = eng.two_stage_edit(source, sketch, mask)
+    d = edit_dist(image, sketch, mask)
+    return [_finite(image[i]) or (image[i], float(d[i])) for i in range(len(payloads))]
+
+
+def _latent_rows(eng: Engine, steps: int, cfg: EditConfig, payloads: list) -> list:
+    states = [p[0] for p in payloads]
+    adam = states[0].m is not None
+    state = EditState(np.concatenate([s.z for s in states]), np.concatenate([s.c for s in states]),
+                      np.concatenate([s.m for s in states]) if adam else None,
+                      np.concatenate([s.v for s in states]) if adam else None, states[0].t)
+    new, image, d, _ = eng.latent_edit(state, np.concatenate([p[1] for p in payloads]),
+                                       np.concatenate([p[2] for p in payloads]), steps, cfg)
+    out = []
+    for i in range(len(payloads)):
+        row = new.row(i)
+        bad = _finite(image[i]) or _finite(row.z) or _finite(row.c) or \
+            (row.m is not None and (_finite(row.m) or _finite(row.v)))
+        out.append(bad or (row, image[i], float(d[i])))
+    return out
+
+
+async def _infer(request: web.Request, key: tuple, fn, payload):
+    result, batch = await request.app[BATCHER].submit(key, fn, payload)
+    request[INFO] = f"model={key[0]} op={key[1]} batch={batch}"
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+# ---- handlers -----------------------------------------------------------------------------------------
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"models": [describe(e) for e in request.app[ENGINES].values()]})
+
+
+async def generate(request: web.Request) -> web.Response:
+    """{model, seed?, c?} -> {image, state, seed}: z from the seed, c given or sampled."""
+    with request.app[GATE].enter():
+        body = await _read_body(request)
+        eng = _engine(request, body)
+        seed = body.get("seed")
+        seed = secrets.randbelow(codec.SEED_MAX) if seed is None else \
+            codec.parse_int(seed, "seed", 0, codec.SEED_MAX - 1)
+        c = body.get("c")
+        if c is not None:
+            c = codec.vector(c, eng.c_dim, "c", "bad_field")
+            if c.min(initial=0) < 0 or c.max(initial=0) > 1:
+                raise bad_request("bad_field", "c values must lie in [0, 1]")
+        rng = np.random.default_rng(seed)
+        z = sample_z(1, eng.z_dim, rng)  # z first: the same seed keeps z when only c changes
+        state = EditState(z, eng.schema.sample(1, rng) if c is None else c)
+        image = await _infer(request, (eng.name, "generate"), partial(_generate_rows, eng), state)
+        png = await _off_loop(request, codec.encode_png, image)
+        return web.json_response({"model": eng.name, "image": png, "state": codec.state_json(state), "seed": seed,
+                                  "resolution": eng.resolution})
+
+
+async def edit(request: web.Request) -> web.Response:
+    """{model, state | image, sketch, method, steps?, optimizer?, lr?} -> {image, state?, dist}."""
+    cfg = request.app[CONFIG]
+    with request.app[GATE].enter():
+        body = await _read_body(request)
+        eng = _engine(request, body)
+        method = body.get("method", "two-stage")
+        if method not in METHODS:
+            shown = method if isinstance(method, str) else type(method).__name__
+            raise bad_request("unknown_method", f"unknown method {str(shown)[:50]!r}; use one of {', '.join(METHODS)}")
+        if method not in eng.methods:
+            raise bad_request("method_unavailable", f"model {eng.name} offers {', '.join(eng.methods) or 'no editing'}, "
+                                                    f"not {method}")
+        has_state, has_image = body.get("state") is not None, body.get("image") is not None
+        if has_state == has_image:
+            raise bad_request("missing_field" if not has_state else "bad_request",
+                              "send exactly one of 'state' (from /api/generate) or 'image' (a photo)")
+        if has_image and method != "two-stage":
+            raise bad_request("method_unavailable", "a photo ('image') can only be edited with method 'two-stage'")
+        state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
+        sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
+        photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
+        if method == "latent":
+            steps = body.get("steps", 1)
+            if codec.is_number(steps) and steps > cfg.max_steps:
+                raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_steps}")
+            steps = codec.parse_int(steps, "steps", 0, cfg.max_steps)
+            optimizer = body.get("optimizer", "gd")
+            if optimizer not in ("gd", "adam"):
+                raise bad_request("bad_field", "optimizer must be 'gd' or 'adam'")
+            lr = body.get("lr")
+            lr = None if lr is None else codec.parse_float(lr, "lr", 0.0, cfg.max_lr, lo_open=True)
+            edit_cfg = EditConfig(optimizer=optimizer, lr=lr, steps=steps)
+            if optimizer == "gd":  # plain gradient descent keeps no moments
+                state.m = state.v = None
+                state.t = 0
+
+        sketch, mask = await _off_loop(request, codec.decode_sketch, sketch_bytes, eng.resolution,
+                                       cfg.max_sketch_pixels)
+        if method == "two-stage":
+            if has_image:
+                source = await _off_loop(request, codec.decode_photo, photo_bytes, eng.resolution,
+                                         cfg.max_photo_pixels)
+            else:
+                source = state
+            key = (eng.name, "two-stage", "image" if has_image else "state")
+            image, d = await _infer(request, key, partial(_two_stage_rows, eng), (source, sketch, mask))
+            out = {"model": eng.name, "method": method, "dist": d}
+            if state is not None:
+                out["state"] = codec.state_json(state)
+        else:
+            key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t)
+            new, image, d = await _infer(request, key, partial(_latent_rows, eng, steps, edit_cfg),
+                                         (state, sketch, mask))
+            out = {"model": eng.name, "method": method, "dist": d, "state": codec.state_json(new), "steps": steps}
+        out["image"] = await _off_loop(request, codec.encode_png, image)
+        return web.json_response(out)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app, runtime = request.app, request.app[RUNTIME]
+    stats = app[BATCHER].stats
+    body = {"status": "draining" if runtime.draining else "ok", "models": list(app[ENGINES]),
+            "inflight": app[GATE].inflight, "queue_size": app[CONFIG].queue_size,
+            "batching": {"enabled": app[BATCHER].enabled, "engine_calls": stats.calls, "requests": stats.rows}}
+    return web.json_response(body, status=503 if runtime.draining else 200)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(request.app[CONFIG], list(request.app[ENGINES])))

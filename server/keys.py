@@ -1,0 +1,28 @@
+"""Typed keys of the application and request state (aiohttp `AppKey` / `RequestKey`)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from neuedit.engine import Engine
+
+from .batching import Batcher, Gate
+from .config import ServerConfig
+
+
+@dataclass
+class Runtime:
+    """The little mutable state of a running app."""
+    draining: bool = False  # set when shutdown begins; /healthz then answers 503
+
+
+CONFIG = web.AppKey("config", ServerConfig)
+RUNTIME = web.AppKey("runtime", Runtime)
+ENGINES = web.AppKey("engines", dict[str, Engine])
+GATE = web.AppKey("gate", Gate)
+BATCHER = web.AppKey("batcher", Batcher)
+INFER_POOL = web.AppKey("infer_pool", ThreadPoolExecutor)
+DECODE_POOL = web.AppKey("decode_pool", ThreadPoolExecutor)
+INFO = web.RequestKey("info", str)  # what the access log adds to a line: model, operation, batch size

@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import torch
+
+from neuedit import losses
+from neuedit.nets import Discriminator
+from neuedit.sketch import dist as dist_np
+
+
+def test_adversarial_losses_by_hand():
+    real, fake = torch.tensor([math.log(3.0)]), torch.tensor([0.0])  # D(x) = 0.75, D(G) = 0.5
+    assert losses.d_adv_loss(real, fake).item() == torch.tensor(-math.log(0.75) - math.log(0.5)).item()
+    assert abs(losses.g_adv_loss(torch.tensor([math.log(1 / 3)])).item() - (-math.log(0.25))) < 1e-6
+
+
+def test_cls_loss_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    c = torch.tensor([[1.0, 0.0]])
+    expected = (-math.log(0.5) - math.log(0.25)) / 2
+    assert abs(losses.cls_loss(logits, c).item() - expected) < 1e-6
+    assert losses.cls_loss(torch.zeros(2, 0), torch.zeros(2, 0)).item() == 0.0
+
+
+def test_gradient_penalty_by_hand():
+    w = torch.tensor([3.0, 4.0])  # D(x) = w . x has gradient w, norm 5
+    x = torch.randn(6, 2, requires_grad=True)
+    assert abs(losses.gradient_penalty(x @ w, x).item() - 16.0) < 1e-5
+
+
+def test_dragan_perturbation():
+    x = torch.tensor([[[[0.0, 2.0]]]])  # std (unbiased) = sqrt(2)
+    alpha = torch.tensor(0.5).view(1, 1, 1, 1)
+    assert torch.allclose(losses.dragan_perturb(x, alpha), x + 0.25 * math.sqrt(2))
+
+
+def test_l2_reg():
+    assert losses.l2_reg([torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]).item() == 14.0
+
+
+def test_gradient_penalty_reaches_d_parameters():
+    torch.manual_seed(0)
+    D = Discriminator(c_dim=2, resolution=16, ch=4, n_res=1)
+    x_hat = torch.randn(3, 3, 16, 16).requires_grad_(True)
+    logit, _ = D(x_hat)
+    losses.gradient_penalty(logit, x_hat).backward()
+    convs = [m.weight for m in D.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    # A penalty cut off from D's graph (no create_graph) would leave these without gradient.
+    assert convs and all(w.grad is not None and w.grad.abs().sum() > 0 for w in convs)
+    assert D.head_adv.weight.grad.abs().sum() > 0
+
+
+def test_edit_distance_by_hand_including_a_black_stroke():
+    image = torch.zeros(1, 3, 2, 2)          # mid-grey in [-1, 1]
+    sketch = torch.full((1, 3, 2, 2), -1.0)  # black
+    mask = torch.zeros(1, 1, 2, 2)
+    mask[0, 0, 0, 0] = 1.0                   # one black stroke pixel
+    # |0 - (-1)| * 3 channels / (1 + 1 stroke pixel)
+    assert losses.edit_distance(image, sketch, mask).item() == 1.5
+    mask[0, 0, 1, 1] = 1.0
+    image[0, :, 1, 1] = -1.0                 # second stroke pixel already black
+    assert losses.edit_distance(image, sketch, mask).item() == 1.0
+    assert np.allclose(dist_np(image.numpy(), sketch.numpy(), mask.numpy()), [1.0])
+
+
+def test_masked_l1():
+    a, b = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    keep = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    assert losses.masked_l1(a, b, keep).item() == 1.0
+    b[0, :, 0, 0] = 0.0
+    assert losses.masked_l1(a, b, keep).item() == 0.0

@@ -230,9 +230,20 @@ _DECOMPOSED_BACKWARD = {torch.ops.aten.threshold_backward.default, torch.ops.ate
 
 
 # ---- example inputs ---------------------------------------------------------------------------
+STEP_VARIANTS = ("adam", "gd", "adam_first")
+
+
 def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed: int = 0,
-                   adam: bool = True) -> dict[str, np.ndarray]:
-    """Random inputs of `graph` (in the ranges the editors produce), keyed by input name."""
+                   variant: str = "adam") -> dict[str, np.ndarray]:
+    """Random inputs of `graph` (in the ranges the editors produce), keyed by input name.
+
+    `variant` (latent_step only): "adam" (moments under way, anchor on), "gd", or
+    "adam_first" (the first Adam step: zero moments, t 0, c frozen, so some gradients are
+    exactly zero and Adam's eps is all that keeps 0 / 0 away).
+    """
+    if variant not in STEP_VARIANTS:
+        raise ValueError(f"variant must be one of {STEP_VARIANTS}")
+    adam, first = variant != "gd", variant == "adam_first"
     rng = np.random.default_rng(seed)
     f = lambda a: np.asarray(a, np.float32)  # noqa: E731
     z = np.clip(rng.standard_normal((n, z_dim)), -0.99, 0.99)
@@ -248,6 +259,8 @@ def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed:
         "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
         "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
     }
+    if first:
+        table.update(m=np.zeros((n, w)), v=np.zeros((n, w)), t=0.0, anchor=0.0, edit_c=0.0, z_anchor=table["z_t"])
     return {k: f(table[k]) for k in graph_inputs(graph, c_dim)}
 
 

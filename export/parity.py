@@ -18,7 +18,7 @@ import torch
 from .. import bundle as bundle_mod
 from ..editor import latent_step
 from ..engine import GRAPH_FILES, GRAPH_NET, graph_outputs
-from .onnx_export import example_inputs
+from .onnx_export import STEP_VARIANTS, example_inputs
 
 ATOL = 1e-4  # fp32, absolute, per output unless overridden
 # Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
@@ -126,17 +126,18 @@ def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, 
                 tol: float | dict | None = None, path: str | Path | None = None) -> ParityReport:
     """Check one graph of `bundle` (the file its bundle.json names, or `path`) against PyTorch.
 
-    Fresh random inputs with a batch (`n`) other than the export's, two seeds; the latent
-    step is checked both as Adam and as plain gradient descent.
+    Fresh random inputs with batches (`n`, `n + 1`, ...) other than the export's; the latent
+    step is checked as Adam under way, as plain gradient descent, and as Adam's first step
+    (zero moments and frozen c: exact zeros in the gradient).
     """
     b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
     path = Path(path) if path is not None else b.file(f"onnx:{graph}")
     check_model(path, graph)
     net = bundle_mod.load_module(b, GRAPH_NET[graph])
     report = ParityReport(graph, path)
-    rounds = [(seed, True), (seed + 1, False)] if graph == "latent_step" else [(seed, True), (seed + 1, True)]
-    for i, (s, adam) in enumerate(rounds):
-        feeds = example_inputs(graph, b.z_dim, b.c_dim, b.resolution, n=n + i, seed=s, adam=adam)
+    variants = STEP_VARIANTS if graph == "latent_step" else ("adam", "adam")
+    for i, variant in enumerate(variants):
+        feeds = example_inputs(graph, b.z_dim, b.c_dim, b.resolution, n=n + i, seed=seed + i, variant=variant)
         diffs = compare_outputs(graph, run_torch(b, graph, feeds, net), run_onnx(path, feeds), tol)
         for k, d in diffs.items():
             report.max_diff[k] = max(report.max_diff.get(k, 0.0), d)

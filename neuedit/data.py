@@ -179,6 +179,14 @@ def load_dataset(cfg: DataConfig, schema: Schema, progress: bool = False) -> Ima
                     edges=np.stack(edges) if edges else None)
 
 
+def image_to_model(rgb: np.ndarray, resolution: int) -> np.ndarray:
+    """A real photo uint8 [H, W, 3] of any size -> float32 [3, R, R] in [-1, 1] (bicubic resize)."""
+    img = Image.fromarray(np.asarray(rgb, np.uint8))
+    if img.size != (resolution, resolution):
+        img = img.resize((resolution, resolution), Image.BICUBIC)
+    return to_unit_range(np.asarray(img))
+
+
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1] (the models' value range)."""
     x = images.astype(np.float32) / 127.5 - 1.0

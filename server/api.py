@@ -7,6 +7,7 @@ engine in the inference thread pool. Nothing heavy runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from functools import partial
 
@@ -196,7 +197,7 @@ async def edit(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     app, runtime = request.app, request.app[RUNTIME]
     stats = app[BATCHER].stats
-    body = {"status": "draining" if runtime.draining else "ok", "models": list(app[ENGINES]),
+    body = {"status": "draining" if runtime.draining else "ok", "models": list(app[ENGINES]), "pid": os.getpid(),
             "inflight": app[GATE].inflight, "queue_size": app[CONFIG].queue_size,
             "batching": {"enabled": app[BATCHER].enabled, "engine_calls": stats.calls, "requests": stats.rows}}
     return web.json_response(body, status=503 if runtime.draining else 200)

@@ -279,3 +279,28 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
             pe.lerp_(p.detach(), 1.0 - beta)
         for be, b in zip(ema.buffers(), _unwrap(model).buffers()):
             be.copy_(b)
+
+
+def drive(run: Run, start: int, total: int, step_fn, optimizers: dict, lr_fn, on_sample, on_checkpoint,
+          plot_keys: list[str], stop_at: int | None = None, desc: str = "train") -> None:
+    """The loop both stages share: lr schedule, one `step_fn(step) -> scalars`, progress,
+    logs, sample grids + loss plots, checkpoints, and an early stop that behaves like a kill."""
+    run.start_progress(start, total, desc)
+    for step in range(start, total):
+        lr = lr_fn(step)
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+        scalars = step_fn(step)
+        done = step + 1
+        run.tick(scalars)
+        if done % run.cfg.log_every == 0 or done == total:
+            run.log(done, {**scalars, "lr": lr})
+        if done % run.cfg.sample_every == 0 or done == total:
+            on_sample(done)
+            run.plot_losses(plot_keys)
+        if done % run.cfg.ckpt_every == 0 or done == total or done == stop_at:
+            on_checkpoint(done)
+        if done == stop_at:
+            break
+    run.close()

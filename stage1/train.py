@@ -14,7 +14,7 @@ from neuedit.losses import cls_loss, d_adv_loss, dragan_perturb, g_adv_loss, gra
 from neuedit.nets import build
 from neuedit.schema import Schema
 
-from .runner import Run, RunConfig, ema_update, lr_at
+from .runner import Run, RunConfig, drive, ema_update, lr_at
 
 
 @dataclass(frozen=True)
@@ -88,19 +88,19 @@ class TensorData:
 
 
 # ---- the two phases --------------------------------------------------------------------------
-def d_loss_terms(D, G, batch: Batch, alpha: torch.Tensor, cfg: LossConfig) -> dict:
-    """L(D) and its terms. Real, fake and perturbed images go through D in ONE forward (D has no
-    BatchNorm, so this equals three calls), which keeps DDP to one forward per backward."""
-    with torch.no_grad():
-        x_fake = G(batch.z, batch.c_fake)
-    x_hat = dragan_perturb(batch.x_real, alpha).detach().requires_grad_(True)
-    n = len(batch.x_real)
-    logit, c_logits = D(torch.cat([batch.x_real, x_fake, x_hat]))
+def d_loss_terms(D, x_real: torch.Tensor, x_fake: torch.Tensor, c_real: torch.Tensor, c_fake: torch.Tensor,
+                 alpha: torch.Tensor, cfg: LossConfig) -> dict:
+    """L(D) and its terms (both stages use it). Real, fake and perturbed images go through D in
+    ONE forward (D has no BatchNorm, so this equals three calls), which keeps DDP to one
+    forward per backward. x_real, x_fake [N, 3, R, R] (x_fake detached); c_* [N, C]."""
+    x_hat = dragan_perturb(x_real, alpha).detach().requires_grad_(True)
+    n = len(x_real)
+    logit, c_logits = D(torch.cat([x_real, x_fake, x_hat]))
     real_logit, fake_logit, hat_logit = logit[:n], logit[n:2 * n], logit[2 * n:]
     L_adv = d_adv_loss(real_logit, fake_logit)
-    L_cls = cls_loss(c_logits[:n], batch.c_real)
+    L_cls = cls_loss(c_logits[:n], c_real)
     if cfg.cls_on_fake:
-        L_cls = L_cls + cls_loss(c_logits[n:2 * n], batch.c_fake)
+        L_cls = L_cls + cls_loss(c_logits[n:2 * n], c_fake)
     L_gp = gradient_penalty(hat_logit, x_hat)
     L_reg = l2_reg(D.parameters())
     L_D = L_cls + cfg.l_adv * L_adv + cfg.l_gp * L_gp + cfg.l_reg * L_reg
@@ -202,18 +202,14 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
     G_t, D_t = run.wrap(G), run.wrap(D)
     z_fix, c_fix = (t.to(run.device) for t in fixed_samples(schema, cfg.z_dim))
     total = cfg.run.iterations
-    decay_start = int(o.decay_start * total)
-    run.start_progress(start, total, f"stage1 {cfg.name or run.out.name}")
-    for step in range(start, total):
-        lr = lr_at(step, o.lr, o.lr_end, decay_start, total)
-        for opt in (opt_G, opt_D):
-            for group in opt.param_groups:
-                group["lr"] = lr
+
+    def step_fn(step: int) -> dict:
         batch, alpha = sample_batch(run, data, schema, cfg, step, freqs)
-        # D phase
         D.requires_grad_(True)
         with run.autocast():
-            d_terms = d_loss_terms(D_t, G, batch, alpha, cfg.loss)
+            with torch.no_grad():
+                x_fake = G(batch.z, batch.c_fake)
+            d_terms = d_loss_terms(D_t, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg.loss)
         opt_D.zero_grad(set_to_none=True)
         d_terms["L_D"].backward()
         opt_D.step()
@@ -225,23 +221,19 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
         g_terms["L_G"].backward()
         opt_G.step()
         ema_update(G_ema, G, o.ema)
-        done = step + 1
-        scalars = {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
-        run.tick(scalars)
-        if done % cfg.run.log_every == 0 or done == total:
-            run.log(done, {**scalars, "lr": lr})
-        if done % cfg.run.sample_every == 0 or done == total:
-            with torch.no_grad():
-                run.save_grid(done, G_ema(z_fix, c_fix).float().cpu().numpy(), nrow=4)
-            run.plot_losses(["L_D", "L_G", "L_adv_D", "L_adv_G", "L_cls_D", "L_cls_G", "L_gp"])
-        if done % cfg.run.ckpt_every == 0 or done == total or done == stop_at:
-            run.save_checkpoint(done, modules, optims)
-            write_bundle(run, cfg, schema, G_ema, D, g_spec, d_spec, done)
-        if done == stop_at:
-            break
-    run.close()
+        return {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
+
+    def on_sample(step: int) -> None:
+        with torch.no_grad():
+            run.save_grid(step, G_ema(z_fix, c_fix).float().cpu().numpy(), nrow=4)
+
+    def on_checkpoint(step: int) -> None:
+        run.save_checkpoint(step, modules, optims)
+        write_bundle(run, cfg, schema, G_ema, D, g_spec, d_spec, step)
+
+    drive(run, start, total, step_fn, optims,
+          lambda step: lr_at(step, o.lr, o.lr_end, int(o.decay_start * total), total),
+          on_sample, on_checkpoint, ["L_D", "L_G", "L_adv_D", "L_adv_G", "L_cls_D", "L_cls_G", "L_gp"],
+          stop_at, f"stage1 {cfg.name or run.out.name}")
     return run, modules
 
-
-def with_iterations(cfg: Stage1Config, iterations: int) -> Stage1Config:
-    return replace(cfg, run=replace(cfg.run, iterations=iterations))

@@ -47,8 +47,10 @@ def _opening(mask: np.ndarray, d: int) -> np.ndarray:
     """Morphological opening by `brush(d)` (outside the image counts as stroke while eroding, so
     strokes cut by the border survive): the union of all brush placements that fit in the mask."""
     k, a = brush(d), d // 2
-    inside = cv2.erode(mask.astype(np.uint8), k, anchor=(a, a), borderType=cv2.BORDER_CONSTANT, borderValue=1)
-    return cv2.dilate(inside, k, anchor=(d - 1 - a, d - 1 - a)) > 0  # the reflected anchor: a true opening
+    m = np.pad(mask.astype(np.uint8), d, constant_values=1)
+    inside = cv2.erode(m, k, anchor=(a, a))
+    opened = cv2.dilate(inside, k, anchor=(d - 1 - a, d - 1 - a))  # the reflected anchor: a true opening
+    return opened[d:-d, d:-d] > 0
 
 
 def _fits(mask: np.ndarray, d: int) -> bool:
@@ -71,13 +73,16 @@ def test_free_form_width_within_bounds(size):
         frac = t / size
         assert brush_widths(size, size, (frac, frac)) == (t, t)
         for _ in range(4):
-            m = free_form_mask(size, size, rng, width=(frac, frac))  # walks of 2-6 vertices
+            # a walk of 2-6 vertices swept by a brush of diameter t is exactly the union of the
+            # t-brush placements that fit in it: no part is thinner than t
+            m = free_form_mask(size, size, rng, width=(frac, frac))
             assert m.dtype == bool and m.shape == (size, size) and m.any()
-            # swept by a brush of diameter t: exactly the union of the t-brush placements that fit
-            # (no part thinner than t), and no brush of diameter t + 2 fits (no part wider)
+            np.testing.assert_array_equal(_opening(m, t), m)
+            assert m.mean() < 0.5  # strokes, not a filled image
+            # one straight segment (a walk may cross itself): no brush of diameter t + 2 fits
+            m = free_form_mask(size, size, rng, vertices=(2, 2), width=(frac, frac))
             np.testing.assert_array_equal(_opening(m, t), m)
             assert not _fits(m, t + 2), (size, t)
-            assert m.mean() < 0.5  # strokes, not a filled image
 
 
 def test_brush_widths_scale_with_image():
@@ -90,7 +95,7 @@ def test_brush_widths_scale_with_image():
 def test_colour_strokes_width_within_config(faces):
     rng = np.random.default_rng(1)
     for width in ((0.08, 0.08), (0.05, 0.12)):
-        cfg = StrokeConfig(min_strokes=1, max_strokes=1, width=width)
+        cfg = StrokeConfig(min_strokes=1, max_strokes=1, vertices=(2, 2), width=width)
         lo, hi = brush_widths(64, 64, cfg.width)
         for face in faces[:8]:
             a = colour_strokes(face, rng, cfg)[..., 3] > 0
@@ -281,6 +286,18 @@ def test_no_strokes_probability(faces):
         rates[p] = (mask.sum((1, 2, 3)) == 0).mean()
     assert rates[0.0] == 0.0 and rates[1.0] == 1.0
     assert abs(rates[0.3] - 0.3) < 0.07, rates  # 3 standard deviations of 400 draws
+
+
+def test_blank_edge_map_falls_back_to_colour(faces):
+    blank = np.zeros((64, 64), bool)
+    one = StrokeConfig(p_empty=0.0, p_colour=0.5, min_strokes=1, max_strokes=1)
+    rng = np.random.default_rng(12)
+    drawn = [(synthesize(face, rng, one, edges=blank)[..., 3] > 0).any() for face in faces]
+    assert all(drawn)  # an edge stroke over no edges is replaced by a colour stroke
+    only_edges = StrokeConfig(p_empty=0.0, p_colour=0.0)
+    assert not synthesize(faces[0], rng, only_edges, edges=blank)[..., 3].any()
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    assert not edge_map(flat).any() and not edge_map(flat, "xdog").any()
 
 
 def test_same_seed_same_sketches(faces):

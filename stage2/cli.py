@@ -1,0 +1,51 @@
+"""`neuedit train-stage2 --stage1 BUNDLE --data DIR ...`"""
+from __future__ import annotations
+
+import argparse
+
+from neuedit import bundle as bundle_mod
+from neuedit.stage1.cli import add_data_arguments, add_run_arguments, check_resume, data_config, run_config
+from neuedit.stage1.train import OptimConfig
+
+from .train import Stage2Config, Stage2LossConfig, train
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage1", required=True, help="stage-one bundle folder (frozen unless --joint)")
+    add_data_arguments(p)
+    add_run_arguments(p, default_iterations=20_000)
+    g = p.add_argument_group("stage two")
+    g.add_argument("--name", default="")
+    g.add_argument("--p-real", type=float, default=0.5, help="share of steps editing real images instead of G1 samples")
+    g.add_argument("--no-residual", action="store_true", help="G2 predicts the image, not a change over I1")
+    g.add_argument("--joint", action="store_true", help="fine-tune G1 together with G2 (lr x 0.1)")
+    g.add_argument("--edges", default="auto", choices=["auto", "pairs", "canny", "xdog"],
+                   help="edge strokes from the dataset's edge halves (pairs) or an edge detector")
+    g.add_argument("--lr", type=float, default=2e-4)
+    g.add_argument("--lr-end", type=float, default=1e-5)
+    for name, default, help_ in [("l-dist", 4.0, "follow the strokes"), ("l-adv", 0.5, "adversarial"),
+                                 ("l-keep", 4.0, "keep pixels outside the dilated mask"),
+                                 ("l-rec", 2.0, "self-supervised reconstruction (0: off)"),
+                                 ("l-gp", 1.0, "DRAGAN penalty of D2")]:
+        g.add_argument(f"--{name}", type=float, default=default, help=help_)
+    g.add_argument("--dilate", type=int, default=5, help="mask dilation (odd pixels) left free by the keep loss")
+
+
+def build_config(args) -> Stage2Config:
+    s1 = bundle_mod.read(args.stage1)
+    args.preset = args.preset if args.preset != "demo" or s1.meta.get("preset") is None else s1.meta["preset"]
+    return Stage2Config(
+        stage1=args.stage1, data=data_config(args, s1.resolution), run=run_config(args), preset=args.preset,
+        p_real=args.p_real, residual=not args.no_residual, joint=args.joint, edges=args.edges, name=args.name,
+        loss=Stage2LossConfig(l_dist=args.l_dist, l_adv=args.l_adv, l_keep=args.l_keep, l_rec=args.l_rec,
+                              l_gp=args.l_gp, dilate=args.dilate),
+        optim=OptimConfig(lr=args.lr, lr_end=args.lr_end))
+
+
+def run(args) -> int:
+    cfg = build_config(args)
+    check_resume(args)
+    b = train(cfg, stop_at=args.stop_at)
+    if b is not None:
+        print(f"bundle: {b.path}")
+    return 0

@@ -1,0 +1,265 @@
+"""Stage two: the sketch-conditioned editor `G2(I1, sketch, mask) -> I2` (the report's Fig. 8).
+
+Sketches become part of training: each step synthesises strokes from real images and
+trains G2 so that Dist(I2, sketch) is small, a discriminator finds I2 real, and pixels
+away from the strokes keep their value. Stage one is frozen by default. The run machinery
+(seeding, data order, DDP, logs, grids, checkpoints, resume) and D's loss are stage one's.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuedit import bundle as bundle_mod
+from neuedit import presets
+from neuedit.data import DataConfig, ImageSet, load_dataset
+from neuedit.losses import edit_distance, g_adv_loss, l2_reg, masked_l1
+from neuedit.nets import build
+from neuedit.schema import Schema
+from neuedit.state import sample_z
+from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
+from neuedit.stage1.runner import Run, RunConfig, drive, lr_at
+from neuedit.stage1.train import LossConfig, OptimConfig, TensorData, d_loss_terms
+
+
+@dataclass(frozen=True)
+class Stage2LossConfig:
+    l_dist: float = 4.0          # weight of Dist(I2, sketch): follow the strokes
+    l_adv: float = 0.5           # weight of the adversarial loss on I2
+    l_keep: float = 4.0          # weight of L1(I2, I1) outside the dilated mask: keep the rest
+    l_rec: float = 2.0           # weight of the self-supervised reconstruction loss (0: off)
+    l_gp: float = 1.0            # DRAGAN penalty weight for D2 (stage one's loss)
+    l_reg: float = 1e-4          # L2 weight regulariser
+    dilate: int = 5              # pixels of the mask's dilation that the keep loss leaves free (odd)
+
+    def __post_init__(self):
+        if self.dilate < 1 or self.dilate % 2 == 0:
+            raise ValueError("dilate must be a positive odd number of pixels")
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    stage1: str                  # stage-one bundle folder
+    data: DataConfig             # real images: strokes, D2's real examples, I1 when real
+    run: RunConfig               # output folder, iterations, batch, seed, logging intervals
+    preset: str = ""             # G2/D2 preset (default: the stage-one bundle's)
+    p_real: float = 0.5          # probability that a step's I1 are real images rather than G1 samples
+    residual: bool = True        # G2 predicts a change over I1
+    joint: bool = False          # also fine-tune G1 (off: stage one stays frozen)
+    loss: Stage2LossConfig = field(default_factory=Stage2LossConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, lr_end=1e-5, decay_start=0.5))
+    strokes: StrokeConfig = field(default_factory=StrokeConfig)
+    edges: str = "auto"          # edge strokes from: "pairs" (the dataset's edge halves), "canny", "xdog", "auto"
+    name: str = ""               # model name (default: the stage-one bundle's)
+
+    def __post_init__(self):
+        if not 0.0 <= self.p_real <= 1.0:
+            raise ValueError("p_real must be in [0, 1]")
+        if self.edges not in ("auto", "pairs", "canny", "xdog"):
+            raise ValueError("edges must be auto, pairs, canny or xdog")
+        if self.preset:
+            presets.get(self.preset)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- losses of one step ----------------------------------------------------------------------
+def dilate(mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Binary dilation of mask [N, 1, H, W] with a k x k square."""
+    return F.max_pool2d(mask, k, stride=1, padding=k // 2)
+
+
+def g2_loss_terms(G2, D_eval, i1, sketch, mask, rec, cfg: Stage2LossConfig) -> tuple[dict, torch.Tensor]:
+    """L(G2) and its terms; `rec` = (x_in, sketch, mask, x_target) self-supervised pairs or None."""
+    i2 = G2(i1, sketch, mask)
+    fake_logit, _ = D_eval(i2)
+    L_dist = edit_distance(i2, sketch, mask).mean()
+    L_adv = g_adv_loss(fake_logit)
+    L_keep = masked_l1(i2, i1, 1.0 - dilate(mask, cfg.dilate)).mean()
+    terms = {"L_dist": L_dist, "L_adv_G2": L_adv, "L_keep": L_keep}
+    L = cfg.l_dist * L_dist + cfg.l_adv * L_adv + cfg.l_keep * L_keep + cfg.l_reg * l2_reg(G2.parameters())
+    if rec is not None and cfg.l_rec > 0:
+        x_in, sk, m, x_t = rec
+        L_rec = (G2(x_in, sk, m) - x_t).abs().mean()
+        terms["L_rec"] = L_rec
+        L = L + cfg.l_rec * L_rec
+    terms["L_G2"] = L
+    return terms, i2
+
+
+# ---- data for one step -------------------------------------------------------------------------
+class SketchSource:
+    """Real images (uint8, training resolution) plus each image's edge map, for synthesis."""
+
+    def __init__(self, images: ImageSet, cfg: Stage2Config, progress: bool):
+        self.images = images.images
+        method = cfg.edges
+        if method == "auto":
+            method = "pairs" if images.edges is not None else "canny"
+        if method == "pairs":
+            if images.edges is None:
+                raise ValueError("edges='pairs' needs a paired dataset (--layout pair)")
+            r = images.images.shape[1]
+            self.edges = np.stack([edges_from_pair_half(e, r) for e in images.edges])
+        else:
+            if progress:
+                print(f"computing {method} edge maps of {len(self.images)} images...", flush=True)
+            self.edges = edge_maps(self.images, method)
+
+    def sketches(self, idx_src: np.ndarray, rng: np.random.Generator, cfg: StrokeConfig, resolution: int):
+        """Strokes drawn from the real images `idx_src`: their colours and their edges."""
+        imgs = self.images[idx_src]
+        return synthesize_batch(imgs, rng, cfg, resolution, colour_sources=imgs, edges=self.edges[idx_src])
+
+
+def corrupt(x: torch.Tensor, mask: torch.Tensor, other: torch.Tensor, k: int) -> torch.Tensor:
+    """Self-supervised input: x [N, 3, R, R] with the dilated stroke region replaced by `other`."""
+    region = dilate(mask, k)
+    return x * (1 - region) + other * region
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None = None) -> tuple[Run, dict]:
+    s1 = bundle_mod.read(cfg.stage1)
+    schema = Schema.from_dict(s1.meta["schema"])
+    preset = presets.get(cfg.preset or s1.meta.get("preset", "demo"))
+    if preset.resolution != s1.resolution or cfg.data.resolution != s1.resolution:
+        raise ValueError(f"stage-one bundle is {s1.resolution}px; preset {preset.name} is {preset.resolution}px "
+                         f"and data {cfg.data.resolution}px")
+    run = Run(cfg.run, cfg.to_dict())
+    torch.manual_seed(cfg.run.seed)
+    if images is None:
+        # stage two needs no labels: c for G1 samples comes from the schema's sampler
+        images = load_dataset(cfg.data, Schema("empty"), progress=run.is_main and run.cfg.progress)
+        if run.is_main:
+            print(f"data: {images.summary()}", flush=True)
+    source = SketchSource(images, cfg, run.is_main)
+    data = TensorData(images, run.device)
+    G1 = bundle_mod.load_module(s1, "g1", run.device)
+    if cfg.joint:
+        G1.train().requires_grad_(True)
+    g2_spec = presets.g2_spec(preset)
+    g2_spec["kwargs"]["residual"] = cfg.residual
+    d_spec = presets.d_spec(preset, 0)
+    G2, D2 = build(g2_spec).to(run.device), build(d_spec).to(run.device)
+    o = cfg.optim
+    params = [{"params": G2.parameters()}]
+    if cfg.joint:
+        params.append({"params": G1.parameters(), "lr_scale": 0.1})
+    opt_G = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2))
+    opt_D = torch.optim.Adam(D2.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+    modules = {"G2": G2, "D2": D2, **({"G1": G1} if cfg.joint else {})}
+    optims = {"G": opt_G, "D": opt_D}
+    start = run.load_checkpoint(modules, optims)
+    run.truncate_log(start)
+    G2_t, D2_t = run.wrap(G2), run.wrap(D2)
+    R, n_img = s1.resolution, len(images)
+    d_cfg = LossConfig(l_adv=1.0, l_gp=cfg.loss.l_gp, l_reg=cfg.loss.l_reg, cls_on_fake=False)
+    fixed = fixed_examples(source, G1, s1, schema, run, cfg, R)
+
+    def make_i1(step: int, g: torch.Generator, rng: np.random.Generator, n: int) -> torch.Tensor:
+        if rng.random() < cfg.p_real:
+            idx = run.batch_indices(n_img, step + 7919)  # another draw of real images than x_real
+            return data.get(idx, None)[0]
+        z = torch.from_numpy(sample_z(n, s1.z_dim, rng)).to(run.device)
+        c = torch.from_numpy(schema.sample(n, rng)).to(run.device)
+        with torch.set_grad_enabled(cfg.joint):
+            return G1(z, c)
+
+    def step_fn(step: int) -> dict:
+        g, rng = run.generator(step), run.numpy_rng(step)
+        idx = run.batch_indices(n_img, step)
+        n = len(idx)
+        x_real, _ = data.get(idx, torch.rand(n, generator=g, device=run.device) < 0.5)
+        i1 = make_i1(step, g, rng, n)
+        # strokes from *other* real images: colours and shapes the edit should move toward
+        src = rng.integers(0, n_img, n)
+        sk, mk = (torch.from_numpy(a).to(run.device) for a in source.sketches(src, rng, cfg.strokes, R))
+        rec = None
+        if cfg.loss.l_rec > 0:
+            # self-supervised pairs: a real image with its stroke region replaced; its own strokes
+            ids = idx.cpu().numpy()
+            sk_t, mk_t = (torch.from_numpy(a).to(run.device) for a in source.sketches(ids, rng, cfg.strokes, R))
+            x_t = data.get(idx, None)[0]
+            rec = (corrupt(x_t, mk_t, i1.detach(), cfg.loss.dilate), sk_t, mk_t, x_t)
+        D2.requires_grad_(False)
+        with run.autocast():
+            g_terms, i2 = g2_loss_terms(G2_t, D2, i1, sk, mk, rec, cfg.loss)
+        opt_G.zero_grad(set_to_none=True)
+        g_terms["L_G2"].backward()
+        opt_G.step()
+        D2.requires_grad_(True)
+        alpha = torch.rand(n, 1, 1, 1, generator=g, device=run.device)
+        empty = torch.zeros(n, 0, device=run.device)
+        with run.autocast():
+            d_terms = d_loss_terms(D2_t, x_real, i2.detach(), empty, empty, alpha, d_cfg)
+        opt_D.zero_grad(set_to_none=True)
+        d_terms["L_D"].backward()
+        opt_D.step()
+        return {k: v.item() for k, v in {**g_terms, "L_D2": d_terms["L_D"], "L_gp": d_terms["L_gp"]}.items()}
+
+    def on_sample(step: int) -> None:
+        i1, sk, mk = fixed
+        G2.eval()
+        with torch.no_grad():
+            i2 = G2(i1, sk, mk)
+        G2.train()
+        over = i1 * (1 - mk) + sk * mk
+        rows = torch.stack([i1, over, i2], 1).flatten(0, 1)  # I1 | sketch over I1 | I2, per example
+        run.save_grid(step, rows.float().cpu().numpy(), nrow=6)
+
+    def on_checkpoint(step: int) -> None:
+        run.save_checkpoint(step, modules, optims)
+        write_bundle(run, cfg, s1, G1, G2, g2_spec, step)
+
+    drive(run, start, cfg.run.iterations, step_fn, optims,
+          lambda step: lr_at(step, o.lr, o.lr_end, int(o.decay_start * cfg.run.iterations), cfg.run.iterations),
+          on_sample, on_checkpoint, ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"],
+          stop_at, f"stage2 {cfg.name or s1.name}")
+    return run, modules
+
+
+def fixed_examples(source: SketchSource, G1, s1, schema, run: Run, cfg: Stage2Config, R: int):
+    """8 fixed (I1, sketch, mask) for the sample grids: 4 G1 samples and 4 real images."""
+    rng = np.random.default_rng(4321)
+    z = torch.from_numpy(sample_z(4, s1.z_dim, rng)).to(run.device)
+    c = torch.from_numpy(schema.sample(4, rng)).to(run.device)
+    with torch.no_grad():
+        gen = G1.eval()(z, c)
+    G1.train(cfg.joint)
+    real_idx = rng.choice(len(source.images), 4, replace=False)
+    real = torch.from_numpy(source.images[real_idx]).permute(0, 3, 1, 2).float().to(run.device) / 127.5 - 1
+    i1 = torch.cat([gen, real])
+    strokes_cfg = StrokeConfig(**{**asdict(cfg.strokes), "p_empty": 0.0})
+    sk, mk = source.sketches(rng.integers(0, len(source.images), 8), rng, strokes_cfg, R)
+    return i1, torch.from_numpy(sk).to(run.device), torch.from_numpy(mk).to(run.device)
+
+
+def write_bundle(run: Run, cfg: Stage2Config, s1, G1, G2, g2_spec: dict, step: int):
+    """A two-stage bundle that *contains* its stage-one networks, so it moves and serves alone."""
+    if not run.is_main:
+        return None
+    path = run.out / "bundle"
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in s1.meta.items() if k not in ("format", "version", "onnx")}
+    meta.update(kind="two-stage", name=cfg.name or s1.name)
+    meta["training"] = {**s1.meta.get("training", {}), "stage2_step": step, "stage2_config_digest": run.digest,
+                        "stage1_bundle": str(s1.path)}
+    if cfg.joint:
+        bundle_mod.save_module(path, "g1", G1, {k: v for k, v in s1.meta["g1"].items() if k != "weights"}, meta)
+    else:
+        shutil.copyfile(s1.file("g1"), path / s1.meta["g1"]["weights"])
+    if "d" in s1.meta:
+        shutil.copyfile(s1.file("d"), path / s1.meta["d"]["weights"])
+    bundle_mod.save_module(path, "g2", G2, g2_spec, meta)
+    return bundle_mod.write_meta(path, meta)
+
+
+def train(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None = None):
+    run, _ = fit(cfg, images, stop_at)
+    return bundle_mod.read(run.out / "bundle") if run.is_main else None

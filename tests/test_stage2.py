@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from neuedit import bundle as bundle_mod
+from neuedit.data import DataConfig, image_to_model, load_dataset, to_unit_range
+from neuedit.schema import empty
+from neuedit.stage1.runner import RunConfig
+from neuedit.stage2.train import SketchSource, Stage2Config, Stage2LossConfig, dilate, fit, train
+from neuedit.state import EditState, sample_state
+from neuedit.strokes import StrokeConfig
+from neuedit.two_stage import TwoStageEditor, two_stage_edit
+
+
+def s2_cfg(stage1, out, data_dir, iterations, **kw):
+    return Stage2Config(
+        stage1=str(stage1.path), preset="tiny",
+        data=DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=600),
+        run=RunConfig(out=str(out), iterations=iterations, batch=16, seed=0, log_every=20, sample_every=1000,
+                      ckpt_every=1000, progress=False, tensorboard=False), **kw)
+
+
+@pytest.fixture(scope="module")
+def faces(data_dir):
+    return load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=600), empty())
+
+
+def _eval(G2, source, held, rng_seed=11):
+    """Dist on held-out real images with synthesised sketches, and L1 outside the dilated mask."""
+    from neuedit.losses import edit_distance, masked_l1
+    rng = np.random.default_rng(rng_seed)
+    cfg = StrokeConfig(p_empty=0.0)
+    sk, mk = (torch.from_numpy(a) for a in source.sketches(held[::-1].copy(), rng, cfg, 16))
+    i1 = torch.from_numpy(to_unit_range(source.images[held]))
+    with torch.no_grad():
+        i2 = G2.eval()(i1, sk, mk)
+    return edit_distance(i2, sk, mk).mean().item(), masked_l1(i2, i1, 1 - dilate(mk, 5)).mean().item()
+
+
+@pytest.mark.slow
+def test_short_training_lowers_dist_and_keeps_the_rest(tmp_path, tiny_bundle, data_dir, faces):
+    train_set = load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=536), empty())
+    cfg = s2_cfg(tiny_bundle, tmp_path / "run", data_dir, 300, p_real=0.75)
+    run, modules = fit(cfg, train_set)
+    source = SketchSource(faces, cfg, False)
+    held = np.arange(536, 600)
+    from neuedit.nets import build
+    from neuedit import presets
+    untrained = build(presets.g2_spec(presets.get("tiny")))
+    d0, keep0 = _eval(untrained, source, held)
+    d1, keep1 = _eval(modules["G2"], source, held)
+    assert keep0 < 1e-4  # the untrained residual G2 is the identity (up to tanh(atanh(x)) rounding)
+    assert d1 < 0.8 * d0, f"Dist {d0:.3f} -> {d1:.3f}"
+    assert keep1 < 0.1, f"L1 outside the dilated mask {keep1:.3f} (value range [-1, 1])"
+    b = bundle_mod.read(tmp_path / "run" / "bundle")
+    assert b.meta["kind"] == "two-stage" and b.has_g2 and b.meta["training"]["stage2_step"] == 300
+    assert (tmp_path / "run" / "samples" / "samples_latest.png").is_file()
+
+
+def test_resume_and_bundle_contains_stage_one(tmp_path, tiny_bundle, data_dir, faces):
+    a = s2_cfg(tiny_bundle, tmp_path / "a", data_dir, 4)
+    train(a, faces)
+    b = s2_cfg(tiny_bundle, tmp_path / "b", data_dir, 4)
+    train(b, faces, stop_at=2)
+    train(b, faces)
+    wa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["modules"]["G2"]
+    wb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["modules"]["G2"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    out = bundle_mod.read(tmp_path / "a" / "bundle")
+    assert (out.path / "g1.safetensors").read_bytes() == tiny_bundle.file("g1").read_bytes()
+
+
+def test_two_stage_edit_api_on_state_and_real_photo(tiny_bundle, data_dir):
+    from PIL import Image
+    ed = TwoStageEditor.from_bundle(tiny_bundle)
+    st = sample_state(2, tiny_bundle.z_dim, tiny_bundle.schema, np.random.default_rng(0))
+    sketch = np.zeros((3, 16, 16), np.float32)
+    mask = np.zeros((1, 16, 16), np.float32)
+    mask[:, 4:8, 4:8] = 1
+    out = ed.edit(st, sketch, mask)
+    assert out.shape == (2, 3, 16, 16)
+    photo = np.asarray(Image.open(data_dir / "shoes" / "val" / sorted((data_dir / "shoes" / "val").iterdir())[0].name))
+    img = image_to_model(photo, 16)[None]  # a 512x256 pair file: any size is resized
+    out2 = two_stage_edit(tiny_bundle.path, img, sketch, mask)
+    assert out2.shape == (1, 3, 16, 16) and np.isfinite(out2).all()
+    with pytest.raises(ValueError):
+        ed.edit(np.zeros((1, 3, 8, 8), np.float32), sketch, mask)

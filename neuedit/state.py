@@ -79,7 +79,7 @@ class EditState:
     @classmethod
     def from_tilde(cls, z_t, c_t, m=None, v=None, t=0) -> "EditState":
         z = np.clip(np.tanh(np.asarray(z_t, np.float32)), -Z_MAX, Z_MAX)
-        c = 1.0 / (1.0 + np.exp(-np.asarray(c_t, np.float32)))
+        c = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(c_t, np.float32)))  # sigmoid without exp overflow
         return cls(z, c.astype(np.float32), m, v, t)
 
     # ---- JSON -----------------------------------------------------------------------------

@@ -49,3 +49,19 @@ def tiny_exported_empty(tiny_bundle_empty, tmp_path_factory):
     from neuedit.export.onnx_export import export_bundle
     return export_bundle(tiny_bundle_empty.path, out=tmp_path_factory.mktemp("exported") / "tiny_empty",
                          log=lambda *a: None)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_bundle(tmp_path_factory, data_dir):
+    """A tiny stage-one bundle trained briefly on real faces (for edits that need a real G)."""
+    from neuedit.data import DataConfig
+    from neuedit.stage1.runner import RunConfig
+    from neuedit.stage1.train import Stage1Config, train
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = Stage1Config(
+        data=DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=512,
+                        labels=str(data_dir / "anime-faces" / "labels.csv")),
+        run=RunConfig(out=str(out), iterations=150, batch=16, seed=0, log_every=50, sample_every=1000,
+                      ckpt_every=1000, progress=False, tensorboard=False),
+        preset="tiny", z_dim=16, name="trained_tiny")
+    return train(cfg)

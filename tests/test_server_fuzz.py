@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings, strategies as st
 from PIL import Image
 
 from neuedit.server.config import ServerConfig
@@ -44,6 +44,8 @@ def check(server, path: str, body: bytes) -> dict:
     out = json.loads(data)
     if status >= 400:
         assert set(out) == {"error"} and isinstance(out["error"]["code"], str) and out["error"]["message"]
+    if currently_in_test_context():
+        event(f"{status} {out['error']['code'] if status >= 400 else 'ok'}")  # --hypothesis-show-statistics
     return out
 
 
@@ -69,7 +71,7 @@ VALID_PNG = png(np.random.default_rng(0).integers(0, 255, (24, 20, 4), dtype=np.
 def image_bytes(draw) -> bytes:
     """Bytes that pose as an image: garbage, a PNG signature and random chunks, a valid PNG
     with random bytes flipped or cut, or a valid PNG of random size and mode."""
-    kind = draw(st.sampled_from(["random", "signature", "mutated", "cut", "valid"]))
+    kind = draw(st.sampled_from(["valid"] * 4 + ["random", "signature", "mutated", "cut"]))
     if kind == "random":
         return draw(st.binary(max_size=400))
     if kind == "signature":
@@ -100,17 +102,28 @@ def _save(img: Image.Image) -> bytes:
 b64_text = st.one_of(image_bytes().map(lambda b: base64.b64encode(b).decode()), st.text(max_size=40), json_values)
 
 
+def valid_vec(n: int, lo: float = -0.99, hi: float = 0.99):
+    return st.lists(st.floats(lo, hi), min_size=n, max_size=n)
+
+
+def bad_vec(n: int):
+    return st.lists(numbers, min_size=max(0, n - 1), max_size=n + 1) | json_values
+
+
 @st.composite
-def states(draw):
-    def vec(n):
-        return st.lists(numbers, min_size=max(0, n - 1), max_size=n + 1) | st.lists(st.floats(-0.99, 0.99), min_size=n,
-                                                                                      max_size=n)
-    z_dim, c_dim = 16, draw(st.sampled_from([0, 25]))
-    s = {"z": draw(vec(z_dim)), "c": draw(vec(c_dim))}
+def states(draw, c_dim: int):
+    """A state that is valid, or has one broken part."""
+    w = 16 + c_dim
+    s = {"z": draw(valid_vec(16)), "c": draw(valid_vec(c_dim, 0.0, 1.0))}
     if draw(st.booleans()):
-        s["m"] = draw(vec(z_dim + c_dim))
-        s["v"] = draw(vec(z_dim + c_dim))
+        s.update(m=draw(valid_vec(w, -1.0, 1.0)), v=draw(valid_vec(w, 0.0, 1.0)), t=draw(st.integers(0, 100)))
+    broken = draw(st.sampled_from([None] * 8 + ["z", "c", "m", "v", "t", "drop"]))
+    if broken == "drop":
+        s.pop(draw(st.sampled_from(sorted(s))))
+    elif broken == "t":
         s["t"] = draw(st.integers(-5, 2**40) | json_values)
+    elif broken is not None:
+        s[broken] = draw(bad_vec({"z": 16, "c": c_dim}.get(broken, w)))
     if draw(st.booleans()):  # the 2-D form, one row: {"z": [[...]], ...}
         s = {k: [v] if isinstance(v, list) else v for k, v in s.items()}
     return s
@@ -118,19 +131,26 @@ def states(draw):
 
 @st.composite
 def edit_bodies(draw):
-    body = {"model": draw(st.sampled_from(["tiny", "tiny_empty"]) | json_values),
-            "sketch": draw(b64_text),
-            "method": draw(st.sampled_from(["two-stage", "latent"]) | json_values)}
-    if draw(st.booleans()):
-        body["state"] = draw(states() | json_values)
-    if draw(st.booleans()):
-        body["image"] = draw(b64_text)
-    for key, strat in (("steps", st.integers(-3, 12) | json_values), ("optimizer", st.sampled_from(["gd", "adam"])
-                       | json_values), ("lr", st.floats(0, 200) | json_values)):
-        if draw(st.booleans()):
-            body[key] = draw(strat)
-    if draw(st.booleans()):  # drop a field
+    """A valid edit request with (sometimes) one field broken; the sketch and photo bytes are
+    themselves valid images or impostors."""
+    model = draw(st.sampled_from(["tiny", "tiny_empty"]))
+    method = draw(st.sampled_from(["two-stage", "latent"]))
+    body = {"model": model, "method": method, "sketch": base64.b64encode(draw(image_bytes())).decode()}
+    if method == "two-stage" and draw(st.integers(0, 3)) == 3:
+        body["image"] = base64.b64encode(draw(image_bytes())).decode()
+    else:
+        body["state"] = draw(states(0 if model == "tiny_empty" else 25))
+    if method == "latent":
+        body.update(steps=draw(st.integers(0, 8)), optimizer=draw(st.sampled_from(["gd", "adam"])),
+                    lr=draw(st.floats(1e-3, 5)))
+    broken = draw(st.sampled_from([None] * 4 + ["model", "method", "sketch", "steps", "optimizer", "lr", "drop",
+                                                "extra"]))
+    if broken == "drop":
         body.pop(draw(st.sampled_from(sorted(body))))
+    elif broken == "extra":
+        body[draw(st.sampled_from(["state", "image", "steps", "zzz"]))] = draw(json_values | b64_text)
+    elif broken is not None:
+        body[broken] = draw(json_values | b64_text if broken == "sketch" else json_values)
     return body
 
 
@@ -151,10 +171,22 @@ def test_random_bytes_body_never_5xx(server, path, body):
     check(server, path, body)
 
 
+@st.composite
+def generate_bodies(draw):
+    model = draw(st.sampled_from(["tiny", "tiny_empty"]))
+    body = {"model": model}
+    if draw(st.booleans()):
+        body["seed"] = draw(st.integers(0, 2**53 - 1))
+    if draw(st.booleans()):
+        body["c"] = draw(valid_vec(0 if model == "tiny_empty" else 25, 0.0, 1.0))
+    broken = draw(st.sampled_from([None] * 3 + ["model", "seed", "c"]))
+    if broken is not None:
+        body[broken] = draw(st.integers(-5, 2**60) | bad_vec(25) if broken != "model" else json_values)
+    return body
+
+
 @SETTINGS
-@given(body=st.fixed_dictionaries({"model": st.sampled_from(["tiny", "tiny_empty"]) | json_values},
-                                  optional={"seed": st.integers(-5, 2**60) | json_values,
-                                            "c": st.lists(numbers, max_size=26) | json_values}))
+@given(body=generate_bodies())
 def test_random_generate_never_5xx(server, body):
     check(server, "/api/generate", dumps(body))
 

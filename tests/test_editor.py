@@ -1,0 +1,146 @@
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuedit import bundle as bundle_mod
+from neuedit.editor import LatentEditor
+from neuedit.sketch import SketchError, decode_png, dist, from_rgb, from_rgba
+from neuedit.state import EditConfig, EditState, StateError, sample_state
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_black_stroke_from_alpha_and_the_report_convention():
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2, 3] = [0, 0, 0, 255]  # a black stroke pixel: invisible under the report's non-zero rule
+    sketch, mask = decode_png(_png(rgba), 8)
+    assert mask.sum() == 1 and mask[0, 2, 3] == 1 and np.all(sketch[:, 2, 3] == -1)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[1, 1] = [255, 0, 0]
+    s2, m2 = from_rgb(rgb, 8)
+    assert m2.sum() == 1 and s2[0, 1, 1] == 1 and s2[1, 1, 1] == -1
+    # resizing a larger sketch: a drawn 2x2 block becomes one stroke pixel of its colour
+    big = np.zeros((16, 16, 4), np.uint8)
+    big[4:6, 4:6] = [255, 255, 255, 255]
+    s3, m3 = from_rgba(big, 8)
+    assert m3[0, 2, 2] == 1 and m3.sum() == 1 and np.allclose(s3[:, 2, 2], 1)
+    with pytest.raises(SketchError):
+        decode_png(b"definitely not a png", 8)
+
+
+def test_dist_by_hand_numpy():
+    image = np.zeros((1, 3, 2, 2), np.float32)
+    sketch = np.full((1, 3, 2, 2), -1.0, np.float32)
+    mask = np.zeros((1, 1, 2, 2), np.float32)
+    mask[..., 0, 0] = 1
+    assert dist(image, sketch, mask)[0] == pytest.approx(1.5)
+
+
+def _sketch_box(r, colour, box):
+    sketch = np.zeros((3, r, r), np.float32)
+    mask = np.zeros((1, r, r), np.float32)
+    y0, y1, x0, x1 = box
+    mask[:, y0:y1, x0:x1] = 1
+    sketch[:, y0:y1, x0:x1] = np.asarray(colour, np.float32)[:, None, None]
+    return sketch, mask
+
+
+def test_gd_with_small_lr_decreases_dist_monotonically(trained_tiny_bundle):
+    G = bundle_mod.load_module(trained_tiny_bundle, "g1")
+    ed = LatentEditor(G, trained_tiny_bundle.schema)
+    st = sample_state(1, 16, trained_tiny_bundle.schema, np.random.default_rng(0))
+    sketch, mask = _sketch_box(16, [1.0, -1.0, -1.0], (2, 8, 2, 8))
+    r = ed.edit(st, sketch, mask, EditConfig(optimizer="gd", lr=0.05, steps=8))
+    assert np.all(np.diff(r.trace[:, 0]) < 0), r.trace[:, 0]
+
+
+def test_state_stays_in_range_after_many_large_steps(tiny_bundle):
+    ed = LatentEditor(bundle_mod.load_module(tiny_bundle, "g1"), tiny_bundle.schema)
+    st = sample_state(2, 16, tiny_bundle.schema, np.random.default_rng(1))
+    sketch, mask = _sketch_box(16, [1.0, 1.0, -1.0], (0, 16, 0, 16))
+    for opt in ("gd", "adam"):
+        r = ed.edit(st, sketch, mask, EditConfig(optimizer=opt, lr=500.0, steps=20))
+        assert np.all(np.abs(r.state.z) < 1) and np.all((r.state.c >= 0) & (r.state.c <= 1))
+        assert np.isfinite(r.image).all()
+        r.state.validate(16, 25)
+
+
+def test_state_json_round_trip_is_bit_exact(tiny_bundle):
+    ed = LatentEditor(bundle_mod.load_module(tiny_bundle, "g1"), tiny_bundle.schema)
+    st = sample_state(1, 16, tiny_bundle.schema, np.random.default_rng(2))
+    sketch, mask = _sketch_box(16, [0.0, 0.5, 1.0], (4, 9, 4, 9))
+    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=3))
+    back = EditState.from_json(json.dumps(json.loads(r.state.to_json())))
+    for k in ("z", "c", "m", "v"):
+        assert np.array_equal(getattr(back, k), getattr(r.state, k)) and getattr(back, k).dtype == np.float32
+    assert back.t == r.state.t == 3
+    # continuing from the JSON equals continuing from the object (Adam moments carried over)
+    a = ed.edit(back, sketch, mask, EditConfig(optimizer="adam", steps=2))
+    b = ed.edit(r.state, sketch, mask, EditConfig(optimizer="adam", steps=2))
+    assert np.array_equal(a.state.z, b.state.z)
+
+
+def test_bad_states_are_refused():
+    with pytest.raises(StateError):
+        EditState(np.full((1, 4), 1.0), np.zeros((1, 2))).validate(4, 2)
+    with pytest.raises(StateError):
+        EditState(np.zeros((1, 3)), np.zeros((1, 2))).validate(4, 2)
+    with pytest.raises(StateError):
+        EditState(np.array([[np.nan, 0, 0, 0]]), np.zeros((1, 2))).validate(4, 2)
+    with pytest.raises(StateError):
+        EditState.from_dict({"z": ["a"], "c": []})
+    st = sample_state(100, 8, __import__("neuedit.schema").schema.anime_faces(), np.random.default_rng(0))
+    assert np.isfinite(st.z_tilde()).all() and np.isfinite(st.c_tilde()).all()
+
+
+def test_edit_pulls_a_region_toward_a_colour_and_leaves_the_rest(trained_tiny_bundle):
+    G = bundle_mod.load_module(trained_tiny_bundle, "g1")
+    ed = LatentEditor(G, trained_tiny_bundle.schema)
+    st = sample_state(4, 16, trained_tiny_bundle.schema, np.random.default_rng(5))
+    before = ed.render(st)
+    colour = np.array([1.0, -1.0, -1.0], np.float32)  # pure red over the top-left
+    sketch, mask = _sketch_box(16, colour, (0, 6, 0, 6))
+    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", lr=0.1, steps=60))
+    m = mask[0].astype(bool)
+    d_before = np.abs(before[:, :, m] - colour[None, :, None]).mean()
+    d_after = np.abs(r.image[:, :, m] - colour[None, :, None]).mean()
+    assert d_after < d_before - 0.05, (d_before, d_after)
+    change_in = np.abs(r.image - before)[:, :, m].mean()
+    change_out = np.abs(r.image - before)[:, :, ~m].mean()
+    assert change_out < change_in
+
+
+def test_restarts_keep_the_best(trained_tiny_bundle):
+    ed = LatentEditor(bundle_mod.load_module(trained_tiny_bundle, "g1"), trained_tiny_bundle.schema)
+    st = sample_state(1, 16, trained_tiny_bundle.schema, np.random.default_rng(9))
+    sketch, mask = _sketch_box(16, [-1.0, -1.0, 1.0], (8, 16, 8, 16))
+    one = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=5))
+    best = ed.edit_restarts(st, sketch, mask, EditConfig(optimizer="adam", steps=5, restarts=4),
+                            np.random.default_rng(0))
+    assert best.dist[0] <= one.dist[0]
+
+
+def test_cli_writes_image_state_and_frames(tmp_path, trained_tiny_bundle):
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[:10, :10] = [0, 0, 0, 255]
+    (tmp_path / "s.png").write_bytes(_png(rgba))
+    cmd = [sys.executable, "-m", "neuedit.cli", "edit", "--bundle", str(trained_tiny_bundle.path),
+           "--sketch", str(tmp_path / "s.png"), "--steps", "3", "--out", str(tmp_path / "o.png"),
+           "--frames", str(tmp_path / "frames")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert Image.open(tmp_path / "o.png").size == (16, 16)
+    st = EditState.from_json((tmp_path / "o.json").read_text())
+    assert st.z.shape == (1, 16)
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 4
+    bad = subprocess.run(cmd[:-2] + ["--state", str(tmp_path / "s.png")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

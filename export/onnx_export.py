@@ -7,8 +7,10 @@
 - ONNX has no autograd, so the latent editor's step is traced *with its backward pass*:
   `make_fx` records `neuedit.editor.latent_step` (forward + `torch.autograd.grad`) as ATen
   ops; every `aten.convolution_backward` that only needs the input gradient (weights are
-  frozen) becomes a transposed convolution with the same weight (`input_grad_as_conv_transpose`),
-  and the resulting graph goes through the same dynamo exporter.
+  frozen) becomes a forward op (`conv_input_grads_to_forward_ops`): a convolution with the
+  flipped weight at stride 1, else a transposed convolution with the same weight. The
+  resulting graph goes through the same dynamo exporter. The other backward ops
+  (threshold, tanh, sigmoid backward, pixel_unshuffle) have ONNX translations.
 - Each graph gets a dynamic batch axis "N", named inputs and outputs (the contract in
   `neuedit.engine`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
   inputs (and `c_t_next`) are dropped: the graph builds the empty tensor itself.
@@ -133,12 +135,28 @@ def _shape(node) -> tuple:
     return tuple(val.shape)
 
 
-def input_grad_as_conv_transpose(gm: torch.fx.GraphModule) -> int:
-    """Rewrite each `aten.convolution_backward` whose weight and bias gradients are unused
-    as the transposed convolution of the output gradient with the same weight. Returns the
-    number rewritten; raises ExportError for a backward that needs the weight gradient."""
+def flipped_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """The weight of the convolution that computes a stride-1 convolution's input gradient:
+    [C_out, C_in / g, kh, kw] -> [C_in, C_out / g, kh, kw], in and out swapped per group,
+    the kernel rotated by 180 degrees."""
+    c_out, c_in_g = weight.shape[:2]
+    w = weight.reshape(groups, c_out // groups, c_in_g, *weight.shape[2:]).transpose(1, 2)
+    return w.reshape(groups * c_in_g, c_out // groups, *weight.shape[2:]).flip(2, 3).contiguous()
+
+
+def conv_input_grads_to_forward_ops(gm: torch.fx.GraphModule) -> dict[str, int]:
+    """Rewrite each `aten.convolution_backward` whose weight and bias gradients are unused.
+
+    Stride 1 (all of G1): the input gradient is a plain convolution of the output gradient
+    with the flipped, in/out-swapped weight and padding d (k - 1) - p. That is exact, and
+    ONNX Runtime runs Conv in its blocked layout, about twice as fast as ConvTranspose.
+    Strided: the transposed convolution with the same weight, with the output_padding that
+    recovers the input rows the strided forward conv never reached.
+    Returns {"conv": n, "conv_transpose": n}; ExportError for a backward that needs the
+    weight gradient (weights are frozen in the editor, never trained through ONNX).
+    """
     aten = torch.ops.aten
-    n_done = 0
+    done = {"conv": 0, "conv_transpose": 0}
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.target != aten.convolution_backward.default:
             continue
@@ -148,25 +166,35 @@ def input_grad_as_conv_transpose(gm: torch.fx.GraphModule) -> int:
             raise ExportError(f"{node}: convolution_backward needs weight/bias gradients or is transposed "
                               f"(output_mask {mask}); only frozen-weight input gradients can be exported")
         in_sz, out_sz, k = _shape(inp)[2:], _shape(grad_out)[2:], _shape(weight)[2:]
-        # conv_transpose's output size is (o - 1) * s - 2p + d (k - 1) + 1 + output_padding:
-        # output_padding recovers the input rows the strided forward conv never reached.
-        op = [int(i) - ((int(o) - 1) * s - 2 * p + d * (int(kk) - 1) + 1)
-              for i, o, s, p, d, kk in zip(in_sz, out_sz, stride, padding, dilation, k)]
-        if any(x < 0 or x >= max(s, d) for x, s, d in zip(op, stride, dilation)):
-            raise ExportError(f"{node}: cannot express the input gradient as a transposed convolution ({op})")
+        pad_t = [d * (int(kk) - 1) - p for p, d, kk in zip(padding, dilation, k)]
+        const_w = weight.op == "get_attr"
         with gm.graph.inserting_before(node):
-            new = gm.graph.call_function(aten.convolution.default,
-                                         (grad_out, weight, None, stride, padding, dilation, True, op, groups))
+            if all(st == 1 for st in stride) and all(p >= 0 for p in pad_t) and const_w:
+                name = f"_grad_input_weight_{done['conv']}"
+                gm.register_buffer(name, flipped_weight(getattr(gm, weight.target), groups))
+                w_t = gm.graph.get_attr(name)
+                new = gm.graph.call_function(aten.convolution.default, (grad_out, w_t, None, [1] * len(stride),
+                                                                        pad_t, dilation, False, [0] * len(stride),
+                                                                        groups))
+                done["conv"] += 1
+            else:
+                # conv_transpose's output size is (o - 1) s - 2p + d (k - 1) + 1 + output_padding
+                op = [int(i) - ((int(o) - 1) * st - 2 * p + d * (int(kk) - 1) + 1)
+                      for i, o, st, p, d, kk in zip(in_sz, out_sz, stride, padding, dilation, k)]
+                if any(x < 0 or x >= max(st, d) for x, st, d in zip(op, stride, dilation)):
+                    raise ExportError(f"{node}: cannot express the input gradient as a transposed convolution")
+                new = gm.graph.call_function(aten.convolution.default,
+                                             (grad_out, weight, None, stride, padding, dilation, True, op, groups))
+                done["conv_transpose"] += 1
         new.meta["val"] = node.meta["val"][0] if isinstance(node.meta.get("val"), (tuple, list)) else None
         for u, i in users.items():
             if i == 0:
                 u.replace_all_uses_with(new)
             gm.graph.erase_node(u)
         gm.graph.erase_node(node)
-        n_done += 1
     gm.graph.eliminate_dead_code()
     gm.recompile()
-    return n_done
+    return done
 
 
 def drop_empty_cat_inputs(gm: torch.fx.GraphModule) -> int:
@@ -199,7 +227,7 @@ def trace_latent_step(G: nn.Module, c_dim: int, example: tuple) -> torch.fx.Grap
     pass written in forward ops only. Shapes stay symbolic in the batch."""
     from torch.fx.experimental.proxy_tensor import make_fx
     gm = make_fx(_step_fn(G, c_dim), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
-    input_grad_as_conv_transpose(gm)
+    conv_input_grads_to_forward_ops(gm)
     drop_empty_cat_inputs(gm)
     left = {str(n.target) for n in gm.graph.nodes if n.op == "call_function" and "backward" in str(n.target)
             and n.target not in _DECOMPOSED_BACKWARD}

@@ -10,7 +10,7 @@ from torch import nn
 from neuedit import bundle as bundle_mod
 from neuedit.cli import main as cli_main
 from neuedit.engine import GRAPH_FILES, META_BUNDLE, META_C_INPUT, META_GRAPH, META_WEIGHTS, file_digest
-from neuedit.export.onnx_export import fold_batchnorm, input_grad_as_conv_transpose
+from neuedit.export.onnx_export import conv_input_grads_to_forward_ops, fold_batchnorm
 from neuedit.export.parity import ParityError, check_bundle, check_graph, compare_outputs
 
 
@@ -72,8 +72,11 @@ def test_metadata_and_no_batchnorm(exported):
         assert props[META_WEIGHTS] == file_digest(exported.file(net))
         ops = {n.op_type for n in m.graph.node}
         assert "BatchNormalization" not in ops
-    ops = {n.op_type for n in onnx.load(str(exported.path / "latent_step.onnx")).graph.node}
-    assert "ConvTranspose" in ops  # the input gradients of the convolutions
+    # the step holds G1's convolutions twice: forward, and their input gradients (stride 1:
+    # flipped-weight convolutions rather than ConvTranspose)
+    count = lambda g, op: sum(n.op_type == op for n in onnx.load(str(exported.path / g)).graph.node)  # noqa: E731
+    assert count("latent_step.onnx", "Conv") == 2 * count("g1.onnx", "Conv") > 0
+    assert count("latent_step.onnx", "ConvTranspose") == 0
 
 
 def test_parity_all_graphs(exported):
@@ -98,12 +101,14 @@ def test_fold_batchnorm_keeps_outputs(tiny_bundle):
 
 
 @pytest.mark.parametrize("size", [16, 15])
-def test_convolution_backward_becomes_transposed_conv(size):
-    """Strided convolutions need output_padding (odd sizes most of all)."""
+def test_convolution_backward_becomes_forward_ops(size):
+    """Stride 1 (grouped, dilated, 'same' or not): a flipped-weight conv; strided: a
+    transposed conv, which needs output_padding (odd sizes most of all)."""
     from torch.fx.experimental.proxy_tensor import make_fx
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.ReLU(), nn.Conv2d(4, 5, 3, 2, 1, dilation=1), nn.Tanh(),
-                        nn.Conv2d(5, 2, 3, 1, 2, dilation=2)).requires_grad_(False)
+    net = nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.ReLU(), nn.Conv2d(4, 6, 3, 2, 1), nn.Tanh(),
+                        nn.Conv2d(6, 4, 3, 1, 2, dilation=2, groups=2), nn.Tanh(),
+                        nn.Conv2d(4, 2, 5, 1, 1), nn.Conv2d(2, 2, 3, 1, 3)).requires_grad_(False)
 
     def grad_of_input(x):
         with torch.enable_grad():
@@ -113,7 +118,7 @@ def test_convolution_backward_becomes_transposed_conv(size):
 
     x = torch.randn(2, 3, size, size)
     gm = make_fx(grad_of_input, tracing_mode="symbolic", _allow_non_fake_inputs=True)(x)
-    assert input_grad_as_conv_transpose(gm) == 3
+    assert conv_input_grads_to_forward_ops(gm) == {"conv": 2, "conv_transpose": 3}
     assert "convolution_backward" not in gm.code
     x2 = torch.randn(3, 3, size, size)
     assert torch.allclose(gm(x2), grad_of_input(x2), atol=1e-6)

@@ -122,7 +122,7 @@ class EditGenerator(nn.Module):
                  ch_max: int = 256, residual: bool = True):
         super().__init__()
         self.resolution, self.residual = resolution, residual
-        self.inp = nn.Sequential(nn.Conv2d(7, ch, 5, 1, 2), nn.ReLU(inplace=True))
+        self.inp = nn.Sequential(nn.Conv2d(7, ch, 3, 1, 1), nn.ReLU(inplace=True))
         downs, chans, c = [], [ch], ch
         for _ in range(n_down):
             c2 = min(ch_max, c * 2)

@@ -220,7 +220,8 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
         opt_G.zero_grad(set_to_none=True)
         g_terms["L_G"].backward()
         opt_G.step()
-        ema_update(G_ema, G, o.ema)
+        # ramped decay: early EMA weights are not dominated by the random initialisation
+        ema_update(G_ema, G, min(o.ema, (1 + step) / (10 + step)))
         return {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
 
     def on_sample(step: int) -> None:

@@ -154,6 +154,8 @@ def test_desktop_mouse(browser, server):
     assert "busy" in page.text_content("#error-text")
     page.wait_for_function("!document.body.classList.contains('busy')")
     page.unroute("**/api/edit")
+    assert all("503" in p or "busy" in p for p in page.problems)  # the deliberate failure, logged
+    page.problems.clear()
 
     # the other model: no attributes, its own requests
     with page.expect_request("**/api/generate") as req:

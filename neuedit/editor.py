@@ -87,7 +87,7 @@ class LatentEditor:
         if adam and state.m is not None:
             m, v, t = self._t(state.m), self._t(state.v), float(state.t)
         else:
-            m, v, t = torch.zeros(n, width), torch.zeros(n, width), 0.0
+            m, v, t = torch.zeros(n, width, device=self.device), torch.zeros(n, width, device=self.device), 0.0
         scal = lambda x: torch.tensor(float(x), device=self.device)  # noqa: E731
         lr, ad, anc, ec = scal(cfg.step_size), scal(adam), scal(cfg.anchor), scal(cfg.edit_c)
         z_anchor = z_t.clone()

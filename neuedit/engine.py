@@ -96,7 +96,8 @@ def resolve_providers(providers: str | list = "auto") -> list[str]:
     short = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
     if isinstance(providers, str):
         if providers == "auto":
-            return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []) + ["CPUExecutionProvider"]
+            cuda = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
+            return cuda + ["CPUExecutionProvider"]
         providers = [providers]
     out = [short.get(p.lower(), p) if isinstance(p, str) else p for p in providers]
     for p in out:
@@ -147,7 +148,12 @@ class Engine:
         try:
             sess = ort.InferenceSession(str(path), opts, providers=self._providers)
         except Exception as e:  # ORT raises several pybind exception types on bad files
-            raise EngineError(f"{path}: not a loadable ONNX graph ({type(e).__name__}: {e})") from None
+            if self._providers == ["CPUExecutionProvider"]:
+                raise EngineError(f"{path}: not a loadable ONNX graph ({type(e).__name__}: {e})") from None
+            try:  # onnxruntime-gpu without a usable GPU: the CPU must still serve
+                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception:
+                raise EngineError(f"{path}: not a loadable ONNX graph ({type(e).__name__}: {e})") from None
         self._validate(graph, path, sess)
         return sess
 
@@ -207,15 +213,19 @@ class Engine:
         r = self.resolution
         if a.ndim != 4 or a.shape[1:] != (channels, r, r) or len(a) not in (1, n):
             raise ValueError(f"{what} must be [{n} or 1, {channels}, {r}, {r}], got {list(a.shape)}")
-        return np.broadcast_to(a, (n, channels, r, r))
+        return np.ascontiguousarray(np.broadcast_to(a, (n, channels, r, r)))  # once, not per step
 
     # ---- public API ------------------------------------------------------------------------------
-    def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1]."""
+    def generate(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1] (c may be None when C is 0)."""
         z = np.asarray(z, np.float32)
-        c = np.asarray(c, np.float32).reshape(len(z), -1) if self.c_dim == 0 else np.asarray(c, np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
+        if c is None and self.c_dim == 0:
+            c = np.zeros((len(z), 0), np.float32)
+        c = np.asarray(c, np.float32)
+        if self.c_dim == 0 and c.size == 0:
+            c = c.reshape(len(z), 0)
         if c.ndim != 2 or c.shape != (len(z), self.c_dim):
             raise ValueError(f"c must be [{len(z)}, {self.c_dim}], got {list(c.shape)}")
         return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]

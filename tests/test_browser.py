@@ -129,6 +129,9 @@ def test_desktop_mouse(browser, server):
     assert page.locator("#history li").count() == 4
     page.locator("#history li button").last.click()
     assert image_src(page) == "data:image/png;base64," + gen["image"]
+    assert strokes(page) == 0  # the strokes of that time: none yet (the restore itself can be undone)
+    page.keyboard.press("Control+z")
+    assert strokes(page) == 1
     body, _ = submit_and_wait(page, lambda: page.click("#submit"))
     assert body["state"] == gen["state"]
 
@@ -171,8 +174,10 @@ def touch_stroke(page, points):
     cdp = page.context.new_cdp_session(page)
     (x0, y0), rest = points[0], points[1:]
     cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
-    for x, y in rest:
+    for x, y in rest:  # at a finger's pace: instant jumps would look like a fling, and the next tap stops it
+        page.wait_for_timeout(16)
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    page.wait_for_timeout(16)
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     cdp.detach()
 
@@ -189,7 +194,7 @@ def test_phone_touch(browser, server):
     page.evaluate("""() => { window.__pointers = [];
         document.getElementById('strokes').addEventListener('pointerdown', e => window.__pointers.push(e.pointerType)); }""")
     xs = np.linspace(0.55, 0.85, 8)
-    touch_stroke(page, [(box["x"] + x * box["width"], box["y"] + 0.7 * box["height"]) for x in xs])
+    touch_stroke(page, [(box["x"] + float(x) * box["width"], box["y"] + 0.7 * box["height"]) for x in xs])
     assert page.evaluate("window.__pointers") == ["touch"]
     assert strokes(page) == 1
     body, out = submit_and_wait(page, lambda: page.tap("#submit"))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from neuedit.engine import Engine, EngineError, resize_image
-from neuedit.state import EditConfig, EditState, sample_state
+from neuedit.state import EditConfig, sample_state
 
 
 @pytest.fixture(params=["labels", "empty"])

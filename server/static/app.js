@@ -184,6 +184,9 @@ function endStroke(e) {
 el.canvas.addEventListener("pointerup", endStroke);
 el.canvas.addEventListener("pointercancel", endStroke);
 el.canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+// No browser gestures from strokes (touch-action: none already stops scrolling): without this a
+// quick stroke counts as a fling, and the tap on Submit right after it only "stops the fling".
+for (const t of ["touchstart", "touchmove"]) el.canvas.addEventListener(t, (e) => e.preventDefault(), {passive: false});
 
 // The sketch: the stroke canvas as an RGBA PNG (alpha marks strokes). It goes at canvas size;
 // the server downsizes it to the model's resolution with area averaging, so thin strokes survive.

@@ -1,0 +1,264 @@
+"""Edit-quality metrics: following the strokes, keeping the rest, realism; numpy + scikit-image, no torch.
+
+Images enter in the models' form, float [3, H, W] in [-1, 1] (`image`, `before`, `sketch`),
+with `mask` [1, H, W] in {0, 1} (1 on strokes); the realism features take uint8 [N, H, W, 3].
+
+- `stroke_dist`: Dist(I, I') of DESIGN.md §1 (mean L1 over stroke pixels' channels, in [-1, 1] units).
+- `delta_e`: CIEDE2000 colour difference (skimage `deltaE_ciede2000` on `rgb2lab`, sRGB D65)
+  between result and stroke colour on stroke pixels: the mean, and the share under 10.
+- `edge_f1`: F1 between the sketch's lines and the result's edge map (`neuedit.strokes.edge_map`,
+  Canny), a match within `tol` px (Chebyshev); precision counts only result edges within
+  `window` px of a sketch line, since a sketch only speaks for the region it was drawn in.
+- `keep_metrics`: L1 (in [-1, 1] units), PSNR and SSIM (skimage, on [0, 1] RGB, SSIM's 7x7
+  map averaged) over the pixels outside the mask dilated by a k x k square, against the image
+  before the edit. PSNR of identical pixels is inf.
+- `image_features` + `kid`: Kernel Inception Distance (Binkowski et al. 2018: unbiased MMD^2,
+  cubic polynomial kernel, mean over random subsets) on a fixed handcrafted descriptor instead
+  of Inception (no weights can be downloaded): Lab colour moments on a 2x2 grid, Lab colour
+  histograms, HOG and uniform LBP histograms, computed at 64x64. It sees colour statistics,
+  gradient layout and micro-texture, not semantics (a face with a misplaced eye can score
+  well), so its values only compare methods measured against the same real images in one
+  run, never with published (Inception) KIDs.
+- `attribute_agreement`: the ACGAN head's verdict against known attributes c.
+- `mean_ci`: mean with a percentile-bootstrap 95% interval.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
+from skimage.feature import hog, local_binary_pattern
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from .strokes import edge_map
+
+FEATURE_SIZE = 64       # images are resized to this side before the realism descriptor
+DE_THRESHOLD = 10.0     # a stroke pixel "has the colour" when CIEDE2000 is under this
+
+
+def _check(x: np.ndarray, channels: int, name: str) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if x.ndim != 3 or x.shape[0] != channels:
+        raise ValueError(f"{name} must be [{channels}, H, W], got {x.shape}")
+    return x
+
+
+def _to_hwc01(x: np.ndarray) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> [H, W, 3] in [0, 1]."""
+    return np.clip((np.moveaxis(x, 0, -1) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> uint8 [H, W, 3] (the rounding of `neuedit.data.to_uint8`)."""
+    return np.clip((np.moveaxis(np.asarray(x, np.float32), 0, -1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---- following the strokes --------------------------------------------------------------------
+def stroke_dist(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> float:
+    """Dist(I, I') = sum |(I - I') M| / (1 + sum |M|), per stroke pixel and channel in [-1, 1] units."""
+    image, sketch, mask = _check(image, 3, "image"), _check(sketch, 3, "sketch"), _check(mask, 1, "mask")
+    return float(np.abs((image - sketch) * mask).sum() / (1.0 + np.abs(mask).sum()))
+
+
+def delta_e(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray,
+            threshold: float = DE_THRESHOLD) -> tuple[float, float]:
+    """CIEDE2000 between `image` and the stroke colours on stroke pixels -> (mean, share < threshold);
+    (nan, nan) without strokes."""
+    image, sketch, mask = _check(image, 3, "image"), _check(sketch, 3, "sketch"), _check(mask, 1, "mask")
+    on = mask[0] > 0.5
+    if not on.any():
+        return float("nan"), float("nan")
+    lab_i = rgb2lab(_to_hwc01(image)[on][None])   # [1, K, 3]
+    lab_s = rgb2lab(_to_hwc01(sketch)[on][None])
+    de = deltaE_ciede2000(lab_i, lab_s)[0]
+    return float(de.mean()), float((de < threshold).mean())
+
+
+def dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    """Binary dilation of bool [H, W] by a k x k square (k odd; `neuedit.stage2.train.dilate` in numpy)."""
+    if k < 1 or k % 2 == 0:
+        raise ValueError("k must be a positive odd number")
+    m = np.asarray(mask, bool)
+    if k == 1:
+        return m.copy()
+    r = k // 2
+    p = np.pad(m, r)
+    h, w = m.shape
+    out = np.zeros_like(m)
+    for dy in range(k):
+        for dx in range(k):
+            out |= p[dy:dy + h, dx:dx + w]
+    return out
+
+
+def edge_f1(pred: np.ndarray, true: np.ndarray, tol: int = 1, window: int | None = None) -> tuple[float, float, float]:
+    """Precision, recall and F1 of line map `pred` against `true` (bool [H, W]) with a `tol`-px match.
+
+    Recall: share of `true` pixels within `tol` of a `pred` pixel. Precision: share of the
+    `pred` pixels within `window` px of `true` (all of them when None) that lie within `tol`
+    of a `true` pixel. (nan, nan, nan) when `true` is empty; 0 where nothing was predicted.
+    """
+    pred, true = np.asarray(pred, bool), np.asarray(true, bool)
+    if pred.shape != true.shape:
+        raise ValueError(f"line maps differ in shape: {pred.shape} vs {true.shape}")
+    if not true.any():
+        return float("nan"), float("nan"), float("nan")
+    k = 2 * tol + 1
+    recall = float((true & dilate(pred, k)).sum() / true.sum())
+    counted = pred if window is None else pred & dilate(true, 2 * window + 1)
+    precision = float((counted & dilate(true, k)).sum() / counted.sum()) if counted.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return precision, recall, float(f1)
+
+
+def result_edges(image: np.ndarray, method: str = "canny") -> np.ndarray:
+    """The edge map of a result [3, H, W] in [-1, 1] -> bool [H, W] (`neuedit.strokes.edge_map`)."""
+    return edge_map(to_uint8(_check(image, 3, "image")), method)
+
+
+# ---- keeping the rest -----------------------------------------------------------------------------
+def keep_metrics(image: np.ndarray, before: np.ndarray, mask: np.ndarray, k: int = 5) -> dict:
+    """L1, PSNR and SSIM of `image` against `before` outside the mask dilated by k x k ->
+    {"l1_out", "psnr_out", "ssim_out"} (nan when nothing is left outside)."""
+    image, before, mask = _check(image, 3, "image"), _check(before, 3, "before"), _check(mask, 1, "mask")
+    keep = ~dilate(mask[0] > 0.5, k)
+    if not keep.any():
+        return {"l1_out": float("nan"), "psnr_out": float("nan"), "ssim_out": float("nan")}
+    l1 = float(np.abs(image - before)[:, keep].mean())
+    a, b = _to_hwc01(image), _to_hwc01(before)
+    mse = float(((a - b)[keep] ** 2).mean())
+    psnr = float("inf") if mse == 0 else float(peak_signal_noise_ratio(b[keep], a[keep], data_range=1.0))
+    side = min(a.shape[:2])
+    win = 7 if side >= 7 else side - (1 - side % 2)  # odd and no larger than the image
+    _, smap = structural_similarity(b, a, channel_axis=-1, data_range=1.0, full=True, win_size=win)
+    return {"l1_out": l1, "psnr_out": psnr, "ssim_out": float(smap[keep].mean())}
+
+
+# ---- realism ---------------------------------------------------------------------------------------
+def _hellinger(counts: np.ndarray) -> np.ndarray:
+    s = counts.sum()
+    return np.sqrt(counts / s) if s > 0 else counts.astype(np.float64)
+
+
+def _colour_moments(lab: np.ndarray) -> np.ndarray:
+    h, w = lab.shape[:2]
+    regions = [lab, lab[:h // 2, :w // 2], lab[:h // 2, w // 2:], lab[h // 2:, :w // 2], lab[h // 2:, w // 2:]]
+    scale_mean, scale_std = np.array([100.0, 100.0, 100.0]), np.array([50.0, 50.0, 50.0])
+    v = np.concatenate([np.concatenate([r.reshape(-1, 3).mean(0) / scale_mean, r.reshape(-1, 3).std(0) / scale_std])
+                        for r in regions])
+    return v / np.sqrt(len(v) / 3)  # ~unit norm for typical images
+
+
+def _colour_histograms(lab: np.ndarray) -> np.ndarray:
+    L = np.histogram(lab[..., 0], bins=8, range=(0, 100))[0].astype(np.float64)
+    ab = np.histogram2d(np.clip(lab[..., 1], -80, 79.9).ravel(), np.clip(lab[..., 2], -80, 79.9).ravel(),
+                        bins=8, range=((-80, 80), (-80, 80)))[0].ravel()
+    return np.concatenate([_hellinger(L), _hellinger(ab)]) / np.sqrt(2)
+
+
+def _hog(gray: np.ndarray) -> np.ndarray:
+    f = hog(gray, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), block_norm="L2-Hys",
+            feature_vector=True)
+    return f / np.sqrt(len(f) / 36)  # each 2x2-cell block has norm ~1
+
+
+def _lbp(gray8: np.ndarray) -> np.ndarray:
+    a = local_binary_pattern(gray8, 8, 1, method="uniform")
+    b = local_binary_pattern(gray8, 16, 2, method="uniform")
+    return np.concatenate([_hellinger(np.bincount(a.astype(int).ravel(), minlength=10)[:10].astype(np.float64)),
+                           _hellinger(np.bincount(b.astype(int).ravel(), minlength=18)[:18].astype(np.float64))]) / np.sqrt(2)
+
+
+def image_features(images: np.ndarray) -> np.ndarray:
+    """The fixed realism descriptor: uint8 [N, H, W, 3] -> float64 [N, D] (D = 454).
+
+    Each image is resized (bicubic) to 64x64; four groups, each scaled to about unit norm and
+    then weighted so each contributes equally to x . y / D: Lab mean and std on the whole
+    image and its four quadrants (30), Lab histograms (L: 8 bins, ab: 8x8, square-rooted),
+    HOG (9 orientations, 16 px cells, 2x2 blocks, L2-Hys: 324), uniform LBP histograms
+    (P=8 R=1 and P=16 R=2, square-rooted: 28).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+    rows = []
+    for im in images:
+        if im.shape[:2] != (FEATURE_SIZE, FEATURE_SIZE):
+            im = np.asarray(Image.fromarray(im).resize((FEATURE_SIZE, FEATURE_SIZE), Image.BICUBIC))
+        rgb = im.astype(np.float64) / 255.0
+        lab = rgb2lab(rgb)
+        gray = rgb2gray(rgb)
+        groups = [_colour_moments(lab), _colour_histograms(lab), _hog(gray), _lbp((gray * 255).round().astype(np.uint8))]
+        rows.append(groups)
+    if not rows:
+        return np.zeros((0, 454))
+    dims = [len(g) for g in rows[0]]
+    d = sum(dims)
+    w = [np.sqrt(d / len(dims))] * len(dims)
+    return np.stack([np.concatenate([wi * g for wi, g in zip(w, r)]) for r in rows])
+
+
+def _poly_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def kid(fx: np.ndarray, fy: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """KID between feature sets fx [N, D] and fy [M, D] -> (mean, std) over `subsets` random
+    subsets of min(N, M, subset_size) rows each (drawn without replacement); nan with < 2 rows."""
+    fx, fy = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
+    m = min(len(fx), len(fy), subset_size)
+    if m < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(subsets):
+        x = fx[rng.choice(len(fx), m, replace=False)]
+        y = fy[rng.choice(len(fy), m, replace=False)]
+        kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+        off = m * (m - 1)
+        vals.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2 * kxy.mean())
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def attribute_agreement(c_logits: np.ndarray, c: np.ndarray, schema) -> float:
+    """Share of the known attributes that D's ACGAN head agrees with; c_logits, c [c_dim].
+
+    An exclusive group counts when c sets exactly one of its attributes (agreement: that one
+    has the largest logit in the group); every attribute of a free group counts (agreement:
+    logit > 0 exactly when c > 0.5). nan when nothing is known.
+    """
+    c_logits, c = np.asarray(c_logits, np.float64).ravel(), np.asarray(c, np.float64).ravel()
+    hits = total = 0
+    for g, s in schema.slices():
+        on = c[s] > 0.5
+        if g.exclusive and len(g.attributes) > 1:
+            if on.sum() != 1:
+                continue
+            total += 1
+            hits += int(np.argmax(c_logits[s]) == np.argmax(on))
+        else:
+            total += len(on)
+            hits += int(((c_logits[s] > 0) == on).sum())
+    return hits / total if total else float("nan")
+
+
+# ---- statistics -------------------------------------------------------------------------------------
+PSNR_CAP = 100.0  # dB: identical pixels (inf) count as this in means
+
+
+def mean_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean of the finite values (inf PSNR capped at PSNR_CAP first) with a percentile-bootstrap
+    interval -> (mean, lo, hi, n); the interval is nan with fewer than 2 values."""
+    v = np.asarray(values, np.float64).ravel()
+    v = np.where(np.isposinf(v), PSNR_CAP, v)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan"), 1
+    rng = np.random.default_rng(seed)
+    boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1)
+    a = (1 - level) / 2
+    return mean, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), int(len(v))

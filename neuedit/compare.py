@@ -411,19 +411,26 @@ def strokes_over(before: np.ndarray, sketch: np.ndarray, mask: np.ndarray, fade:
     return faded * (1 - mask) + sketch * mask
 
 
-def labelled_grid(tiles: list[list[np.ndarray]], labels: list[str], scale: int, pad: int = 2) -> Image.Image:
-    """Rows of tiles [3, R, R] in [-1, 1] under a header of column labels -> PIL image."""
+def labelled_grid(tiles: list[list[np.ndarray]], labels: list[str], scale: int, row_labels: list[str] | None = None,
+                  pad: int = 2) -> Image.Image:
+    """Rows of tiles [3, R, R] in [-1, 1] under a header of column labels (and beside row labels) -> PIL image."""
     r = tiles[0][0].shape[-1] * scale
     cols = max(len(row) for row in tiles)
     head = 14
-    img = Image.new("RGB", (pad + cols * (r + pad), head + pad + len(tiles) * (r + pad)), "white")
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = (max(probe.textlength(t) for t in row_labels) + 6) if row_labels else 0
+    left = int(math.ceil(left))
+    img = Image.new("RGB", (left + pad + cols * (r + pad), head + pad + len(tiles) * (r + pad)), "white")
     draw = ImageDraw.Draw(img)
     for j, text in enumerate(labels[:cols]):
-        draw.text((pad + j * (r + pad) + 1, 1), text, fill=(0, 0, 0))
+        draw.text((left + pad + j * (r + pad) + 1, 1), text, fill=(0, 0, 0))
     for i, row in enumerate(tiles):
+        y = head + pad + i * (r + pad)
+        if row_labels:
+            draw.text((2, y + r // 2 - 6), row_labels[i], fill=(0, 0, 0))
         for j, t in enumerate(row):
             tile = Image.fromarray(M.to_uint8(t)).resize((r, r), Image.NEAREST)
-            img.paste(tile, (pad + j * (r + pad), head + pad + i * (r + pad)))
+            img.paste(tile, (left + pad + j * (r + pad), y))
     return img
 
 
@@ -439,7 +446,8 @@ def write_task_grid(path: Path, ts: TaskSet, before: np.ndarray, images: dict, m
     for i in range(min(n, len(ts.tasks))):
         sk, mk = sketch_arrays(ts.tasks[i].stroke.rgba, r)
         tiles.append([before[i], strokes_over(before[i], sk, mk)] + [images[m][i] for m in methods])
-    labelled_grid(tiles, ["original", "strokes"] + methods, grid_scale(r)).save(path)
+    rows = [f"{t.id} {t.source.kind}/{t.stroke.kind}" for t in ts.tasks[:len(tiles)]]
+    labelled_grid(tiles, ["original", "strokes"] + methods, grid_scale(r), rows).save(path)
 
 
 def write_chain_grid(path: Path, ts: TaskSet, before: np.ndarray, chain_images: dict, methods: list[str],
@@ -448,13 +456,14 @@ def write_chain_grid(path: Path, ts: TaskSet, before: np.ndarray, chain_images: 
     if not ts.chains or n <= 0 or not chain_images:
         return
     r = ts.resolution
-    tiles = []
+    tiles, rows = [], []
     for j in range(min(n, len(ts.chains))):
         layers = cumulative([s.rgba for s in ts.chains[j].rounds])
         tiles.append([before[j]] + [strokes_over(before[j], *sketch_arrays(c, r)) for c in layers])
         tiles += [list(chain_images[m][j]) for m in methods]
-    labels = ["round 0"] + [f"round {k + 1}" for k in range(len(ts.chains[0].rounds))]
-    labelled_grid(tiles, labels, grid_scale(r)).save(path)
+        rows += [f"{ts.chains[j].id} strokes"] + methods
+    labels = ["before"] + [f"round {k + 1}" for k in range(len(ts.chains[0].rounds))]
+    labelled_grid(tiles, labels, grid_scale(r), rows).save(path)
 
 
 def write_stability_plot(path: Path, stab: dict, methods: list[str], rounds: int) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle as bundle_mod
+from .data import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
 from .schema import Schema
 from .sketch import dist as edit_dist
 from .state import EditConfig, EditState
@@ -291,24 +292,3 @@ class Engine:
         return new, image, d, np.stack(trace)
 
 
-def resize_image(rgb: np.ndarray, resolution: int) -> np.ndarray:
-    """A photo of any size, uint8 [H, W, 3] (grey [H, W] and RGBA are accepted too) ->
-    float32 [3, R, R] in [-1, 1]: centre-cropped to a square (no stretching), then resized
-    with Lanczos (area-like when shrinking)."""
-    from PIL import Image
-    a = np.asarray(rgb)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, -1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"image must be [H, W, 3] (RGB), got {list(a.shape)}")
-    a = a[..., :3]
-    if a.dtype != np.uint8:
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    h, w = a.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    img = Image.fromarray(np.ascontiguousarray(a[top:top + s, left:left + s]), "RGB")
-    if s != resolution:
-        img = img.resize((resolution, resolution), Image.LANCZOS)
-    out = np.asarray(img, np.float32) / 127.5 - 1.0
-    return np.ascontiguousarray(np.moveaxis(out, -1, 0))  # [3, R, R]

@@ -18,12 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     p.add_argument("--check", action="store_true", help="do not export: check parity of the graphs "
                                                          "the bundle already has")
+    p.add_argument("--serve-only", action="store_true",
+                   help="with --out: keep only bundle.json and the ONNX graphs (what the server needs; "
+                        "how the demo bundles ship)")
     p.add_argument("--tol", type=float, default=None,
                    help="absolute parity tolerance for every output (default: 1e-4; Adam moments tighter)")
 
 
 def run(args) -> int:
-    from .onnx_export import OPSET, export_bundle
+    from .onnx_export import OPSET, export_bundle, serve_only
     from .parity import ParityError, check_bundle
     from ..engine import Engine, EngineError
     try:
@@ -35,7 +38,12 @@ def run(args) -> int:
                 print(rep.summary())
             b_path = args.bundle
         else:
+            if args.serve_only and not args.out:
+                print("neuedit export: --serve-only needs --out (it deletes the PyTorch weights)", file=sys.stderr)
+                return 2
             b = export_bundle(args.bundle, out=args.out, opset=args.opset or OPSET, check=True, tol=args.tol)
+            if args.serve_only:
+                b = serve_only(b)
             b_path = b.path
         eng = Engine(b_path, providers="cpu")
         print(f"engine: {eng.name} {eng.resolution}px, methods {', '.join(eng.methods) or 'generate only'}")

@@ -420,3 +420,15 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     b = bundle_mod.write_meta(b.path, meta)
     log(f"wrote {', '.join(GRAPH_FILES[g] for g in graphs)} into {b.path}")
     return b
+
+
+def serve_only(b: bundle_mod.Bundle) -> bundle_mod.Bundle:
+    """Drop the safetensors weights from an exported bundle (the ONNX graphs carry them) and
+    list the files that remain in bundle.json: the small, torch-free form the demos ship in."""
+    if not b.meta.get("onnx"):
+        raise ExportError(f"{b.path} has no ONNX graphs; export it before stripping its weights")
+    for f in b.path.glob("*.safetensors"):
+        f.unlink()
+    meta = {k: v for k, v in b.meta.items() if k not in ("format", "version")}
+    meta["files"] = sorted(["bundle.json", *meta["onnx"].values()])
+    return bundle_mod.write_meta(b.path, meta)

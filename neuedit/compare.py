@@ -41,6 +41,7 @@ from .tasks import Source, TaskSet
 
 TWO_STAGE = "two-stage"
 SOURCE = "source"  # the unedited image, as a reference row
+REAL = "real (held-out)"  # held-out real images, as a reference row
 
 
 def latent_name(steps: int) -> str:
@@ -351,7 +352,8 @@ CHAIN_METRICS = [("dist_new", "Dist new", False), ("dist_earlier", "Dist earlier
 def aggregate(rows: list[dict], methods: list[str], columns: list[str], cfg: CompareConfig,
               key: str = "method") -> dict:
     """{method: {column: (mean, lo, hi, n)}} with percentile-bootstrap 95% intervals."""
-    return {m: {c: M.mean_ci([r[c] for r in rows if r[key] == m], n_boot=cfg.boot, seed=cfg.seed) for c in columns}
+    return {m: {c: M.mean_ci([r.get(c, np.nan) for r in rows if r[key] == m], n_boot=cfg.boot, seed=cfg.seed)
+                for c in columns}
             for m in methods}
 
 
@@ -538,7 +540,7 @@ def summary_markdown(info: dict, stats: dict, kids: dict, diffs: dict, stab: dic
     cols = {c: (c, lab, hi) for c, lab, hi in TASK_METRICS}
     table("Following the strokes", [cols[c] for c in ("dist", "de00", "de_under", "edge_f1")], ref)
     table("Keeping the rest", [cols[c] for c in ("l1_out", "psnr_out", "ssim_out")], ref)
-    kid_rows = ref + ["real (held-out)"]
+    kid_rows = ref + [REAL]
     table("Realism", [cols[c] for c in ("d_score", "attr_agree")], kid_rows,
           (["KID ↓ (± std)"], lambda m: [f"{_fmt(kids[m][0])} ± {_fmt(kids[m][1])}" if m in kids else "–"]))
     medians = info["median_ms"]
@@ -596,10 +598,79 @@ def _jsonable(x):
 
 
 # ---- the whole comparison -----------------------------------------------------------------------------------------
+@dataclass
+class Realism:
+    kid: dict             # {method: (mean, std)}, plus SOURCE and REAL (two halves of the held-out images)
+    real_rows: list       # one row per held-out image with its d_score
+    chain_kid: dict       # {method: [(mean, std) per round]}
+
+
+def score_realism(ts: TaskSet, editors: Editors, rows: list[dict], images: dict, chain_rows: list[dict],
+                  chain_images: dict, real: np.ndarray, schema, cfg: CompareConfig) -> Realism:
+    """Adds d_score and attr_agree to task rows and d_score to chain rows; KIDs against `real` uint8 [M, H, W, 3]."""
+    r = ts.resolution
+    real_f = M.image_features(real) if len(real) else np.zeros((0, 454))
+    targets = {t.id: t.source.c for t in ts.tasks}
+    kids = {}
+    for m in [SOURCE] + editors.methods:
+        rs = [row for row in rows if row["method"] == m]
+        realism_columns(rs, images[m], [targets[row["task"]] for row in rs], editors, schema)
+        kids[m] = kid_of(images[m], real_f, cfg)
+    half = len(real_f) // 2
+    kids[REAL] = M.kid(real_f[:half], real_f[half:], cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
+    real_rows = [{"method": REAL} for _ in range(len(real))]
+    if len(real):
+        realism_columns(real_rows, to_unit_range(np.stack([_resize(x, r) for x in real])), [None] * len(real),
+                        editors, schema)
+    chain_kid = {}
+    for m, ims in chain_images.items():  # ims [C, K + 1, 3, R, R]; rows are chain-major, then round
+        score, _ = editors.discriminate(ims[:, 1:].reshape(-1, 3, r, r))
+        for row, sc in zip([row for row in chain_rows if row["method"] == m], score):
+            row["d_score"] = float(sc)
+        chain_kid[m] = [kid_of(ims[:, k], real_f, cfg) for k in range(1, ims.shape[1])]
+    return Realism(kids, real_rows, chain_kid)
+
+
+def statistics(ts: TaskSet, methods: list[str], rows: list[dict], chain_rows: list[dict], real_rows: list[dict],
+               cfg: CompareConfig) -> dict:
+    """Means with intervals: per method, paired against two-stage, by task kind, per stability round."""
+    cols = [c for c, _, _ in TASK_METRICS]
+    stats = aggregate(rows, [SOURCE] + methods, cols, cfg)
+    stats[REAL] = aggregate(real_rows, [REAL], cols, cfg)[REAL]
+    diffs = paired(rows, methods, [c for c in cols if c != "ms"], cfg) if TWO_STAGE in methods else {}
+    by_kind = {}
+    for key in sorted({(t.source.kind, t.stroke.kind) for t in ts.tasks}):
+        sub = [row for row in rows if (row["source"], row["stroke"]) == key]
+        by_kind[key] = aggregate(sub, [SOURCE] + methods, cols, cfg)
+    rounds = sorted({row["round"] for row in chain_rows})
+    stab = {m: {k: {c: M.mean_ci([row[c] for row in chain_rows if row["method"] == m and row["round"] == k],
+                                 n_boot=cfg.boot, seed=cfg.seed) for c, _, _ in CHAIN_METRICS}
+                for k in rounds} for m in methods} if chain_rows else {}
+    return {"stats": stats, "diffs": diffs, "by_kind": by_kind, "stab": stab}
+
+
+def run_info(b, ts: TaskSet, tasks_dir, methods: list[str], rows: list[dict], n_real: int, prep: Prepared,
+             realism: Realism) -> dict:
+    digest = ""
+    if tasks_dir is not None and (Path(tasks_dir) / "tasks.json").is_file():
+        digest = hashlib.sha256((Path(tasks_dir) / "tasks.json").read_bytes()).hexdigest()
+    mix: dict[str, int] = {}
+    for t in ts.tasks:
+        k = f"{t.source.kind}/{t.stroke.kind}"
+        mix[k] = mix.get(k, 0) + 1
+    return {"bundle": b.name, "bundle_path": str(b.path), "resolution": b.resolution, "tasks": str(tasks_dir or ""),
+            "tasks_digest": digest or "-" * 12, "n_tasks": len(ts.tasks), "n_chains": len(ts.chains),
+            "task_mix": ", ".join(f"{v} {k}" for k, v in sorted(mix.items())), "n_real": int(n_real),
+            "threads": torch.get_num_threads(), "project_ms": prep.project_ms,
+            "median_ms": {m: float(np.median([row["ms"] for row in rows if row["method"] == m])) if rows
+                          else float("nan") for m in methods},
+            "chain_kid": realism.chain_kid, "methods": methods}
+
+
 def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: np.ndarray | None = None,
             progress: bool = True, log=print, tasks_dir: str | Path | None = None) -> dict:
     """Run every method on every task and chain of `ts`, write the report into `out`; returns the
-    summary (as summary.json). `heldout` uint8 [M, R', R', 3]: real images for KID (default the set's)."""
+    summary (as summary.json). `heldout` uint8 [M, H, W, 3]: real images for KID (default the set's)."""
     b = bundle_mod.read(bundle) if not isinstance(bundle, bundle_mod.Bundle) else bundle
     ts.check(b)
     out = Path(out)
@@ -608,74 +679,21 @@ def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: n
     if cfg.two_stage and editors.G2 is None:
         log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
     methods = editors.methods
-    r = b.resolution
     sources = [t.source for t in ts.tasks] + [c.source for c in ts.chains]
-    n_real = sum(s.kind == "real" for s in sources)
-    if n_real:
-        log(f"projecting {n_real} photos into the latent space ({cfg.project_steps} Adam steps)...")
+    if any(s.kind == "real" for s in sources):
+        log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
+            f"({cfg.project_steps} Adam steps)...")
     prep = prepare_sources(editors.G1, sources, cfg, b.schema)
     rounds = len(ts.chains[0].rounds) if ts.chains else 0
-    total = len(ts.tasks) * len(methods) + len(ts.chains) * rounds * len(methods)
+    total = (len(ts.tasks) + len(ts.chains) * rounds) * len(methods)
     with _bar(total, progress, f"compare {b.name}") as bar:
         rows, images = run_tasks(ts, editors, prep, bar)
         chain_rows, chain_images = run_chains(ts, editors, prep, len(ts.tasks), bar)
-
-    # realism: D and its ACGAN head per result, KID per method
     real = ts.heldout if heldout is None else heldout
-    real_f = M.image_features(real) if len(real) else np.zeros((0, 454))
-    targets = {t.id: t.source.c for t in ts.tasks}
-    order = {m: [row for row in rows if row["method"] == m] for m in [SOURCE] + methods}
-    kids = {}
-    for m, rs in order.items():
-        realism_columns(rs, images[m], [targets[row["task"]] for row in rs], editors, b.schema)
-        kids[m] = kid_of(images[m], real_f, cfg)
-    half = len(real_f) // 2
-    kids["real (held-out)"] = M.kid(real_f[:half], real_f[half:], cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
-    rs = [{"method": "real (held-out)"} for _ in range(len(real))]
-    if len(real):
-        real_model = to_unit_range(np.stack([_resize(x, r) for x in real]))
-        realism_columns(rs, real_model, [None] * len(real), editors, b.schema)
-    chain_kid = {}
-    for m in methods:
-        ims = chain_images.get(m)
-        per_round = [row for row in chain_rows if row["method"] == m]
-        if ims is not None:
-            flat = ims[:, 1:].transpose(1, 0, 2, 3, 4)  # [K, C, 3, R, R]: round-major, as rows are chain-major
-            score, _ = editors.discriminate(ims[:, 1:].reshape(-1, 3, r, r))
-            for row, s in zip(per_round, score):
-                row["d_score"] = float(s)
-            chain_kid[m] = [kid_of(flat[k], real_f, cfg) for k in range(rounds)]
+    realism = score_realism(ts, editors, rows, images, chain_rows, chain_images, real, b.schema, cfg)
+    st = statistics(ts, methods, rows, chain_rows, realism.real_rows, cfg)
+    info = run_info(b, ts, tasks_dir, methods, rows, len(real), prep, realism)
 
-    # statistics
-    cols = [c for c, _, _ in TASK_METRICS]
-    stats = aggregate(rows, [SOURCE] + methods, cols, cfg)
-    stats["real (held-out)"] = aggregate(rs, ["real (held-out)"], ["d_score"], cfg)["real (held-out)"] if rs else {}
-    for c in cols:
-        stats["real (held-out)"].setdefault(c, (float("nan"),) * 3 + (0,))
-    diffs = paired(rows, methods, [c for c in cols if c != "ms"], cfg) if TWO_STAGE in methods else {}
-    by_kind = {}
-    for key in sorted({(t.source.kind, t.stroke.kind) for t in ts.tasks}):
-        sub = [row for row in rows if (row["source"], row["stroke"]) == key]
-        by_kind[key] = aggregate(sub, [SOURCE] + methods, cols, cfg)
-    stab = {m: {k: {c: M.mean_ci([row[c] for row in chain_rows if row["method"] == m and row["round"] == k],
-                                 n_boot=cfg.boot, seed=cfg.seed) for c, _, _ in CHAIN_METRICS}
-                for k in range(1, rounds + 1)} for m in methods} if chain_rows else {}
-    digest = ""
-    if tasks_dir is not None and (Path(tasks_dir) / "tasks.json").is_file():
-        digest = hashlib.sha256((Path(tasks_dir) / "tasks.json").read_bytes()).hexdigest()
-    mix = {}
-    for t in ts.tasks:
-        k = f"{t.source.kind}/{t.stroke.kind}"
-        mix[k] = mix.get(k, 0) + 1
-    info = {"bundle": b.name, "bundle_path": str(b.path), "resolution": r, "tasks": str(tasks_dir or ""),
-            "tasks_digest": digest or "-" * 12, "n_tasks": len(ts.tasks), "n_chains": len(ts.chains),
-            "task_mix": ", ".join(f"{v} {k}" for k, v in sorted(mix.items())), "n_real": int(len(real)),
-            "threads": torch.get_num_threads(), "project_ms": prep.project_ms,
-            "median_ms": {m: float(np.median([row["ms"] for row in rows if row["method"] == m])) if rows else float("nan")
-                          for m in methods},
-            "chain_kid": chain_kid, "methods": methods}
-
-    # files
     write_csv(out / "results.csv", rows)
     write_csv(out / "stability.csv", chain_rows)
     (out / "projections.json").write_text(json.dumps(prep.projections, indent=1) + "\n")
@@ -685,12 +703,11 @@ def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: n
     if chain_rows:
         write_chain_grid(out / "stability_grid.png", ts, prep.before[len(ts.tasks):], chain_images, methods,
                          cfg.grid_chains)
-        write_stability_plot(out / "stability.png", stab, methods, rounds)
-    md = summary_markdown(info, stats, kids, diffs, stab, methods, rounds, cfg, by_kind)
+        write_stability_plot(out / "stability.png", st["stab"], methods, rounds)
+    md = summary_markdown(info, st["stats"], realism.kid, st["diffs"], st["stab"], methods, rounds, cfg, st["by_kind"])
     (out / "summary.md").write_text(md + "\n")
-    summary = _jsonable({"info": info, "methods": stats, "kid": kids, "paired_vs_two_stage": diffs,
-                         "by_kind": {f"{a}/{s}": v for (a, s), v in by_kind.items()},
-                         "stability": stab})
+    summary = _jsonable({"info": info, "methods": st["stats"], "kid": realism.kid, "paired_vs_two_stage": st["diffs"],
+                         "by_kind": {f"{a}/{s}": v for (a, s), v in st["by_kind"].items()}, "stability": st["stab"]})
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 

@@ -2,11 +2,11 @@
 
 `Batcher.submit(key, fn, payload)` queues one request. Requests with the same key (model,
 method and everything that must be equal within one engine call) are gathered: the first
-waits up to `window_ms` for company, or less when `max_batch` requests are waiting; then
-`fn(payloads)` runs once in the thread-pool executor and returns one result per payload.
-At most `concurrency` engine calls run at once; while they all are busy, new requests
-keep joining the waiting batch, so under load batches grow by themselves. With batching
-off every request is its own call (`max_batch` 1, no window).
+waits up to `window_ms` for company (0 by default: not at all), or less when `max_batch`
+requests are waiting; then `fn(payloads)` runs once in the thread-pool executor and returns
+one result per payload. At most `concurrency` engine calls run at once; while they all are
+busy, new requests keep joining the waiting batch, so batches form by themselves under load
+and a lone request never waits. With batching off every request is its own call.
 """
 from __future__ import annotations
 

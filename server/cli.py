@@ -28,9 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8080, help="TCP port")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port via SO_REUSEPORT")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads per model")
-    p.add_argument("--inference-threads", type=int, default=d["inference_threads"].default,
-                   help="engine calls running at once per process")
+    p.add_argument("--threads", type=int, default=d["threads"].default,
+                   help="ONNX Runtime intra-op threads per engine call (0: ONNX Runtime's default, one per core)")
+    p.add_argument("--inference-threads", type=int, default=None,
+                   help="engine calls running at once per process (default: CPU cores / workers)")
     p.add_argument("--providers", default="auto", help="ONNX Runtime providers: auto, cpu or cuda")
     p.add_argument("--batching", choices=["on", "off"], default="on" if d["batching"].default else "off",
                    help="micro-batch concurrent requests for the same model and method")
@@ -51,7 +52,8 @@ def config_from_args(args: argparse.Namespace, bundles: list[str]) -> ServerConf
     return ServerConfig(bundles=tuple(bundles), max_body_bytes=int(args.max_body_mb * 2**20), max_steps=args.max_steps,
                         queue_size=args.queue_size, batching=args.batching == "on",
                         batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
-                        inference_threads=args.inference_threads, threads=args.threads, providers=args.providers)
+                        inference_threads=args.inference_threads or max(1, (os.cpu_count() or 1) // args.workers),
+                        threads=args.threads or None, providers=args.providers)
 
 
 def resolve_bundles(given: list[str] | None) -> list[str]:

@@ -13,12 +13,16 @@ class ServerConfig:
     max_photo_pixels: int = 4096 * 4096     # the same for uploaded photos (PNG or JPEG)
     queue_size: int = 64                    # inference requests in flight (decoding, waiting, running); more: 503
     retry_after_s: int = 1                  # the Retry-After header sent with a 503
-    batching: bool = True                   # micro-batch concurrent requests for the same model and method
-    batch_window_ms: float = 2.0            # how long the first request of a batch waits for company
+    batching: bool = True                   # requests for the same model and method queued while the engine is
+                                            # busy share its next call (bench/bench_server.py: wins under load)
+    batch_window_ms: float = 0.0            # extra wait for company even when the engine is free (0: none; a
+                                            # few ms can pay on a GPU, where bigger batches cost little more)
     max_batch: int = 16                     # rows in one engine call at most
-    inference_threads: int = 2              # engine calls running at once (the thread-pool executor's size)
+    inference_threads: int = 2              # engine calls running at once (the thread-pool executor's size);
+                                            # about one per CPU core with threads=1
     decode_threads: int = 2                 # threads decoding and encoding PNG/JPEG off the event loop
-    threads: int | None = None              # ONNX Runtime intra-op threads per engine (None: its default)
+    threads: int | None = 1                 # ONNX Runtime intra-op threads per engine call (None: ORT's default,
+                                            # one per core; slower on a shared CPU: its threads spin-wait)
     providers: str = "auto"                 # ONNX Runtime execution providers ("auto", "cpu", "cuda")
     static_dir: str | None = None           # the web client's folder (None: the one shipped in the package)
     max_lr: float = 100.0                   # latent edit: the largest step size accepted

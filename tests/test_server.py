@@ -474,6 +474,29 @@ async def test_concurrent_requests_are_batched(aiohttp_client, tiny_exported, ti
 
 
 @pytest.mark.asyncio
+async def test_requests_queued_behind_a_busy_engine_share_its_next_call(aiohttp_client, tiny_exported,
+                                                                        tiny_exported_empty):
+    """The default: no batch window; the first request runs at once, the ones that arrive
+    while it runs (here: a slowed-down engine) go together in the next call."""
+    from neuedit.server.keys import ENGINES
+    cfg = config(tiny_exported, tiny_exported_empty, batch_window_ms=0.0, inference_threads=1)
+    client = await aiohttp_client(create_app(cfg))
+    eng = client.app[ENGINES]["tiny"]
+    fast = eng.generate
+
+    def slow(z, c):
+        time.sleep(0.3)
+        return fast(z, c)
+    eng.generate = slow
+    first = asyncio.ensure_future(post(client, "/api/generate", {"model": "tiny", "seed": 0}))
+    await asyncio.sleep(0.1)  # the first call is running
+    rest = await asyncio.gather(*[post(client, "/api/generate", {"model": "tiny", "seed": s}) for s in range(1, 6)])
+    assert (await first)[0] == 200 and all(s == 200 for s, _ in rest)
+    h = await healthz(client)
+    assert (h["batching"]["engine_calls"], h["batching"]["requests"]) == (2, 6)
+
+
+@pytest.mark.asyncio
 async def test_batching_off_runs_one_call_per_request(aiohttp_client, tiny_exported, tiny_exported_empty):
     client = await aiohttp_client(create_app(config(tiny_exported, tiny_exported_empty, batching=False)))
     outs = await asyncio.gather(*[post(client, "/api/generate", {"model": "tiny", "seed": s}) for s in range(4)])

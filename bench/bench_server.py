@@ -93,6 +93,8 @@ class Server:
             cmd += ["--inference-threads", str(args.inference_threads)]
         if args.batch_window_ms is not None:
             cmd += ["--batch-window-ms", str(args.batch_window_ms)]
+        if args.max_batch is not None:
+            cmd += ["--max-batch", str(args.max_batch)]
         self.proc = subprocess.Popen(cmd)
 
     async def wait(self, session, timeout: float = 120.0) -> None:
@@ -234,6 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="server: ONNX Runtime intra-op threads")
     p.add_argument("--inference-threads", type=int, default=None, help="server: engine calls at once")
     p.add_argument("--batch-window-ms", type=float, default=None, help="server: batch window")
+    p.add_argument("--max-batch", type=int, default=None, help="server: requests per engine call at most")
     p.add_argument("--json", default="bench_server.json", help="write the results here")
     args = p.parse_args(argv)
     print(HEADER, file=sys.stderr)

@@ -55,7 +55,7 @@ def main():
             n, r = args.batch, p.resolution
             batch = Batch(torch.randn(n, 3, r, r, device=dev).tanh(), torch.zeros(n, args.c_dim, device=dev),
                           torch.randn(n, 128, device=dev), torch.zeros(n, args.c_dim, device=dev))
-            alpha = torch.rand(n, 1, 1, 1, device=dev)
+            alpha = torch.rand(n, 3, r, r, device=dev)
 
             def step():
                 one_step(G, D, opt_G, opt_D, batch, alpha, LossConfig())

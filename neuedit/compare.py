@@ -60,7 +60,7 @@ class CompareConfig:
     project_candidates: int = 16                 # random starts tried; the best reconstruction is optimised
     dilate: int = 5                              # k: keep metrics leave out the mask dilated by k x k (odd)
     edge_tol: int = 1                            # px within which a result edge matches a sketch line
-    edge_window: int | None = None               # precision counts result edges within this many px of a line (None: max(2, R/16))
+    edge_window: int | None = None               # precision counts edges this near a line (None: max(2, R/16) px)
     edge_method: str = "canny"                   # edge detector for results ("canny" or "xdog")
     de_threshold: float = M.DE_THRESHOLD         # CIEDE2000 under which a stroke pixel has its colour
     kid_subsets: int = 100                       # KID: random subsets averaged
@@ -103,14 +103,15 @@ def project(G, image: np.ndarray, steps: int = 200, *, rng: np.random.Generator 
     rng = np.random.default_rng(0) if rng is None else rng
     zs = sample_z(candidates, z_dim, rng)
     if c0 is None:
-        cs = schema.sample(candidates, rng) if (schema is not None and c_dim) else np.full((candidates, c_dim), 0.5, np.float32)
+        cs = (schema.sample(candidates, rng) if (schema is not None and c_dim)
+              else np.full((candidates, c_dim), 0.5, np.float32))
         cs = np.broadcast_to(cs, (n, candidates, c_dim))
     else:
         cs = np.repeat(np.asarray(c0, np.float32)[:, None], candidates, 1)
     z0, c_start = np.empty((n, z_dim), np.float32), np.empty((n, c_dim), np.float32)
     with torch.no_grad():
         for i in range(n):
-            rec = G(torch.from_numpy(zs), torch.from_numpy(np.ascontiguousarray(cs[i])))
+            rec = G(torch.from_numpy(zs), torch.from_numpy(np.array(cs[i], np.float32)))
             k = int(((rec - x[i:i + 1]) ** 2).flatten(1).mean(1).argmin())
             z0[i], c_start[i] = zs[k], cs[i, k]
     start = EditState(z0, c_start)
@@ -137,6 +138,7 @@ class Prepared:
     """Everything the editors start from, for a list of sources."""
     before: np.ndarray        # [N, 3, R, R] the image before the edit (G1's sample or the photo)
     starts: list[EditState]   # the latent editor's start (the sample's state or the projection)
+    start_images: np.ndarray  # [N, 3, R, R] G1(start): the latent editor's image before the edit
     start_l1: np.ndarray      # [N] mean |G1(start) - before| (the projection's error; 0 for samples)
     project_ms: float         # projection time per real image (batched), nan without real sources
     projections: list[dict]   # per real source: file, state, mse
@@ -156,6 +158,7 @@ def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Pr
         for i in samples:
             starts[i] = EditState(sources[i].state.z, sources[i].state.c)
     start_l1 = np.zeros(len(sources), np.float32)
+    start_images = before.copy()
     projections, project_ms = [], float("nan")
     if reals:
         imgs = np.stack([to_unit_range(sources[i].image) for i in reals])
@@ -168,10 +171,11 @@ def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Pr
         project_ms = 1e3 * (time.perf_counter() - t) / len(reals)
         for j, i in enumerate(reals):
             starts[i] = st.row(j)
+            start_images[i] = rec[j]
             start_l1[i] = float(np.abs(rec[j] - imgs[j]).mean())
             projections.append({"file": sources[i].file, "mse": float(mse[j]), "l1": float(start_l1[i]),
                                 "state": st.row(j).to_dict()})
-    return Prepared(before, starts, start_l1, project_ms, projections)
+    return Prepared(before, starts, start_images, start_l1, project_ms, projections)
 
 
 def sketch_arrays(rgba: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +322,8 @@ def run_chains(ts: TaskSet, editors: Editors, prep: Prepared, offset: int, bar) 
         sketches = [sketch_arrays(c, r) for c in cumulative(layers)]
         new = [sketch_arrays(s, r) for s in layers]
         for m in editors.methods:
-            img, state, seq = before, start, [before]
+            img, state = before, start
+            seq = [before if m == TWO_STAGE else prep.start_images[offset + j]]
             for k in range(len(layers)):
                 sk, mk = sketches[k]
                 from_state = k == 0 and chain.source.kind == "sample"
@@ -403,7 +408,14 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w = csv.DictWriter(f, cols)
         w.writeheader()
         for r in rows:
-            w.writerow({k: (("" if math.isnan(v) else f"{v:.6g}") if isinstance(v, float) else v) for k, v in r.items()})
+            w.writerow({k: _csv_value(v) for k, v in r.items()})
+
+
+def _csv_value(v):
+    """Floats with 6 significant digits, nan as an empty cell (not applicable), inf as 'inf'."""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
 
 
 # ---- pictures ---------------------------------------------------------------------------------------------
@@ -440,21 +452,24 @@ def grid_scale(r: int) -> int:
     return max(1, 128 // r)
 
 
-def write_task_grid(path: Path, ts: TaskSet, before: np.ndarray, images: dict, methods: list[str], n: int) -> None:
+def write_task_grid(path: Path, ts: TaskSet, prep: Prepared, images: dict, methods: list[str], n: int) -> None:
+    """Per task: original | strokes over it | the latent editor's start (a photo's projection) | each method."""
     if not ts.tasks or n <= 0:
         return
     r = ts.resolution
     tiles = []
     for i in range(min(n, len(ts.tasks))):
         sk, mk = sketch_arrays(ts.tasks[i].stroke.rgba, r)
-        tiles.append([before[i], strokes_over(before[i], sk, mk)] + [images[m][i] for m in methods])
+        tiles.append([prep.before[i], strokes_over(prep.before[i], sk, mk), prep.start_images[i]]
+                     + [images[m][i] for m in methods])
     rows = [f"{t.id} {t.source.kind}/{t.stroke.kind}" for t in ts.tasks[:len(tiles)]]
-    labelled_grid(tiles, ["original", "strokes"] + methods, grid_scale(r), rows).save(path)
+    labelled_grid(tiles, ["original", "strokes", "latent start"] + methods, grid_scale(r), rows).save(path)
 
 
 def write_chain_grid(path: Path, ts: TaskSet, before: np.ndarray, chain_images: dict, methods: list[str],
                      n: int) -> None:
-    """Per chain: a row of the strokes so far at each round, then one row per method (round 0..K)."""
+    """Per chain: a row of the strokes so far at each round, then one row per method (before: the
+    latent editor's start, a photo's projection; then rounds 1..K)."""
     if not ts.chains or n <= 0 or not chain_images:
         return
     r = ts.resolution
@@ -493,14 +508,14 @@ def write_stability_plot(path: Path, stab: dict, methods: list[str], rounds: int
 METRIC_NOTES = """\
 ## Metrics
 
-- **Dist**: the report's Dist(I, I') on stroke pixels, mean L1 per stroke pixel and channel in the models' [-1, 1] range.
+- **Dist**: the report's Dist(I, I') on stroke pixels: mean L1 per stroke pixel and channel, in [-1, 1] units.
 - **ΔE00**, **ΔE<10** (colour strokes): CIEDE2000 (scikit-image `rgb2lab` + `deltaE_ciede2000`, sRGB/D65) between the
   result and the stroke colour on stroke pixels: the mean, and the share of stroke pixels under 10.
 - **edge F1** (edge strokes): F1 of the sketch's 1-px lines against the result's edge map (`neuedit.strokes.edge_map`,
   {edge_method}), a match within {edge_tol} px; precision counts only result edges within {window} px of a sketch line.
 - **L1/PSNR/SSIM out**: the raw result (no paste-back) against the image before the edit (the photo, or G1's sample)
-  outside the stroke mask dilated by {dilate}x{dilate}; L1 in [-1, 1] units; PSNR and SSIM (7x7 window) on [0, 1] RGB; an
-  inf PSNR counts as {psnr_cap:g} dB in means. On photos the latent editor also pays for its projection (`start_l1`
+  outside the stroke mask dilated by {dilate}x{dilate}; L1 in [-1, 1] units; PSNR and SSIM (7x7 window) on [0, 1] RGB;
+  an inf PSNR counts as {psnr_cap:g} dB in means. On photos the latent editor also pays for its projection (`start_l1`
   in results.csv is that projection's mean L1 error).
 - **KID**: unbiased MMD² with the cubic polynomial kernel, mean ± std over {kid_subsets} random subsets, between the
   results and {n_real} held-out real images, on the project's fixed handcrafted descriptor (Lab colour moments on a
@@ -569,7 +584,8 @@ def summary_markdown(info: dict, stats: dict, kids: dict, diffs: dict, stab: dic
                     md_table(header, body), "", "![stability](stability.png)", "",
                     "![stability grid](stability_grid.png)", ""])
     out.extend(["## Examples", "", "![grid](grid.png)", "",
-                "Columns: original | strokes over the faded original | " + " | ".join(methods) + ".", ""])
+                "Columns: original | strokes over the faded original | the latent editor's start (a photo's "
+                "projection; the sample itself otherwise) | " + " | ".join(methods) + ".", ""])
     window = cfg.edge_window if cfg.edge_window is not None else max(2, info["resolution"] // 16)
     out.append(METRIC_NOTES.format(edge_method=cfg.edge_method, edge_tol=cfg.edge_tol, window=window,
                                    dilate=cfg.dilate, psnr_cap=M.PSNR_CAP, kid_subsets=cfg.kid_subsets,
@@ -699,7 +715,7 @@ def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: n
     (out / "projections.json").write_text(json.dumps(prep.projections, indent=1) + "\n")
     (out / "config.json").write_text(json.dumps(_jsonable({"compare": asdict(cfg), **{k: info[k] for k in (
         "bundle", "bundle_path", "tasks", "tasks_digest", "threads", "resolution")}}), indent=2) + "\n")
-    write_task_grid(out / "grid.png", ts, prep.before, images, methods, cfg.grid_tasks)
+    write_task_grid(out / "grid.png", ts, prep, images, methods, cfg.grid_tasks)
     if chain_rows:
         write_chain_grid(out / "stability_grid.png", ts, prep.before[len(ts.tasks):], chain_images, methods,
                          cfg.grid_chains)

@@ -28,7 +28,8 @@ def cls_loss(c_logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def dragan_perturb(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """x~ = x + 0.5 * alpha * std(x), alpha [N, 1, 1, 1] ~ U(0, 1); std over the whole batch."""
+    """x~ = x + 0.5 * alpha * std(x), alpha ~ U(0, 1) of x's shape [N, 3, H, W] (DRAGAN's
+    per-pixel noise); std over the whole batch."""
     return x + 0.5 * alpha * x.std()
 
 

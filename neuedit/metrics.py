@@ -165,8 +165,9 @@ def _hog(gray: np.ndarray) -> np.ndarray:
 def _lbp(gray8: np.ndarray) -> np.ndarray:
     a = local_binary_pattern(gray8, 8, 1, method="uniform")
     b = local_binary_pattern(gray8, 16, 2, method="uniform")
-    return np.concatenate([_hellinger(np.bincount(a.astype(int).ravel(), minlength=10)[:10].astype(np.float64)),
-                           _hellinger(np.bincount(b.astype(int).ravel(), minlength=18)[:18].astype(np.float64))]) / np.sqrt(2)
+    ha = np.bincount(a.astype(int).ravel(), minlength=10)[:10].astype(np.float64)
+    hb = np.bincount(b.astype(int).ravel(), minlength=18)[:18].astype(np.float64)
+    return np.concatenate([_hellinger(ha), _hellinger(hb)]) / np.sqrt(2)
 
 
 def image_features(images: np.ndarray) -> np.ndarray:
@@ -188,8 +189,8 @@ def image_features(images: np.ndarray) -> np.ndarray:
         rgb = im.astype(np.float64) / 255.0
         lab = rgb2lab(rgb)
         gray = rgb2gray(rgb)
-        groups = [_colour_moments(lab), _colour_histograms(lab), _hog(gray), _lbp((gray * 255).round().astype(np.uint8))]
-        rows.append(groups)
+        gray8 = (gray * 255).round().astype(np.uint8)
+        rows.append([_colour_moments(lab), _colour_histograms(lab), _hog(gray), _lbp(gray8)])
     if not rows:
         return np.zeros((0, 454))
     dims = [len(g) for g in rows[0]]

@@ -50,9 +50,9 @@ class TaskConfig:
     sources: tuple[str, ...] = SOURCE_KINDS          # source kinds, cycled over tasks
     chains: int = 8                                  # stability chains (successive edits of one image)
     rounds: int = 5                                  # K: edits per chain, one new stroke each
-    heldout: int = 256                               # held-out real images kept for the realism metric (at most half the rest of the pool)
+    heldout: int = 256                               # held-out real images for KID (at most half of the pool's rest)
     pool: int = 2000                                 # read at most this many images (sorted by name) per data folder
-    edges: str = "auto"                              # edge lines of donors: "pairs" (the dataset's drawings), "canny", "xdog", "auto"
+    edges: str = "auto"                              # donors' edge lines: "pairs" (drawings), "canny", "xdog", "auto"
     strokes: StrokeConfig = field(default_factory=StrokeConfig)  # colour and edge stroke synthesis
     donor_tries: int = 20                            # donors tried for an edge stroke before giving up
 
@@ -68,13 +68,6 @@ class TaskConfig:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as they come back from JSON
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TaskConfig":
-        d = dict(d)
-        s = d.pop("strokes", {})
-        s = StrokeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}, strokes=s)
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +146,7 @@ class TaskSet:
         p = Path(path)
         f = p / "tasks.json"
         if not f.is_file():
-            raise FileNotFoundError(f"{p} is not a task set (no tasks.json); make one with neuedit compare --make-tasks")
+            raise FileNotFoundError(f"{p} is not a task set (no tasks.json): draw one with --make-tasks")
         doc = json.loads(f.read_text())
         if doc.get("format") != FORMAT or int(doc.get("version", -1)) > VERSION:
             raise ValueError(f"{f}: not a neuedit task set of version <= {VERSION}")
@@ -192,7 +185,8 @@ def _stroke_doc(s: Stroke, png: str, p: Path) -> dict:
 
 
 def _task_doc(t: Task, p: Path) -> dict:
-    return {"id": t.id, "source": _source_doc(t.source, t.id, p), "stroke": _stroke_doc(t.stroke, f"{t.id}_sketch.png", p)}
+    return {"id": t.id, "source": _source_doc(t.source, t.id, p),
+            "stroke": _stroke_doc(t.stroke, f"{t.id}_sketch.png", p)}
 
 
 def _chain_doc(c: Chain, p: Path) -> dict:

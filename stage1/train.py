@@ -143,7 +143,9 @@ def sample_batch(run: Run, data: TensorData, schema: Schema, cfg: Stage1Config, 
     x_real, c_real = data.get(idx, flip)
     z = torch.randn(n, cfg.z_dim, generator=g, device=run.device)
     c_fake = torch.from_numpy(schema.sample(n, run.numpy_rng(step), freqs)).to(run.device)
-    alpha = torch.rand(n, 1, 1, 1, generator=g, device=run.device)
+    # DRAGAN perturbs every pixel (Kodali et al.: x + 0.5 * std(x) * U(0,1) of x's shape): the
+    # penalty then smooths D in a neighbourhood of the data, not along one brightness direction
+    alpha = torch.rand(x_real.shape, generator=g, device=run.device)
     return Batch(x_real, c_real, z, c_fake), alpha
 
 

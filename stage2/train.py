@@ -194,7 +194,7 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
         g_terms["L_G2"].backward()
         opt_G.step()
         D2.requires_grad_(True)
-        alpha = torch.rand(n, 1, 1, 1, generator=g, device=run.device)
+        alpha = torch.rand(x_real.shape, generator=g, device=run.device)  # per pixel, as stage one
         empty = torch.zeros(n, 0, device=run.device)
         with run.autocast():
             d_terms = d_loss_terms(D2_t, x_real, i2.detach(), empty, empty, alpha, d_cfg)

@@ -1,11 +1,10 @@
 """The web client in a real browser (Debian's chromium through Playwright): draw with the
 mouse and with a finger, submit, and check that the picture changed and that each request
-carried the state back. Set NEUEDIT_SCREENSHOTS=DIR to also save the page's screenshots."""
+carried the state back. (The docs' screenshots come from bench/screenshots.py.)"""
 from __future__ import annotations
 
 import base64
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -202,9 +201,5 @@ def test_phone_touch(browser, server):
     mask = sketch_mask(body)
     h, w = mask.shape
     assert mask.any() and mask[h // 2:, w // 2:].sum() == mask.sum()  # lower right, where the finger went
-    shots = os.environ.get("NEUEDIT_SCREENSHOTS")
-    if shots:
-        Path(shots).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(shots) / "screenshot-phone.png"), full_page=False)
     assert page.problems == []
     page.context.close()

@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.request
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

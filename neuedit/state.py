@@ -14,6 +14,7 @@ import numpy as np
 
 C_EPS = 1e-4  # c is clamped to [C_EPS, 1 - C_EPS] before logit, so hard 0/1 labels are valid
 Z_MAX = 1 - 1e-6  # |z| above this would make arctanh(z) overflow float32
+T_MAX = 10_000_000  # Adam's step count; beyond it bias correction is 1 anyway
 
 
 class StateError(ValueError):
@@ -64,8 +65,8 @@ class EditState:
             check("v", self.v, z_dim + c_dim, None, None)
             if self.v.min(initial=0) < 0:
                 raise StateError("v (Adam's second moment) cannot be negative")
-            if not isinstance(self.t, int) or self.t < 0:
-                raise StateError("t must be a non-negative integer")
+            if not isinstance(self.t, int) or not 0 <= self.t <= T_MAX:
+                raise StateError(f"t must be an integer in [0, {T_MAX}]")
         return self
 
     # ---- unconstrained parameterisation --------------------------------------------------
@@ -97,8 +98,8 @@ class EditState:
             raise StateError("state needs both 'z' and 'c'")
         try:
             arrs = {k: np.asarray(d[k], np.float32) for k in ("z", "c", "m", "v") if d.get(k) is not None}
-        except (ValueError, TypeError) as e:
-            raise StateError(f"state values must be (lists of) numbers: {e}") from None
+        except (ValueError, TypeError, OverflowError) as e:
+            raise StateError(f"state values must be (lists of) float32 numbers: {e}") from None
         t = d.get("t", 0)
         if isinstance(t, bool) or not isinstance(t, int):
             raise StateError("t must be an integer")
@@ -131,8 +132,10 @@ def sample_z(n: int, z_dim: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_state(n: int, z_dim: int, schema, rng: np.random.Generator, c=None) -> EditState:
+    """A random valid state; z is drawn first, so one seed with another c keeps the same z."""
+    z = sample_z(n, z_dim, rng)
     c = schema.sample(n, rng) if c is None else np.broadcast_to(np.asarray(c, np.float32), (n, schema.c_dim))
-    return EditState(sample_z(n, z_dim, rng), np.array(c, np.float32))
+    return EditState(z, np.array(c, np.float32))
 
 
 @dataclass(frozen=True)

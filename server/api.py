@@ -16,7 +16,7 @@ from aiohttp import web
 
 from neuedit.engine import Engine
 from neuedit.sketch import dist as edit_dist
-from neuedit.state import EditConfig, EditState, sample_z
+from neuedit.state import EditConfig, EditState, sample_state
 
 from . import codec
 from .errors import ApiError, bad_request
@@ -127,8 +127,7 @@ async def generate(request: web.Request) -> web.Response:
             if c.min(initial=0) < 0 or c.max(initial=0) > 1:
                 raise bad_request("bad_field", "c values must lie in [0, 1]")
         rng = np.random.default_rng(seed)
-        z = sample_z(1, eng.z_dim, rng)  # z first: the same seed keeps z when only c changes
-        state = EditState(z, eng.schema.sample(1, rng) if c is None else c)
+        state = sample_state(1, eng.z_dim, eng.schema, rng, c)  # z first: one seed keeps z when only c changes
         image = await _infer(request, (eng.name, "generate"), partial(_generate_rows, eng), state)
         png = await _off_loop(request, codec.encode_png, image)
         return web.json_response({"model": eng.name, "image": png, "state": codec.state_json(state), "seed": seed,

@@ -16,16 +16,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from neuedit.data import to_rgb, to_uint8
-from neuedit.engine import resize_image
+from neuedit.data import image_to_model as resize_image
 from neuedit.sketch import SketchError, decode_png
-from neuedit.state import EditState, StateError
+from neuedit.state import T_MAX, EditState, StateError
 
 from .errors import ApiError, bad_request
 
 log = logging.getLogger("neuedit.server")
 
 SEED_MAX = 2**53          # seeds stay exact as JavaScript numbers
-T_MAX = 10**7             # Adam's step count
+
 M_MAX = 1e4               # |Adam first moment| (gradients of Dist are far smaller)
 V_MAX = 1e8               # Adam second moment
 PHOTO_FORMATS = ("PNG", "JPEG", "WEBP")

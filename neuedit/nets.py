@@ -84,11 +84,31 @@ class DResBlock(nn.Module):
         return self.act(x + self.body(x))
 
 
+class MinibatchStd(nn.Module):
+    """Appends the mean std over groups of `group` *consecutive* samples as one feature map
+    (Karras et al. 2018): D sees how varied a batch is, so G cannot collapse to one image.
+    Consecutive groups keep real and fake samples apart when they are concatenated."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        while n % g:
+            g -= 1
+        y = x.reshape(n // g, g, c, h, w)
+        y = (y.var(1, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))  # [n // g]
+        y = y.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, h, w)
+        return torch.cat([x, y], 1)
+
+
 class Discriminator(nn.Module):
     """D(x [N, 3, R, R]) -> (logit [N], c_logits [N, c_dim]). No BatchNorm (DRAGAN's penalty is per sample)."""
 
     def __init__(self, c_dim: int = 34, resolution: int = 128, ch: int = 32, n_res: int = 2,
-                 ch_max: int = 1024, final: int = 4):
+                 ch_max: int = 1024, final: int = 4, mbstd_group: int = 0):
         super().__init__()
         self.c_dim, self.resolution = c_dim, resolution
         stages = int(round(math.log2(resolution / final)))
@@ -97,7 +117,8 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4 if i == 0 else 3, 2, 1), nn.LeakyReLU(0.2)]
             layers += [DResBlock(c_out) for _ in range(n_res)]
             c_in, c_out = c_out, min(ch_max, c_out * 2)
-        self.features = nn.Sequential(*layers, nn.Conv2d(c_in, c_out, 3, 1, 1), nn.LeakyReLU(0.2))
+        extra = [MinibatchStd(mbstd_group)] if mbstd_group else []
+        self.features = nn.Sequential(*layers, *extra, nn.Conv2d(c_in + len(extra), c_out, 3, 1, 1), nn.LeakyReLU(0.2))
         self.head_adv = nn.Linear(c_out * final * final, 1)
         self.head_cls = nn.Linear(c_out * final * final, c_dim) if c_dim else None
 

@@ -21,10 +21,10 @@ class Preset:
 PRESETS = {
     "tiny": Preset("tiny", 16, g=dict(ch=16, n_res=1, base=8, ch_min=8), d=dict(ch=8, n_res=1, final=4),
                    g2=dict(ch=8, n_down=1, n_res=1), batch=8),
-    "demo": Preset("demo", 64, g=dict(ch=64, n_res=3, base=8, ch_min=16, out_kernel=3), d=dict(ch=16, n_res=1, final=4, ch_max=256),
+    "demo": Preset("demo", 64, g=dict(ch=64, n_res=3, base=8, ch_min=16, out_kernel=3), d=dict(ch=16, n_res=1, final=4, ch_max=256, mbstd_group=4),
                    g2=dict(ch=16, n_down=2, n_res=2), batch=32),
     "report128": Preset("report128", 128, g=dict(ch=64, n_res=16, base=16, ch_min=64),
-                        d=dict(ch=32, n_res=3, final=4), g2=dict(ch=32, n_down=3, n_res=6, ch_max=128), batch=64),
+                        d=dict(ch=32, n_res=3, final=4, mbstd_group=4), g2=dict(ch=32, n_down=3, n_res=6, ch_max=128), batch=64),
 }
 
 

@@ -10,11 +10,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 stage1_anime() {
   neuedit train-stage1 --data "$DATA/anime-faces" --schema anime_faces --name anime \
-    --preset demo --iterations 2500 --out "$RUNS/anime-s1" --sample-every 250 --ckpt-every 250 "$@"
+    --preset demo --iterations 2000 --out "$RUNS/anime-s1" --sample-every 250 --ckpt-every 250 "$@"
 }
 stage1_pairs() {  # shoes / handbags: photos on the LEFT of the pair files, no labels
   neuedit train-stage1 --data "$DATA/$1/train" --layout pair --pair-image left --schema empty --name "$1" \
-    --preset demo --iterations 1500 --out "$RUNS/$1-s1" --sample-every 250 --ckpt-every 250 "${@:2}"
+    --preset demo --iterations 1200 --out "$RUNS/$1-s1" --sample-every 250 --ckpt-every 250 "${@:2}"
 }
 stage2() {  # $1 name, $2 data folder, rest: extra flags
   neuedit train-stage2 --stage1 "$RUNS/$1-s1/bundle" --data "$2" --name "$1" --preset demo \

@@ -1,0 +1,105 @@
+"""Figures for the README from trained bundles (PyTorch side, safetensors present):
+
+  docs/samples-<name>.png       16 stage-one samples
+  docs/edits-<name>.png         rows: original | with strokes | one-stage (latent) | two-stage
+  docs/real-edits-<name>.png    real photos: original | with strokes | two-stage result
+  docs/latent-frames-<name>.png the one-stage editor's image every few steps (the report's Fig. 13)
+
+    python scripts/make_figures.py runs/anime-s2/bundle --data ../shared/data/anime-faces/images
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from neuedit import bundle as bundle_mod
+from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range
+from neuedit.editor import LatentEditor
+from neuedit.sample_cli import grid_image
+from neuedit.schema import empty
+from neuedit.state import EditConfig, sample_state
+from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
+from neuedit.two_stage import TwoStageEditor
+
+SCALE = 3
+
+
+def over(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return image * (1 - mask) + sketch * mask
+
+
+def labelled_rows(columns: list[np.ndarray], names: list[str], scale: int = SCALE) -> Image.Image:
+    """columns: each [N, 3, R, R] -> a grid with one row per example and a header."""
+    n = len(columns[0])
+    grid = grid_image(np.stack(columns, 1).reshape(-1, *columns[0].shape[1:]), len(columns), scale)
+    head = Image.new("RGB", (grid.width, 16), "white")
+    d = ImageDraw.Draw(head)
+    cell = grid.width / len(columns)
+    for i, name in enumerate(names):
+        d.text((i * cell + 4, 2), name, fill="black")
+    out = Image.new("RGB", (grid.width, grid.height + 16), "white")
+    out.paste(head, (0, 0))
+    out.paste(grid, (0, 16))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bundle")
+    ap.add_argument("--data", required=True, help="real images of the domain (held-out ones preferably)")
+    ap.add_argument("--layout", default="single")
+    ap.add_argument("--out", default="docs")
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--latent-steps", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    b = bundle_mod.read(args.bundle)
+    name, R = b.name, b.resolution
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    G1 = bundle_mod.load_module(b, "g1")
+    latent = LatentEditor(G1, b.schema)
+    two = TwoStageEditor.from_bundle(b)
+
+    st = sample_state(16, b.z_dim, b.schema, rng)
+    grid_image(latent.render(st), 8, 2).save(out / f"samples-{name}.png")
+
+    data = load_dataset(DataConfig(args.data, R, layout=args.layout, limit=400, pair_image="left"), empty())
+    edges = (np.stack([edges_from_pair_half(e, R) for e in data.edges]) if data.edges is not None
+             else edge_maps(data.images))
+    pick = rng.choice(len(data), 2 * args.n, replace=False)
+    donors, photos = pick[: args.n], pick[args.n:]
+    cfg = StrokeConfig(p_empty=0.0, min_strokes=2, max_strokes=3)
+    sketch, mask = synthesize_batch(data.images[donors], rng, cfg, R, colour_sources=data.images[donors],
+                                    edges=edges[donors])
+    st = sample_state(args.n, b.z_dim, b.schema, rng)
+    original = latent.render(st)
+    one = latent.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=args.latent_steps)).image
+    two_img = two.edit(st, sketch, mask)
+    labelled_rows([original, over(original, sketch, mask), one, two_img],
+                  ["original", "with strokes", f"one-stage ({args.latent_steps} Adam)", "two-stage"]
+                  ).save(out / f"edits-{name}.png")
+
+    real = to_unit_range(data.images[photos])
+    sk2, mk2 = synthesize_batch(data.images[donors[::-1]], rng, cfg, R,
+                                colour_sources=data.images[donors[::-1]], edges=edges[donors[::-1]])
+    labelled_rows([real, over(real, sk2, mk2), two.edit(real, sk2, mk2)],
+                  ["real photo", "with strokes", "two-stage"]).save(out / f"real-edits-{name}.png")
+
+    r = latent.edit(st.row(0), sketch[:1], mask[:1], EditConfig(optimizer="adam", steps=args.latent_steps),
+                    frames=True)
+    idx = np.linspace(0, len(r.frames) - 1, 8).round().astype(int)
+    frames = np.concatenate([over(original[:1], sketch[:1], mask[:1])] + [r.frames[i] for i in idx])
+    grid_image(frames, len(frames), SCALE).save(out / f"latent-frames-{name}.png")
+    print(f"{name}: Dist over {args.latent_steps} steps {r.trace[0, 0]:.3f} -> {r.trace[-1, 0]:.3f}; "
+          f"frames at steps {idx.tolist()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -83,10 +83,14 @@ def build_config(args) -> Stage1Config:
         optim=OptimConfig(lr=args.lr, lr_end=args.lr_end, decay_start=args.decay_start, ema=args.ema))
 
 
-def run(args) -> int:
-    cfg = build_config(args)
+def launch(args, cfg, train_fn) -> int:
+    """What both stages' commands do with a built config: refuse to clobber, train, report."""
     check_resume(args)
-    b = train(cfg, stop_at=args.stop_at)
+    b = train_fn(cfg, stop_at=args.stop_at)
     if b is not None:
         print(f"bundle: {b.path}")
     return 0
+
+
+def run(args) -> int:
+    return launch(args, build_config(args), train)

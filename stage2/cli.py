@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from neuedit import bundle as bundle_mod
-from neuedit.stage1.cli import add_data_arguments, add_run_arguments, check_resume, data_config, run_config
+from neuedit.stage1.cli import add_data_arguments, add_run_arguments, data_config, launch, run_config
 from neuedit.stage1.train import OptimConfig
 
 from .train import Stage2Config, Stage2LossConfig, train
@@ -43,9 +43,4 @@ def build_config(args) -> Stage2Config:
 
 
 def run(args) -> int:
-    cfg = build_config(args)
-    check_resume(args)
-    b = train(cfg, stop_at=args.stop_at)
-    if b is not None:
-        print(f"bundle: {b.path}")
-    return 0
+    return launch(args, build_config(args), train)

@@ -61,7 +61,7 @@ def trained_tiny_bundle(tmp_path_factory, data_dir):
     cfg = Stage1Config(
         data=DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=512,
                         labels=str(data_dir / "anime-faces" / "labels.csv")),
-        run=RunConfig(out=str(out), iterations=150, batch=16, seed=0, log_every=50, sample_every=1000,
+        run=RunConfig(out=str(out), iterations=400, batch=16, seed=0, log_every=50, sample_every=1000,
                       ckpt_every=1000, progress=False, tensorboard=False),
         preset="tiny", z_dim=16, name="trained_tiny")
     return train(cfg)

@@ -110,7 +110,7 @@ def test_edit_pulls_a_region_toward_a_colour_and_leaves_the_rest(trained_tiny_bu
     before = ed.render(st)
     colour = np.array([1.0, -1.0, -1.0], np.float32)  # pure red over the top-left
     sketch, mask = _sketch_box(16, colour, (0, 6, 0, 6))
-    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", lr=0.1, steps=60))
+    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", lr=0.05, steps=40))
     m = mask[0].astype(bool)
     d_before = np.abs(before[:, :, m] - colour[None, :, None]).mean()
     d_after = np.abs(r.image[:, :, m] - colour[None, :, None]).mean()

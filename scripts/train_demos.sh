@@ -18,7 +18,7 @@ stage1_pairs() {  # shoes / handbags: photos on the LEFT of the pair files, no l
 }
 stage2() {  # $1 name, $2 data folder, rest: extra flags
   neuedit train-stage2 --stage1 "$RUNS/$1-s1/bundle" --data "$2" --name "$1" --preset demo \
-    --iterations 600 --batch 16 --out "$RUNS/$1-s2" --sample-every 100 --ckpt-every 100 "${@:3}"
+    --iterations 400 --batch 16 --p-real 0.75 --out "$RUNS/$1-s2" --sample-every 100 --ckpt-every 100 "${@:3}"
 }
 ship() {
   rm -rf "neuedit/models/$1"

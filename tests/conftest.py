@@ -3,9 +3,16 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not DATA.is_dir():  # a checkout elsewhere: ../shared next to the repository root
-    DATA = Path(os.environ.get("NEUEDIT_DATA", "../shared/data")).resolve()
+def _find_data() -> Path:
+    """../shared/data next to the checkout (the layout of the dev machines and CI), else
+    $NEUEDIT_DATA, else the first shared/data above the checkout or at /work/shared/data."""
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [Path(os.environ["NEUEDIT_DATA"])] if os.environ.get("NEUEDIT_DATA") else []
+    candidates += [p / "shared" / "data" for p in repo.parents] + [Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "anime-faces").is_dir()), candidates[0] if candidates else repo)
+
+
+DATA = _find_data()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
+
 def _find_data() -> Path:
-    """../shared/data next to the checkout (the layout of the dev machines and CI), else
-    $NEUEDIT_DATA, else the first shared/data above the checkout or at /work/shared/data."""
+    """$NEUEDIT_DATA, else the first shared/data above the checkout (../shared/data on the dev
+    machines and CI), else /work/shared/data."""
     repo = Path(__file__).resolve().parents[1]
     candidates = [Path(os.environ["NEUEDIT_DATA"])] if os.environ.get("NEUEDIT_DATA") else []
     candidates += [p / "shared" / "data" for p in repo.parents] + [Path("/work/shared/data")]

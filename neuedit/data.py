@@ -8,6 +8,7 @@ numpy + pillow only.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,3 +212,14 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
     x = np.clip((np.asarray(x, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
     return np.moveaxis(x, -3, -1)
+
+
+def image_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
+    """uint8 [N, H, W, 3] -> one uint8 grid image with `nrow` images per row."""
+    n, h, w, _ = images.shape
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
+    return grid

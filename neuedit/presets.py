@@ -5,7 +5,7 @@ residual D); `demo` trains in about an hour on 2 CPU cores at 64x64; `tiny` is f
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

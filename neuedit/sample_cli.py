@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from . import bundle as bundle_mod
-from .data import to_uint8
+from .data import image_grid, to_uint8
 from .state import sample_state
 
 
@@ -23,15 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def grid_image(images: np.ndarray, nrow: int, scale: int = 1, pad: int = 2) -> Image.Image:
-    """images [N, 3, R, R] in [-1, 1] -> a PIL grid."""
-    u8 = to_uint8(images)
-    n, h, w, _ = u8.shape
-    rows = -(-n // nrow)
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = u8[i]
-    img = Image.fromarray(grid)
+    """images [N, 3, R, R] in [-1, 1] -> a PIL grid, upscaled `scale` times (nearest)."""
+    img = Image.fromarray(image_grid(to_uint8(images), nrow, pad))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 

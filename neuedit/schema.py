@@ -5,7 +5,7 @@ numpy only: the server imports this to build its attribute controls.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

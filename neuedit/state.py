@@ -7,7 +7,6 @@ round-trip bit-exactly.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from neuedit import bundle as bundle_mod
-from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range
+from neuedit.data import DataConfig, load_dataset, to_unit_range
 from neuedit.editor import LatentEditor
 from neuedit.sample_cli import grid_image
 from neuedit.schema import empty
@@ -34,7 +34,7 @@ def over(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def labelled_rows(columns: list[np.ndarray], names: list[str], scale: int = SCALE) -> Image.Image:
     """columns: each [N, 3, R, R] -> a grid with one row per example and a header."""
-    n = len(columns[0])
+
     grid = grid_image(np.stack(columns, 1).reshape(-1, *columns[0].shape[1:]), len(columns), scale)
     head = Image.new("RGB", (grid.width, 16), "white")
     d = ImageDraw.Draw(head)

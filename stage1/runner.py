@@ -217,8 +217,8 @@ class Run:
         if not self.is_main:
             return None
         from PIL import Image
-        from neuedit.data import to_uint8
-        grid = make_grid(to_uint8(images), nrow)
+        from neuedit.data import image_grid, to_uint8
+        grid = image_grid(to_uint8(images), nrow)
         p = self.out / "samples" / f"{name}_{step:07d}.png"
         Image.fromarray(grid).save(p)
         Image.fromarray(grid).save(self.out / "samples" / f"{name}_latest.png")
@@ -247,17 +247,6 @@ class Run:
         fig.tight_layout()
         fig.savefig(self.out / "losses.png", dpi=110)
         plt.close(fig)
-
-
-def make_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
-    """uint8 [N, H, W, 3] -> one uint8 grid image with `nrow` images per row."""
-    n, h, w, _ = images.shape
-    rows = math.ceil(n / nrow)
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
-    return grid
 
 
 def _unwrap(m):

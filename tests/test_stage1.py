@@ -120,7 +120,7 @@ def test_acgan_head_beats_chance_on_held_out_faces(tmp_path, data_dir):
                       sample_every=1000, ckpt_every=1000, progress=False, tensorboard=False),
         preset="tiny", z_dim=16)
     data = load_dataset(cfg.data, schema)
-    train_set, held = replace(data), None
+    train_set = replace(data)
     n_train = 1500
     train_set.images, train_set.c = data.images[:n_train], data.c[:n_train]
     _, modules = fit(cfg, train_set)

@@ -115,8 +115,8 @@ def run(args) -> int:
     else:
         heldout = None
         if data:
-            from .schema import Schema
-            heldout = load_pool(data, Schema("empty"), args.heldout).images
+            from .schema import empty as empty_schema
+            heldout = load_pool(data, empty_schema(), args.heldout).images
     ts = TaskSet.load(args.tasks)
     cfg = CompareConfig(latent_steps=tuple(args.latent_steps), optimizer=args.optimizer, lr=args.lr,
                         anchor=args.anchor, two_stage=not args.no_two_stage, project_steps=args.project_steps,

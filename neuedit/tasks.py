@@ -27,7 +27,7 @@ from skimage.morphology import skeletonize
 
 from .bundle import atomic_write_bytes
 from .data import DataConfig, load_dataset
-from .schema import Schema
+from .schema import Schema, empty as empty_schema
 from .sketch import from_rgba, to_rgba
 from .state import EditState, sample_state
 from .strokes import StrokeConfig, colour_strokes, edge_map, edge_strokes, edges_from_pair_half
@@ -250,7 +250,7 @@ def load_pool(data: list[DataConfig], schema: Schema, limit: int) -> Pool:
     for cfg in data:
         cfg = replace(cfg, limit=min(limit, cfg.limit or limit), flip=False)
         label_file = Path(cfg.labels) if cfg.labels else Path(cfg.root) / "labels.csv"
-        use = schema if schema.c_dim and label_file.is_file() else Schema("empty")
+        use = schema if schema.c_dim and label_file.is_file() else empty_schema()
         labelled = labelled and bool(use.c_dim)
         s = load_dataset(cfg, use)
         images.append(s.images)

@@ -19,7 +19,7 @@ from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
 from neuedit.losses import edit_distance, g_adv_loss, l2_reg, masked_l1
 from neuedit.nets import build
-from neuedit.schema import Schema
+from neuedit.schema import Schema, empty as empty_schema
 from neuedit.state import sample_z
 from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
 from neuedit.stage1.runner import Run, RunConfig, drive, lr_at
@@ -135,7 +135,7 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
     torch.manual_seed(cfg.run.seed)
     if images is None:
         # stage two needs no labels: c for G1 samples comes from the schema's sampler
-        images = load_dataset(cfg.data, Schema("empty"), progress=run.is_main and run.cfg.progress)
+        images = load_dataset(cfg.data, empty_schema(), progress=run.is_main and run.cfg.progress)
         if run.is_main:
             print(f"data: {images.summary()}", flush=True)
     source = SketchSource(images, cfg, run.is_main)

@@ -1,4 +1,4 @@
-"""ONNX export of a bundle: G1, G2 and one step of the latent editor (issue 5).
+"""ONNX export of a bundle: G1, G2 and one step of the latent editor.
 
 - `fold_batchnorm` folds every eval-mode BatchNorm into the layer before it (a convolution,
   a convolution followed by PixelShuffle, or G's dense layer), so the graphs have no
@@ -33,11 +33,12 @@ from ..editor import latent_step
 from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
                       SCALARS, file_digest, graph_inputs, graph_outputs)
 from ..nets import Generator
+from neuedit.errors import NeueditError, UsageError
 
 OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
 
 
-class ExportError(ValueError):
+class ExportError(NeueditError, ValueError):
     """A network or graph the exporter cannot turn into ONNX."""
 
 
@@ -264,7 +265,7 @@ def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed:
     exactly zero and Adam's eps is all that keeps 0 / 0 away).
     """
     if variant not in STEP_VARIANTS:
-        raise ValueError(f"variant must be one of {STEP_VARIANTS}")
+        raise UsageError(f"variant must be one of {STEP_VARIANTS}")
     adam, first = variant != "gd", variant == "adam_first"
     rng = np.random.default_rng(seed)
     f = lambda a: np.asarray(a, np.float32)  # noqa: E731

@@ -1,4 +1,4 @@
-"""Parity between a bundle's PyTorch networks and its ONNX graphs (DESIGN.md §4).
+"""Parity between a bundle's PyTorch networks and its ONNX graphs (docs/method.md §5).
 
 Like optimum's `validate_model_outputs`: `onnx.checker` first, then on fresh random inputs
 the output *names*, then *shapes*, then *values* are compared, each output against its own
@@ -19,6 +19,7 @@ from .. import bundle as bundle_mod
 from ..editor import latent_step
 from ..engine import GRAPH_FILES, GRAPH_NET, graph_outputs
 from .onnx_export import STEP_VARIANTS, example_inputs
+from neuedit.errors import NeueditError
 
 ATOL = 1e-4  # fp32, absolute, per output unless overridden
 # Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
@@ -33,7 +34,7 @@ def tolerance(tol: float | dict | None, name: str) -> float:
     return float(tol)
 
 
-class ParityError(ValueError):
+class ParityError(NeueditError, ValueError):
     """ONNX Runtime's outputs differ from PyTorch's (or the graph fails the ONNX checker)."""
 
     def __init__(self, message: str, graph: str, output: str | None = None, max_diff: float | None = None,

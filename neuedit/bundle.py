@@ -1,4 +1,4 @@
-"""The model bundle (DESIGN.md §3): one folder, `bundle.json` + safetensors (+ ONNX after export).
+"""The model bundle (docs/method.md §5): one folder, `bundle.json` + safetensors (+ ONNX after export).
 
 Reading metadata needs no torch; `load_module` (torch) rebuilds a network from the
 architecture spec stored next to its weights, so nobody retypes sizes.
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .schema import Schema
+from neuedit.errors import NeueditError
 
 FORMAT = "neuedit-bundle"
 VERSION = 1
 
 
-class BundleError(ValueError):
+class BundleError(NeueditError, ValueError):
     """A bundle folder that is missing, malformed, or lacks a file it names."""
 
 
@@ -97,6 +98,13 @@ def read(path: str | Path) -> Bundle:
         raise BundleError(f"{f}: not valid JSON ({e})") from None
     _validate(meta, str(p))
     return Bundle(p, meta)
+
+
+def training_steps(meta: dict) -> dict:
+    """{"stage1": n, "stage2": m}: the iterations each stage of a bundle was trained for, as
+    the trainers record them in `training` (stages absent from the bundle are left out)."""
+    t = meta.get("training") or {}
+    return {stage: int(t[f"{stage}_step"]) for stage in ("stage1", "stage2") if isinstance(t.get(f"{stage}_step"), int)}
 
 
 def write_meta(path: str | Path, meta: dict) -> Bundle:

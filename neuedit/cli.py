@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from neuedit.errors import NeueditError
+
 SUBCOMMANDS = {
     "prepare": ("neuedit.prepare", "detect and crop faces into an image folder"),
     "train-stage1": ("neuedit.stage1.cli", "train the stage-one generator (DRAGAN + ACGAN)"),
@@ -16,6 +18,7 @@ SUBCOMMANDS = {
     "export": ("neuedit.export.cli", "export a bundle to ONNX and check parity"),
     "serve": ("neuedit.server.cli", "run the editing server and web client"),
     "compare": ("neuedit.compare_cli", "compare one-stage and two-stage editing"),
+    "evaluate": ("neuedit.evaluate_cli", "sample quality of generators: KID, diversity, attribute control"),
 }
 
 
@@ -41,9 +44,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:
-        # Our typed errors (DataError, BundleError, SketchError, StateError...) are ValueErrors
-        # with a message meant for the user: print it, no traceback.
+    except NeueditError as e:
+        # a message meant for the user (bad input, a broken file): one line, no traceback;
+        # anything else is a bug and keeps its traceback
         print(f"neuedit {argv[0]}: error: {e}", file=sys.stderr)
         return 1
 

@@ -16,11 +16,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .schema import EncodeReport, Schema
+from neuedit.errors import NeueditError, UsageError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
-class DataError(ValueError):
+class DataError(NeueditError, ValueError):
     """A dataset that cannot be used as given (missing folder, no images, bad labels file)."""
 
 
@@ -32,15 +33,19 @@ class DataConfig:
     layout: str = "single"     # "single" images, or "pair" side-by-side files
     pair_image: str = "left"   # pair layout: which half is the photo ("left" for ../shared/data/shoes)
     limit: int | None = None   # use at most this many images (sorted by name), for tests and quick runs
+    skip: int = 0              # leave out the first N images (sorted by name): a held-out split is
+                               # `limit=N` for training and `skip=N` for evaluation
     flip: bool = True          # horizontal-flip augmentation
 
     def __post_init__(self):
         if self.layout not in ("single", "pair"):
-            raise ValueError(f"layout must be 'single' or 'pair', not {self.layout!r}")
+            raise UsageError(f"layout must be 'single' or 'pair', not {self.layout!r}")
         if self.pair_image not in ("left", "right"):
-            raise ValueError(f"pair_image must be 'left' or 'right', not {self.pair_image!r}")
+            raise UsageError(f"pair_image must be 'left' or 'right', not {self.pair_image!r}")
+        if self.skip < 0 or (self.limit is not None and self.limit < 1):
+            raise UsageError("skip must be >= 0 and limit >= 1")
         if self.resolution < 8:
-            raise ValueError("resolution must be at least 8")
+            raise UsageError("resolution must be at least 8")
 
 
 @dataclass
@@ -96,7 +101,7 @@ def _split_pair(path: Path, resolution: int, image_side: str) -> tuple[np.ndarra
         img = to_rgb(img)
         w, h = img.size
         if w < 2 * 4 or w < h:
-            raise ValueError(f"pair image is {w}x{h}; expected two side-by-side halves (width = 2 x height)")
+            raise UsageError(f"pair image is {w}x{h}; expected two side-by-side halves (width = 2 x height)")
         left, right = img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h))
     photo, edge = (left, right) if image_side == "left" else (right, left)
     size = (resolution, resolution)
@@ -126,6 +131,7 @@ def load_dataset(cfg: DataConfig, schema: Schema, progress: bool = False) -> Ima
     if not root.is_dir():
         raise DataError(f"data folder {str(root)!r} does not exist or is not a folder")
     files = list_images(root)
+    files = files[cfg.skip:]
     if cfg.limit is not None:
         files = files[: cfg.limit]
     if not files:
@@ -171,7 +177,7 @@ def load_dataset(cfg: DataConfig, schema: Schema, progress: bool = False) -> Ima
             rows.append(tags)
         c, report = schema.encode_rows(rows)
         names = set(kept) | {Path(f).name for f in kept}
-        if cfg.limit is None:
+        if cfg.limit is None and not cfg.skip:
             missing = sum(1 for f in labels if f not in names)
     else:
         c = np.zeros((len(kept), 0), np.float32)
@@ -188,7 +194,7 @@ def image_to_model(rgb: np.ndarray, resolution: int) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, -1)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"image must be [H, W, 3] (RGB), got {list(a.shape)}")
+        raise UsageError(f"image must be [H, W, 3] (RGB), got {list(a.shape)}")
     a = a[..., :3]
     if a.dtype != np.uint8:
         a = np.clip(a, 0, 255).astype(np.uint8)

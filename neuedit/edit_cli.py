@@ -11,6 +11,7 @@ from . import bundle as bundle_mod
 from .data import image_to_model, load_rgb, to_uint8
 from .sketch import decode_png
 from .state import EditConfig, EditState, sample_state
+from neuedit.errors import UsageError, MissingFileError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,10 +42,14 @@ def run(args) -> int:
     import torch
     b = bundle_mod.read(args.bundle)
     if not args.sketch.is_file():
-        raise FileNotFoundError(f"sketch {args.sketch} not found")
+        raise MissingFileError(f"sketch {args.sketch} not found")
     sketch, mask = decode_png(args.sketch.read_bytes(), b.resolution)
     if args.state:
-        state = EditState.from_json(args.state.read_text()).validate(b.z_dim, b.c_dim)
+        try:
+            text = args.state.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--state {args.state}: not a readable state JSON file ({e})") from None
+        state = EditState.from_json(text).validate(b.z_dim, b.c_dim)
     else:
         state = sample_state(1, b.z_dim, b.schema, np.random.default_rng(args.seed))
     if args.method == "two-stage":
@@ -55,7 +60,7 @@ def run(args) -> int:
         print(f"two-stage edit -> {args.out}")
         return 0
     if args.image:
-        raise ValueError("--image works with --method two-stage; the latent editor needs a state")
+        raise UsageError("--image works with --method two-stage; the latent editor needs a state")
     from .editor import LatentEditor
     cfg = EditConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, anchor=args.anchor,
                      restarts=args.restarts, project_c=args.project_c)

@@ -1,6 +1,6 @@
 """The baseline one-stage editor: latent optimisation over a stage-one generator (iGAN-style).
 
-Steps are taken on `z~ = arctanh(z)` and `c~ = logit(c)` (DESIGN.md §1), so `z` stays in
+Steps are taken on `z~ = arctanh(z)` and `c~ = logit(c)` (docs/method.md §3), so `z` stays in
 (-1, 1) and `c` in (0, 1). `latent_step` is a pure function of tensors: the PyTorch editor
 calls it, and the ONNX export traces exactly it, so both follow the same trajectory.
 """

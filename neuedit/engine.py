@@ -1,6 +1,6 @@
 """The ONNX Runtime engine: both stages and the latent editor without PyTorch.
 
-numpy + onnxruntime only (DESIGN.md §2: the server imports this, a deployer installs no
+numpy + onnxruntime only (the server imports this, a deployer installs no
 torch). It loads the graphs that `neuedit export` wrote into a bundle:
 
     g1.onnx           z [N, Z], c [N, C]                 -> image [N, 3, R, R]
@@ -30,6 +30,7 @@ from .data import image_to_model as resize_image  # noqa: F401  (the engine's ph
 from .schema import Schema
 from .sketch import dist as edit_dist
 from .state import EditConfig, EditState
+from neuedit.errors import NeueditError, UsageError
 
 # ---- the graph contract, shared with neuedit.export (which imports these) -----------------
 G1_INPUTS = ("z", "c")
@@ -49,7 +50,7 @@ META_C_INPUT = "neuedit_c_input"   # "present", or "dropped" when c_dim is 0
 META_EXPORT = "neuedit_export"     # JSON: opset, torch version, folded BatchNorms
 
 
-class EngineError(RuntimeError):
+class EngineError(NeueditError, RuntimeError):
     """A bundle's ONNX graphs are missing, broken, or do not belong to the bundle; or a
     call the loaded graphs cannot serve."""
 
@@ -213,7 +214,7 @@ class Engine:
             a = a[None]
         r = self.resolution
         if a.ndim != 4 or a.shape[1:] != (channels, r, r) or len(a) not in (1, n):
-            raise ValueError(f"{what} must be [{n} or 1, {channels}, {r}, {r}], got {list(a.shape)}")
+            raise UsageError(f"{what} must be [{n} or 1, {channels}, {r}, {r}], got {list(a.shape)}")
         return np.ascontiguousarray(np.broadcast_to(a, (n, channels, r, r)))  # once, not per step
 
     # ---- public API ------------------------------------------------------------------------------
@@ -221,14 +222,14 @@ class Engine:
         """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1] (c may be None when C is 0)."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
+            raise UsageError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
         if c is None and self.c_dim == 0:
             c = np.zeros((len(z), 0), np.float32)
         c = np.asarray(c, np.float32)
         if self.c_dim == 0 and c.size == 0:
             c = c.reshape(len(z), 0)
         if c.ndim != 2 or c.shape != (len(z), self.c_dim):
-            raise ValueError(f"c must be [{len(z)}, {self.c_dim}], got {list(c.shape)}")
+            raise UsageError(f"c must be [{len(z)}, {self.c_dim}], got {list(c.shape)}")
         return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]
 
     def render(self, state: EditState) -> np.ndarray:
@@ -245,9 +246,9 @@ class Engine:
             image = image[None]
         r = self.resolution
         if image.ndim != 4 or image.shape[1:] != (3, r, r):
-            raise ValueError(f"source image must be [N, 3, {r}, {r}], got {list(image.shape)}")
+            raise UsageError(f"source image must be [N, 3, {r}, {r}], got {list(image.shape)}")
         if not np.all(np.isfinite(image)):
-            raise ValueError("source image contains NaN or infinity")
+            raise UsageError("source image contains NaN or infinity")
         n = len(image)
         return self._run("g2", {"image": np.clip(image, -1, 1), "sketch": self._batch(sketch, n, 3, "sketch"),
                                 "mask": self._batch(mask, n, 1, "mask")})["edited"]
@@ -262,7 +263,7 @@ class Engine:
         if "latent_step" not in self._sessions:
             raise EngineError(f"bundle {self.name} has no latent-editor graph (latent_step.onnx)")
         if steps < 0:
-            raise ValueError("steps must be >= 0")
+            raise UsageError("steps must be >= 0")
         state.validate(self.z_dim, self.c_dim)
         n, width = len(state), self.z_dim + self.c_dim
         sk, mk = self._batch(sketch, n, 3, "sketch"), self._batch(mask, n, 1, "mask")

@@ -1,4 +1,4 @@
-"""Loss functions of DESIGN.md §1, each a small pure function of tensors.
+"""Loss functions of docs/method.md §1-2, each a small pure function of tensors.
 
 D(x) returns (logit [N], c_logits [N, C]); `c` is multi-hot [N, C].
 """
@@ -61,3 +61,23 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Ten
     """Mean |a - b| over pixels where keep [N, 1, H, W] is 1 (the preservation loss). Returns [N]."""
     num = ((a - b).abs() * keep).flatten(1).sum(1)
     return num / (keep.flatten(1).sum(1) * a.shape[1]).clamp_min(1.0)
+
+
+def d_hinge_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
+    """L_adv(D) = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z, c)))] (Lim & Ye 2017)."""
+    return F.relu(1.0 - real_logit).mean() + F.relu(1.0 + fake_logit).mean()
+
+
+def g_hinge_loss(fake_logit: torch.Tensor) -> torch.Tensor:
+    """L_adv(G) = -E[D(G(z, c))]."""
+    return -fake_logit.mean()
+
+
+def r1_penalty(real_logit: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
+    """R1 = E[||grad_x D(x)||^2] on real images (Mescheder et al. 2018); `x_real` must require
+    grad and `real_logit = D(x_real)`."""
+    (grad,) = torch.autograd.grad(real_logit.sum(), x_real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+ADV_LOSSES = {"logistic": (d_adv_loss, g_adv_loss), "hinge": (d_hinge_loss, g_hinge_loss)}

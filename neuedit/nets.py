@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from neuedit.errors import UsageError
 
 
 class GResBlock(nn.Module):
@@ -53,7 +54,7 @@ class Generator(nn.Module):
         super().__init__()
         levels = int(round(math.log2(resolution / base)))
         if base * 2 ** levels != resolution or levels < 0:
-            raise ValueError(f"resolution {resolution} must be base {base} times a power of two")
+            raise UsageError(f"resolution {resolution} must be base {base} times a power of two")
         self.z_dim, self.c_dim, self.resolution, self.base, self.ch = z_dim, c_dim, resolution, base, ch
         self.fc = nn.Linear(z_dim + c_dim, ch * base * base, bias=False)
         self.fc_bn = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
@@ -122,11 +123,95 @@ class Discriminator(nn.Module):
         self.head_adv = nn.Linear(c_out * final * final, 1)
         self.head_cls = nn.Linear(c_out * final * final, c_dim) if c_dim else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`c` is accepted for a common call signature with `SNDiscriminator` and unused."""
         assert x.dim() == 4 and x.shape[1:] == (3, self.resolution, self.resolution), \
             f"x must be [N, 3, {self.resolution}, {self.resolution}], got {tuple(x.shape)}"
         h = self.features(x).flatten(1)
         logit = self.head_adv(h).squeeze(1)
+        c_logits = self.head_cls(h) if self.head_cls is not None else h.new_zeros(h.shape[0], 0)
+        return logit, c_logits
+
+
+class UpBlock(nn.Module):
+    """Nearest-neighbour x2, 3x3 conv, BN, ReLU: resize-convolution, which cannot draw the
+    checkerboard a strided/sub-pixel upsampler draws early in training (Odena et al. 2016)."""
+
+    def __init__(self, ch_in: int, ch_out: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                  nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=False), nn.BatchNorm2d(ch_out),
+                                  nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class UpGenerator(nn.Module):
+    """The CPU-budget G(z [N, z_dim], c [N, c_dim]) -> image [N, 3, R, R] in (-1, 1).
+
+    A dense layer to a 4x4 map of `chans[0]` channels, then one `UpBlock` per doubling with
+    `chans[i]` channels at 4 * 2**i pixels, and a 3x3 conv + tanh. `chans` has log2(R/4) + 1
+    entries; no residual stack, so nearly all compute is spent where the pixels are.
+    """
+
+    def __init__(self, z_dim: int = 128, c_dim: int = 25, resolution: int = 64,
+                 chans: tuple = (256, 256, 128, 64, 32)):
+        super().__init__()
+        levels = int(round(math.log2(resolution / 4)))
+        if 4 * 2 ** levels != resolution or len(chans) != levels + 1:
+            raise UsageError(f"resolution {resolution} needs {levels + 1} channel counts, got {len(chans)}")
+        self.z_dim, self.c_dim, self.resolution, self.ch = z_dim, c_dim, resolution, chans[0]
+        self.fc = nn.Linear(z_dim + c_dim, chans[0] * 16, bias=False)
+        self.fc_bn = nn.Sequential(nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True))
+        self.up = nn.Sequential(*[UpBlock(chans[i], chans[i + 1]) for i in range(levels)])
+        self.out = nn.Conv2d(chans[-1], 3, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"
+        assert c.dim() == 2 and c.shape[1] == self.c_dim, f"c must be [N, {self.c_dim}], got {tuple(c.shape)}"
+        h = self.fc_bn(self.fc(torch.cat([z, c], 1)).view(-1, self.ch, 4, 4))
+        return torch.tanh(self.out(self.up(h)))  # [N, 3, R, R]
+
+
+class SNDiscriminator(nn.Module):
+    """D(x [N, 3, R, R], c [N, C] or None) -> (logit [N], c_logits [N, C]) with spectral norm
+    on every layer (Miyato et al. 2018): a Lipschitz-bounded D that stays useful in short runs.
+
+    One 4x4 stride-2 conv per halving down to 4x4 (`chans[i]` channels after halving i), each
+    optionally preceded by a 3x3 conv (`extra`). Heads: real/fake, the ACGAN classes, and,
+    with `projection`, the projection term <embed(c), h> (Miyato & Koyama 2018) added to the
+    logit when `c` is given.
+    """
+
+    def __init__(self, c_dim: int = 25, resolution: int = 64, chans: tuple = (64, 128, 256, 512),
+                 extra: bool = False, projection: bool = False):
+        super().__init__()
+        from torch.nn.utils.parametrizations import spectral_norm as sn
+        stages = int(round(math.log2(resolution / 4)))
+        if len(chans) != stages:
+            raise UsageError(f"resolution {resolution} needs {stages} channel counts, got {len(chans)}")
+        self.c_dim, self.resolution = c_dim, resolution
+        layers, c_in = [], 3
+        for c_out in chans:
+            if extra:
+                layers += [sn(nn.Conv2d(c_in, c_in if c_in > 3 else c_out, 3, 1, 1)), nn.LeakyReLU(0.2)]
+                c_in = c_in if c_in > 3 else c_out
+            layers += [sn(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        feat = c_in * 16
+        self.head_adv = sn(nn.Linear(feat, 1))
+        self.head_cls = nn.Linear(feat, c_dim) if c_dim else None
+        self.embed = sn(nn.Linear(c_dim, feat, bias=False)) if (projection and c_dim) else None
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        assert x.dim() == 4 and x.shape[1:] == (3, self.resolution, self.resolution), \
+            f"x must be [N, 3, {self.resolution}, {self.resolution}], got {tuple(x.shape)}"
+        h = self.features(x).flatten(1)
+        logit = self.head_adv(h).squeeze(1)
+        if self.embed is not None and c is not None:
+            logit = logit + (self.embed(c) * h).sum(1)
         c_logits = self.head_cls(h) if self.head_cls is not None else h.new_zeros(h.shape[0], 0)
         return logit, c_logits
 
@@ -184,14 +269,15 @@ class EditGenerator(nn.Module):
         return torch.tanh(delta)
 
 
-ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "edit_g2": EditGenerator}
+ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "up_g": UpGenerator, "sn_d": SNDiscriminator,
+         "edit_g2": EditGenerator}
 
 
 def build(spec: dict) -> nn.Module:
     """{"name": "resnet_g", "kwargs": {...}} -> module (weights uninitialised)."""
     name = spec.get("name")
     if name not in ARCHS:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
+        raise UsageError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
     return ARCHS[name](**spec.get("kwargs", {}))
 
 

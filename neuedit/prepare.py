@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import IMAGE_EXTS, DataError, list_images, load_rgb
+from neuedit.errors import UsageError, MissingFileError
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class PrepareConfig:
 
     def __post_init__(self):
         if self.size < 8 or self.margin < 0 or self.min_face < 1 or self.scale_factor <= 1:
-            raise ValueError("size >= 8, margin >= 0, min_face >= 1 and scale_factor > 1 are required")
+            raise UsageError("size >= 8, margin >= 0, min_face >= 1 and scale_factor > 1 are required")
 
 
 def load_cascade(spec: str):
@@ -33,7 +34,7 @@ def load_cascade(spec: str):
     else:
         path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"cascade file {str(path)!r} not found")
+        raise MissingFileError(f"cascade file {str(path)!r} not found")
     clf = cv2.CascadeClassifier(str(path))
     if clf.empty():
         raise DataError(f"{path} is not a valid OpenCV cascade file")

@@ -6,6 +6,7 @@ residual D); `demo` trains in about an hour on 2 CPU cores at 64x64; `tiny` is f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from neuedit.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class Preset:
     d: dict            # Discriminator kwargs except c_dim, resolution
     g2: dict           # EditGenerator kwargs except resolution
     batch: int = 64    # default batch size
+    g_name: str = "resnet_g"  # architecture names in nets.ARCHS
+    d_name: str = "resnet_d"
 
 
 PRESETS = {
@@ -23,6 +26,11 @@ PRESETS = {
                    g2=dict(ch=8, n_down=1, n_res=1), batch=8),
     "demo": Preset("demo", 64, g=dict(ch=64, n_res=3, base=8, ch_min=16, out_kernel=3), d=dict(ch=16, n_res=1, final=4, ch_max=256, mbstd_group=4),
                    g2=dict(ch=16, n_down=2, n_res=2), batch=32),
+    # The CPU-budget demo recipe: resize-conv G with most channels where the pixels are, spectral-norm D.
+    "cpu64": Preset("cpu64", 64, g=dict(chans=(256, 128, 64, 32, 16)), d=dict(chans=(32, 64, 128, 256)),
+                    g2=dict(ch=16, n_down=2, n_res=2), batch=32, g_name="up_g", d_name="sn_d"),
+    "tiny_cpu": Preset("tiny_cpu", 16, g=dict(chans=(32, 16, 8)), d=dict(chans=(8, 16)),
+                       g2=dict(ch=8, n_down=1, n_res=1), batch=8, g_name="up_g", d_name="sn_d"),
     "report128": Preset("report128", 128, g=dict(ch=64, n_res=16, base=16, ch_min=64),
                         d=dict(ch=32, n_res=3, final=4, mbstd_group=4), g2=dict(ch=32, n_down=3, n_res=6, ch_max=128), batch=64),
 }
@@ -30,16 +38,16 @@ PRESETS = {
 
 def get(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UsageError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
 def g_spec(p: Preset, z_dim: int, c_dim: int) -> dict:
-    return {"name": "resnet_g", "kwargs": dict(z_dim=z_dim, c_dim=c_dim, resolution=p.resolution, **p.g)}
+    return {"name": p.g_name, "kwargs": dict(z_dim=z_dim, c_dim=c_dim, resolution=p.resolution, **p.g)}
 
 
 def d_spec(p: Preset, c_dim: int) -> dict:
-    return {"name": "resnet_d", "kwargs": dict(c_dim=c_dim, resolution=p.resolution, **p.d)}
+    return {"name": p.d_name, "kwargs": dict(c_dim=c_dim, resolution=p.resolution, **p.d)}
 
 
 def g2_spec(p: Preset) -> dict:

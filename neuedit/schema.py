@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from neuedit.errors import UsageError, MissingFileError
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,9 @@ class Group:
 
     def __post_init__(self):
         if not self.attributes:
-            raise ValueError(f"group {self.name!r} has no attributes")
+            raise UsageError(f"group {self.name!r} has no attributes")
         if self.tags and len(self.tags) != len(self.attributes):
-            raise ValueError(f"group {self.name!r}: {len(self.tags)} tags for {len(self.attributes)} attributes")
+            raise UsageError(f"group {self.name!r}: {len(self.tags)} tags for {len(self.attributes)} attributes")
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -56,7 +57,7 @@ class Schema:
         for g in self.groups:
             for t in g.tag_names:
                 if t in seen:
-                    raise ValueError(f"schema {self.name!r}: tag {t!r} appears twice")
+                    raise UsageError(f"schema {self.name!r}: tag {t!r} appears twice")
                 seen.add(t)
 
     # ---- layout -----------------------------------------------------------------
@@ -89,7 +90,7 @@ class Schema:
                            for g in d.get("groups", []))
             return cls(name=str(d["name"]), groups=groups)
         except (KeyError, TypeError) as e:
-            raise ValueError(f"malformed schema: {e!r}") from None
+            raise UsageError(f"malformed schema: {e!r}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "Schema":
@@ -98,7 +99,7 @@ class Schema:
             return BUILTIN[str(path)]()
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"schema {path!r} is neither a built-in ({', '.join(BUILTIN)}) nor a file")
+            raise MissingFileError(f"schema {path!r} is neither a built-in ({', '.join(BUILTIN)}) nor a file")
         return cls.from_dict(json.loads(p.read_text()))
 
     # ---- tags -> c ------------------------------------------------------------------

@@ -10,11 +10,12 @@ import io
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from neuedit.errors import NeueditError
 
 MAX_PIXELS = 4096 * 4096  # a bigger PNG is refused before decoding (decompression bombs)
 
 
-class SketchError(ValueError):
+class SketchError(NeueditError, ValueError):
     """Sketch bytes or arrays that cannot be used."""
 
 
@@ -92,6 +93,6 @@ def to_rgba(sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def dist(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Dist(I, I') per image (DESIGN.md §1); image, sketch [N, 3, H, W], mask [N, 1, H, W] -> [N]."""
+    """Dist(I, I') per image (docs/method.md §2); image, sketch [N, 3, H, W], mask [N, 1, H, W] -> [N]."""
     num = np.abs((image - sketch) * mask).reshape(len(image), -1).sum(1)
     return num / (1.0 + np.abs(mask).reshape(len(mask), -1).sum(1))

@@ -10,13 +10,14 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+from neuedit.errors import NeueditError, UsageError
 
 C_EPS = 1e-4  # c is clamped to [C_EPS, 1 - C_EPS] before logit, so hard 0/1 labels are valid
 Z_MAX = 1 - 1e-6  # |z| above this would make arctanh(z) overflow float32
 T_MAX = 10_000_000  # Adam's step count; beyond it bias correction is 1 anyway
 
 
-class StateError(ValueError):
+class StateError(NeueditError, ValueError):
     """A state of the wrong shape, with NaN/inf, or out of range."""
 
 
@@ -152,11 +153,11 @@ class EditConfig:
 
     def __post_init__(self):
         if self.optimizer not in ("gd", "adam"):
-            raise ValueError(f"optimizer must be 'gd' or 'adam', not {self.optimizer!r}")
+            raise UsageError(f"optimizer must be 'gd' or 'adam', not {self.optimizer!r}")
         if self.steps < 0 or self.restarts < 1:
-            raise ValueError("steps must be >= 0 and restarts >= 1")
+            raise UsageError("steps must be >= 0 and restarts >= 1")
         if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError("lr must be a positive number")
+            raise UsageError("lr must be a positive number")
 
     @property
     def step_size(self) -> float:

@@ -31,6 +31,7 @@ import numpy as np
 from skimage.morphology import remove_small_objects, skeletonize
 
 from .sketch import from_rgba
+from neuedit.errors import UsageError
 
 EDGE_METHODS = ("canny", "xdog")
 COLOUR_PICKS = ("median", "pixel")
@@ -58,25 +59,25 @@ class StrokeConfig:
     def __post_init__(self):
         for name in ("p_empty", "p_colour", "p_edge_blob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], not {getattr(self, name)}")
+                raise UsageError(f"{name} must be in [0, 1], not {getattr(self, name)}")
         if not 1 <= self.min_strokes <= self.max_strokes:
-            raise ValueError(f"need 1 <= min_strokes <= max_strokes, got {self.min_strokes}, {self.max_strokes}")
+            raise UsageError(f"need 1 <= min_strokes <= max_strokes, got {self.min_strokes}, {self.max_strokes}")
         if not 1 <= self.vertices[0] <= self.vertices[1]:
-            raise ValueError(f"vertices must be (lo, hi) with 1 <= lo <= hi, not {self.vertices}")
+            raise UsageError(f"vertices must be (lo, hi) with 1 <= lo <= hi, not {self.vertices}")
         for name in ("width", "length", "edge_area", "blob_width"):
             lo, hi = getattr(self, name)
             if not 0.0 < lo <= hi:
-                raise ValueError(f"{name} must be (lo, hi) with 0 < lo <= hi, not {(lo, hi)}")
+                raise UsageError(f"{name} must be (lo, hi) with 0 < lo <= hi, not {(lo, hi)}")
         if self.edge_area[1] > 1.0:
-            raise ValueError(f"edge_area is a fraction of the image (at most 1), not {self.edge_area}")
+            raise UsageError(f"edge_area is a fraction of the image (at most 1), not {self.edge_area}")
         if self.colour_pick not in COLOUR_PICKS:
-            raise ValueError(f"colour_pick must be one of {COLOUR_PICKS}, not {self.colour_pick!r}")
+            raise UsageError(f"colour_pick must be one of {COLOUR_PICKS}, not {self.colour_pick!r}")
         if self.edge_method not in EDGE_METHODS:
-            raise ValueError(f"edge_method must be one of {EDGE_METHODS}, not {self.edge_method!r}")
+            raise UsageError(f"edge_method must be one of {EDGE_METHODS}, not {self.edge_method!r}")
         if self.edge_min_fragment < 0:
-            raise ValueError("edge_min_fragment must be >= 0")
+            raise UsageError("edge_min_fragment must be >= 0")
         if len(self.edge_colour) != 3 or not all(0 <= int(v) <= 255 for v in self.edge_colour):
-            raise ValueError(f"edge_colour must be three values in 0..255, not {self.edge_colour}")
+            raise UsageError(f"edge_colour must be three values in 0..255, not {self.edge_colour}")
 
 
 # --------------------------------------------------------------------------- free-form strokes
@@ -150,11 +151,11 @@ def stroke_colour(source: np.ndarray, mask: np.ndarray, rng: np.random.Generator
     """
     covered = source[mask]  # [K, 3]
     if len(covered) == 0:
-        raise ValueError("the stroke covers no pixel")
+        raise UsageError("the stroke covers no pixel")
     if pick == "pixel":
         return covered[rng.integers(len(covered))].copy()
     if pick != "median":
-        raise ValueError(f"pick must be one of {COLOUR_PICKS}, not {pick!r}")
+        raise UsageError(f"pick must be one of {COLOUR_PICKS}, not {pick!r}")
     med = np.median(covered, axis=0)
     return covered[np.abs(covered - med).sum(1).argmin()].copy()
 
@@ -162,7 +163,7 @@ def stroke_colour(source: np.ndarray, mask: np.ndarray, rng: np.random.Generator
 def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        raise UsageError(f"{name} must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
     return image
 
 
@@ -275,7 +276,7 @@ def edge_map(image: np.ndarray, method: str = "canny", min_fragment: int | None 
     elif method == "xdog":
         raw = _xdog(gray, max(0.5, 0.006 * side) if sigma is None else sigma)
     else:
-        raise ValueError(f"method must be one of {EDGE_METHODS}, not {method!r}")
+        raise UsageError(f"method must be one of {EDGE_METHODS}, not {method!r}")
     lines = one_pixel(skeletonize(raw))
     return drop_fragments(lines, default_min_fragment(h, w) if min_fragment is None else min_fragment)
 
@@ -284,7 +285,7 @@ def edge_maps(images: np.ndarray, method: str = "canny", min_fragment: int | Non
     """`edge_map` of each image, for precomputing once per dataset: uint8 [N, H, W, 3] -> bool [N, H, W]."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be [N, H, W, 3], got {images.shape}")
+        raise UsageError(f"images must be [N, H, W, 3], got {images.shape}")
     out = np.zeros(images.shape[:3], bool)
     for i, im in enumerate(images):
         out[i] = edge_map(im, method, min_fragment)
@@ -329,7 +330,7 @@ def random_region(h: int, w: int, rng: np.random.Generator, cfg: StrokeConfig = 
 def _check_edges(edges: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     edges = np.asarray(edges)
     if edges.shape != shape:
-        raise ValueError(f"edges must be bool {shape}, got {edges.shape}")
+        raise UsageError(f"edges must be bool {shape}, got {edges.shape}")
     return edges.astype(bool, copy=False)
 
 
@@ -379,7 +380,7 @@ def synthesize(image: np.ndarray, rng: np.random.Generator, cfg: StrokeConfig = 
     h, w = image.shape[:2]
     source = image if colour_source is None else _check_image(colour_source, "colour_source")
     if source.shape != image.shape:
-        raise ValueError(f"colour_source {source.shape} must have the image's shape {image.shape}")
+        raise UsageError(f"colour_source {source.shape} must have the image's shape {image.shape}")
     if edges is not None:
         edges = _check_edges(edges, (h, w))
     rgba = np.zeros((h, w, 4), np.uint8)
@@ -409,13 +410,13 @@ def synthesize_batch(images: np.ndarray, rng: np.random.Generator, cfg: StrokeCo
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+        raise UsageError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
     n, h, w = images.shape[:3]
     r = h if resolution is None else int(resolution)
     if colour_sources is not None and np.shape(colour_sources) != images.shape:
-        raise ValueError(f"colour_sources {np.shape(colour_sources)} must match images {images.shape}")
+        raise UsageError(f"colour_sources {np.shape(colour_sources)} must match images {images.shape}")
     if edges is not None and np.shape(edges) != (n, h, w):
-        raise ValueError(f"edges must be [N, H, W] = {(n, h, w)}, got {np.shape(edges)}")
+        raise UsageError(f"edges must be [N, H, W] = {(n, h, w)}, got {np.shape(edges)}")
     sketch = np.empty((n, 3, r, r), np.float32)
     mask = np.empty((n, 1, r, r), np.float32)
     for i in range(n):

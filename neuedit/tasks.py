@@ -31,6 +31,7 @@ from .schema import Schema, empty as empty_schema
 from .sketch import from_rgba, to_rgba
 from .state import EditState, sample_state
 from .strokes import StrokeConfig, colour_strokes, edge_map, edge_strokes, edges_from_pair_half
+from neuedit.errors import UsageError, MissingFileError
 
 FORMAT = "neuedit-tasks"
 VERSION = 1
@@ -58,13 +59,13 @@ class TaskConfig:
 
     def __post_init__(self):
         if self.n < 0 or self.chains < 0 or self.rounds < 1 or self.heldout < 0 or self.pool < 1:
-            raise ValueError("need n >= 0, chains >= 0, rounds >= 1, heldout >= 0, pool >= 1")
+            raise UsageError("need n >= 0, chains >= 0, rounds >= 1, heldout >= 0, pool >= 1")
         if not self.kinds or any(k not in STROKE_KINDS for k in self.kinds):
-            raise ValueError(f"kinds must be some of {STROKE_KINDS}, not {self.kinds}")
+            raise UsageError(f"kinds must be some of {STROKE_KINDS}, not {self.kinds}")
         if not self.sources or any(s not in SOURCE_KINDS for s in self.sources):
-            raise ValueError(f"sources must be some of {SOURCE_KINDS}, not {self.sources}")
+            raise UsageError(f"sources must be some of {SOURCE_KINDS}, not {self.sources}")
         if self.edges not in ("auto", "pairs", "canny", "xdog"):
-            raise ValueError("edges must be auto, pairs, canny or xdog")
+            raise UsageError("edges must be auto, pairs, canny or xdog")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as they come back from JSON
@@ -118,7 +119,7 @@ class TaskSet:
         want = self.meta["bundle"]
         for k in ("resolution", "z_dim", "c_dim"):
             if int(want[k]) != int(getattr(bundle, k)):
-                raise ValueError(f"task set was made for {k} {want[k]} but bundle {bundle.name} has "
+                raise UsageError(f"task set was made for {k} {want[k]} but bundle {bundle.name} has "
                                  f"{getattr(bundle, k)} (make a task set for this bundle)")
         return self
 
@@ -146,10 +147,10 @@ class TaskSet:
         p = Path(path)
         f = p / "tasks.json"
         if not f.is_file():
-            raise FileNotFoundError(f"{p} is not a task set (no tasks.json): draw one with --make-tasks")
+            raise MissingFileError(f"{p} is not a task set (no tasks.json): draw one with --make-tasks")
         doc = json.loads(f.read_text())
         if doc.get("format") != FORMAT or int(doc.get("version", -1)) > VERSION:
-            raise ValueError(f"{f}: not a neuedit task set of version <= {VERSION}")
+            raise UsageError(f"{f}: not a neuedit task set of version <= {VERSION}")
         tasks = [Task(d["id"], _load_source(d["source"], p), _load_stroke(d["stroke"], p)) for d in doc["tasks"]]
         chains = [Chain(d["id"], _load_source(d["source"], p), tuple(_load_stroke(s, p) for s in d["rounds"]))
                   for d in doc["chains"]]
@@ -282,7 +283,7 @@ def read_user_sketch(path: Path, r: int) -> Stroke:
     from .sketch import decode_png
     sketch, mask = decode_png(path.read_bytes(), r)
     if not mask.any():
-        raise ValueError(f"user sketch {path} has no strokes (alpha is 0 everywhere)")
+        raise UsageError(f"user sketch {path} has no strokes (alpha is 0 everywhere)")
     kind = "edge" if is_line_sketch(mask[0] > 0.5) else "colour"
     return Stroke(kind, to_rgba(sketch, mask), f"user:{path.name}")
 
@@ -301,7 +302,7 @@ def _draw_stroke(kind: str, pool: Pool, donors: np.ndarray, rng: np.random.Gener
             # through from_rgba/to_rgba: exactly what the editors will read back
             sk, mk = from_rgba(rgba, r)
             return Stroke(kind, to_rgba(sk, mk), f"donor:{pool.files[d]}")
-    raise ValueError(f"no {kind} stroke after {cfg.donor_tries} donors: the donors' edge maps are empty")
+    raise UsageError(f"no {kind} stroke after {cfg.donor_tries} donors: the donors' edge maps are empty")
 
 
 def _real_source(pool: Pool, i: int) -> Source:
@@ -330,7 +331,7 @@ def make_tasks(bundle, data: DataConfig | list[DataConfig] | None, cfg: TaskConf
     need_donors = cfg.n > 0 or cfg.chains > 0
     if not data:
         if n_real or need_donors:
-            raise ValueError("synthetic strokes and real sources need real images: give a data folder")
+            raise UsageError("synthetic strokes and real sources need real images: give a data folder")
         pool = Pool(np.zeros((0, r, r, 3), np.uint8), None, [], None)
     else:
         pool = load_pool(data, bundle.schema, cfg.pool)
@@ -338,13 +339,13 @@ def make_tasks(bundle, data: DataConfig | list[DataConfig] | None, cfg: TaskConf
     if edges == "auto":
         edges = "pairs" if pool.edge_halves is not None else cfg.strokes.edge_method
     if edges == "pairs" and pool.edge_halves is None and need_donors:
-        raise ValueError("edges='pairs' needs paired data (layout 'pair')")
+        raise UsageError("edges='pairs' needs paired data (layout 'pair')")
 
     # partition the pool: real sources | held-out | donors (disjoint)
     perm = np.random.default_rng([cfg.seed, _PARTITION]).permutation(len(pool.images))
     rest = len(perm) - n_real
     if rest < (1 if need_donors else 0):
-        raise ValueError(f"{len(perm)} real images cannot give {n_real} sources and leave donors for the strokes")
+        raise UsageError(f"{len(perm)} real images cannot give {n_real} sources and leave donors for the strokes")
     src_idx = perm[:n_real]
     n_held = min(cfg.heldout, rest // 2)
     held_idx = perm[n_real:n_real + n_held]

@@ -20,7 +20,7 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
     meta = {"name": name, "kind": "two-stage" if with_g2 else "stage1", "domain": name,
             "z_dim": z_dim, "c_dim": sch.c_dim, "resolution": p.resolution, "value_range": [-1, 1],
             "z_prior": "normal", "schema": sch.to_dict(), "preset": preset,
-            "training": {"step": 0, "note": "random weights for tests"}}
+            "training": {"stage1_step": 0, **({"stage2_step": 0} if with_g2 else {}), "note": "random weights for tests"}}
     specs = {"g1": presets.g_spec(p, z_dim, sch.c_dim)}
     if with_g2:
         specs["g2"] = presets.g2_spec(p)

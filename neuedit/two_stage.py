@@ -7,6 +7,7 @@ import torch
 
 from . import bundle as bundle_mod
 from .state import EditState
+from neuedit.errors import UsageError
 
 
 class TwoStageEditor:
@@ -34,7 +35,7 @@ class TwoStageEditor:
         image = np.asarray(source, np.float32)
         r = self.resolution
         if image.ndim != 4 or image.shape[1:] != (3, r, r):
-            raise ValueError(f"image must be [N, 3, {r}, {r}] in [-1, 1] (use neuedit.data.image_to_model)")
+            raise UsageError(f"image must be [N, 3, {r}, {r}] in [-1, 1] (use neuedit.data.image_to_model)")
         return image
 
     @torch.no_grad()

@@ -1,6 +1,7 @@
 """Figures for the README from trained bundles (PyTorch side, safetensors present):
 
-  docs/samples-<name>.png       16 stage-one samples
+  docs/samples-<name>.png       32 stage-one samples
+  docs/attributes-<name>.png    labelled schemas: one row per requested attribute, one column per z
   docs/edits-<name>.png         rows: original | with strokes | one-stage (latent) | two-stage
   docs/real-edits-<name>.png    real photos: original | with strokes | two-stage result
   docs/latent-frames-<name>.png the one-stage editor's image every few steps (the report's Fig. 13)
@@ -47,6 +48,33 @@ def labelled_rows(columns: list[np.ndarray], names: list[str], scale: int = SCAL
     return out
 
 
+def attribute_grid(latent: LatentEditor, b, rng: np.random.Generator, cols: int = 8) -> Image.Image:
+    """Rows: a few attributes of each exclusive group asked for alone (other groups empty);
+    columns: the same z in every row, so only the request changes."""
+    from neuedit.state import EditState, sample_z
+    z = sample_z(cols, b.z_dim, rng)
+    rows, names = [], []
+    wanted = {"hair_colour": ["blonde", "brown", "black", "blue", "pink", "red", "green", "white"],
+              "eye_colour": ["blue", "red", "green", "yellow"]}
+    for g, sl in b.schema.slices():
+        for a in wanted.get(g.name, list(g.attributes)[:4]):
+            if a not in g.attributes:
+                continue
+            c = np.zeros((cols, b.schema.c_dim), np.float32)
+            c[:, sl.start + g.attributes.index(a)] = 1
+            rows.append(latent.render(EditState(z, c)))
+            names.append(f"{a} {g.name.split('_')[0]}")
+    grid = grid_image(np.concatenate(rows), cols, 2)
+    label_w = 110
+    out = Image.new("RGB", (grid.width + label_w, grid.height), "white")
+    out.paste(grid, (label_w, 0))
+    d = ImageDraw.Draw(out)
+    cell = grid.height / len(rows)
+    for i, n in enumerate(names):
+        d.text((4, i * cell + cell / 2 - 6), n, fill="black")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle")
@@ -67,8 +95,10 @@ def main():
     latent = LatentEditor(G1, b.schema)
     two = TwoStageEditor.from_bundle(b)
 
-    st = sample_state(16, b.z_dim, b.schema, rng)
+    st = sample_state(32, b.z_dim, b.schema, rng)
     grid_image(latent.render(st), 8, 2).save(out / f"samples-{name}.png")
+    if b.schema.c_dim:
+        attribute_grid(latent, b, rng).save(out / f"attributes-{name}.png")
 
     data = load_dataset(DataConfig(args.data, R, layout=args.layout, limit=400, pair_image="left"), empty())
     edges = (np.stack([edges_from_pair_half(e, R) for e in data.edges]) if data.edges is not None

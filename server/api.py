@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 from aiohttp import web
 
+from neuedit import bundle as bundle_mod
 from neuedit.engine import Engine
 from neuedit.sketch import dist as edit_dist
 from neuedit.state import EditConfig, EditState, sample_state
@@ -54,7 +55,7 @@ def describe(eng: Engine) -> dict:
     return {"name": eng.name, "domain": meta.get("domain", eng.name), "kind": meta.get("kind"),
             "resolution": eng.resolution, "z_dim": eng.z_dim, "c_dim": eng.c_dim,
             "schema": eng.schema.to_dict(), "methods": list(eng.methods), "provider": eng.provider,
-            "training_step": (meta.get("training") or {}).get("step")}
+            "training_steps": bundle_mod.training_steps(meta)}
 
 
 def _finite(image: np.ndarray) -> ApiError | None:

@@ -20,6 +20,7 @@ from .batching import Batcher, Gate
 from .config import ServerConfig
 from .errors import error_middleware
 from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, Runtime
+from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
 
@@ -62,7 +63,7 @@ async def _resources(app: web.Application):
         for path in cfg.bundles:
             eng = await loop.run_in_executor(infer, partial(_load, path, cfg))
             if eng.name in engines:
-                raise ValueError(f"two bundles are named {eng.name!r} ({engines[eng.name].bundle.path} and {path}); "
+                raise UsageError(f"two bundles are named {eng.name!r} ({engines[eng.name].bundle.path} and {path}); "
                                  "give each a different name in bundle.json")
             engines[eng.name] = eng
             log.info("model %s: %dx%d, z %d, c %d, methods %s, provider %s (%s)", eng.name, eng.resolution,

@@ -16,6 +16,7 @@ import sys
 import time
 
 from .config import ServerConfig
+from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
 
@@ -64,12 +65,12 @@ def resolve_bundles(given: list[str] | None) -> list[str]:
     else:
         paths = [str(p) for p in bundle_mod.shipped()]
         if not paths:
-            raise ValueError(f"no bundle to serve: none is shipped in {bundle_mod.shipped_dir()}; "
+            raise UsageError(f"no bundle to serve: none is shipped in {bundle_mod.shipped_dir()}; "
                              "pass --bundle DIR (an exported bundle: `neuedit export DIR`)")
     for p in paths:
         b = bundle_mod.read(p)  # BundleError (a ValueError) names the folder
         if "g1" not in b.meta.get("onnx", {}):
-            raise ValueError(f"bundle {p} has no ONNX graphs; run `neuedit export {p}` first")
+            raise UsageError(f"bundle {p} has no ONNX graphs; run `neuedit export {p}` first")
     return paths
 
 
@@ -77,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     if args.workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     if args.workers > 1 and args.port == 0:
-        raise ValueError("--workers > 1 needs a fixed --port (every worker must bind the same one)")
+        raise UsageError("--workers > 1 needs a fixed --port (every worker must bind the same one)")
     cfg = config_from_args(args, resolve_bundles(args.bundle))
     where = f"http://{args.host}:{args.port}/"
     if args.workers == 1:

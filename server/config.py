@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from neuedit.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,16 @@ class ServerConfig:
     def __post_init__(self):
         object.__setattr__(self, "bundles", tuple(str(b) for b in self.bundles))
         if not self.bundles:
-            raise ValueError("no bundles to serve: give at least one exported bundle folder")
+            raise UsageError("no bundles to serve: give at least one exported bundle folder")
         for name in ("max_body_bytes", "max_steps", "max_sketch_pixels", "max_photo_pixels", "queue_size",
                      "max_batch", "inference_threads", "decode_threads"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_window_ms < 0:
-            raise ValueError("batch_window_ms cannot be negative")
+            raise UsageError("batch_window_ms cannot be negative")
         if self.retry_after_s < 0:
-            raise ValueError("retry_after_s cannot be negative")
+            raise UsageError("retry_after_s cannot be negative")
         if self.threads is not None and self.threads < 1:
-            raise ValueError("threads must be at least 1 (or None for ONNX Runtime's default)")
+            raise UsageError("threads must be at least 1 (or None for ONNX Runtime's default)")
         if not self.max_lr > 0:
-            raise ValueError("max_lr must be positive")
+            raise UsageError("max_lr must be positive")

@@ -68,7 +68,9 @@ def spec(cfg: ServerConfig, models: list[str]) -> dict:
                 "kind": {"type": "string"}, "resolution": {"type": "integer"}, "z_dim": {"type": "integer"},
                 "c_dim": {"type": "integer"}, "schema": {"$ref": "#/components/schemas/Schema"},
                 "methods": {"type": "array", "items": {"type": "string", "enum": ["two-stage", "latent"]}},
-                "provider": {"type": "string"}, "training_step": {"type": "integer", "nullable": True}}},
+                "provider": {"type": "string"},
+                "training_steps": {"type": "object", "description": "training iterations of each stage in the bundle",
+                                   "properties": {"stage1": {"type": "integer"}, "stage2": {"type": "integer"}}}}},
             "State": {"type": "object", "required": ["z", "c"],
                       "description": "One image's editing state: z in (-1, 1) (z_dim values), c in [0, 1] "
                                      "(c_dim values); Adam's moments m, v (z_dim + c_dim values) and step t "

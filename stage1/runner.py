@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from neuedit.bundle import atomic_write_bytes, config_digest
+from neuedit.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ class RunConfig:
 
     def __post_init__(self):
         if self.iterations < 1 or self.batch < 1:
-            raise ValueError("iterations and batch must be positive")
+            raise UsageError("iterations and batch must be positive")
         if min(self.log_every, self.sample_every, self.ckpt_every) < 1:
-            raise ValueError("log/sample/checkpoint intervals must be positive")
+            raise UsageError("log/sample/checkpoint intervals must be positive")
 
 
 def step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
@@ -68,7 +69,9 @@ class Run:
         self.world = dist.get_world_size() if self.distributed else 1
         self.is_main = self.rank == 0
         self.config = config_dict
-        self.digest = config_digest({k: v for k, v in config_dict.items() if k != "run"} |
+        # what must match for a checkpoint to continue this run: not logging, paths or the warm
+        # start (it only sets step 0's weights, which a checkpoint replaces)
+        self.digest = config_digest({k: v for k, v in config_dict.items() if k not in ("run", "init_from")} |
                                     {"run": {k: v for k, v in config_dict.get("run", {}).items()
                                              if k in ("iterations", "batch", "seed")}})
         self._tb = None
@@ -85,7 +88,7 @@ class Run:
         dev = torch.device(name)
         if dev.type == "cuda":
             if not torch.cuda.is_available():
-                raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+                raise UsageError("device 'cuda' requested but no CUDA GPU is available")
             if self.distributed and dev.index is None:
                 dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
@@ -145,9 +148,9 @@ class Run:
         try:
             state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
         except Exception as e:
-            raise ValueError(f"{self.ckpt_path} cannot be read ({e}); delete it to start over") from None
+            raise UsageError(f"{self.ckpt_path} cannot be read ({e}); delete it to start over") from None
         if state.get("digest") != self.digest:
-            raise ValueError(f"{self.ckpt_path} was written by a run with a different configuration "
+            raise UsageError(f"{self.ckpt_path} was written by a run with a different configuration "
                              f"(digest {state.get('digest')} != {self.digest}); use a new --out folder")
         for k, m in modules.items():
             _unwrap(m).load_state_dict(state["modules"][k])
@@ -253,6 +256,29 @@ def _unwrap(m):
     return m.module if hasattr(m, "module") else m
 
 
+def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
+    """Copy a bundle's weights into fresh networks before step 0 (`--init-from`): `targets` maps
+    a bundle key ("g1", "d", "g2") to (module, spec) or (module, spec, required). Architectures
+    must match; optimisers stay fresh. Returns the keys loaded."""
+    from neuedit import bundle as bundle_mod
+    b = bundle_mod.read(bundle_dir)
+    loaded = []
+    for key, (module, spec, *req) in targets.items():
+        if key not in b.meta:
+            if req and req[0]:
+                raise UsageError(f"--init-from {b.path}: the bundle has no {key!r} network")
+            continue
+        if b.meta[key]["name"] != spec["name"] or b.meta[key].get("kwargs") != json.loads(json.dumps(spec.get("kwargs"))):
+            raise UsageError(f"--init-from {b.path}: its {key} is {b.meta[key]['name']} {b.meta[key].get('kwargs')}, "
+                             f"this run builds {spec['name']} {spec.get('kwargs')}; use the same --preset and schema")
+        if not b.file(key).is_file():
+            raise UsageError(f"--init-from {b.path}: {b.file(key).name} is missing (a serve-only bundle has no weights)")
+        _unwrap(module).load_state_dict(bundle_mod.load_module(b, key, device=next(module.parameters()).device).state_dict())
+        loaded.append(key)
+    log(f"initialised {', '.join(loaded) or 'nothing'} from {b.path}")
+    return loaded
+
+
 def lr_at(step: int, lr: float, lr_end: float, decay_start: int, iterations: int) -> float:
     """Constant `lr`, then linear decay to `lr_end` from `decay_start` to the last iteration (the report)."""
     if step < decay_start or iterations <= decay_start:
@@ -268,6 +294,30 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
             pe.lerp_(p.detach(), 1.0 - beta)
         for be, b in zip(ema.buffers(), _unwrap(model).buffers()):
             be.copy_(b)
+
+
+def standing_stats(G: torch.nn.Module, sample_inputs, batches: int = 32) -> torch.nn.Module:
+    """Recompute G's BatchNorm statistics as the mean over `batches` forward passes of
+    `sample_inputs(i) -> args` (standing statistics, as BigGAN does), in place; returns G in eval mode.
+
+    Why: the running statistics a training run ends with are an average of recent *training*
+    batches (and an EMA generator only copies G's); an editor samples z from a truncated prior
+    (|z| < 1, `neuedit.state.sample_z`), whose activations are smaller. Statistics measured on
+    the serving prior give sharp, correctly coloured samples (see docs/method.md §1)."""
+    bns = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return G.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes below
+    G.train()
+    with torch.no_grad():
+        for i in range(batches):
+            G(*sample_inputs(i))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    return G.eval()
 
 
 def drive(run: Run, start: int, total: int, step_fn, optimizers: dict, lr_fn, on_sample, on_checkpoint,

@@ -1,4 +1,5 @@
-"""Stage one: the conditional generator trained with DRAGAN + ACGAN (DESIGN.md §1)."""
+"""Stage one: the conditional generator, trained with the report recipe (DRAGAN + ACGAN) or the
+CPU recipe (hinge + spectral norm + DiffAugment); docs/method.md §1."""
 from __future__ import annotations
 
 import copy
@@ -10,19 +11,36 @@ import torch
 from neuedit import bundle as bundle_mod
 from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
-from neuedit.losses import cls_loss, d_adv_loss, dragan_perturb, g_adv_loss, gradient_penalty, l2_reg
+from neuedit.augment import diff_augment, parse_policy
+from neuedit.losses import ADV_LOSSES, cls_loss, dragan_perturb, gradient_penalty, l2_reg, r1_penalty
 from neuedit.nets import build
 from neuedit.schema import Schema
 
-from .runner import Run, RunConfig, drive, ema_update, lr_at
+from .runner import Run, RunConfig, drive, ema_update, lr_at, standing_stats, warm_start
+from neuedit.errors import UsageError
 
 
 @dataclass(frozen=True)
 class LossConfig:
+    """Defaults are the report's recipe (DRAGAN + ACGAN); the CPU demos use hinge + DiffAugment."""
+    adv: str = "logistic"        # adversarial loss: "logistic" (the report's, non-saturating G) or "hinge"
+    penalty: str = "dragan"      # D penalty: "dragan" (the report's), "r1" on real images, or "none"
     l_adv: float = 2.0           # weight of the adversarial terms (report: 2)
-    l_gp: float = 1.0            # weight of the DRAGAN gradient penalty (report: 1)
+    l_gp: float = 1.0            # weight of the penalty (report: 1 for DRAGAN; R1 uses gamma / 2 = l_gp)
     l_reg: float = 1e-4          # weight of the L2 weight regulariser (report: 1e-4)
+    l_cls: float = 1.0           # weight of the ACGAN condition terms in L(D) and L(G)
     cls_on_fake: bool = True     # also train D's condition head on (G(z,c), c), as the report does
+    cond: str = "acgan"          # conditioning in D: "acgan" (classifier head), or "projection" + ACGAN
+    augment: str = ""            # DiffAugment policy applied to all D inputs, e.g. "color,translation,cutout"
+
+    def __post_init__(self):
+        if self.adv not in ADV_LOSSES:
+            raise UsageError(f"adv loss must be one of {', '.join(ADV_LOSSES)}, not {self.adv!r}")
+        if self.penalty not in ("dragan", "r1", "none"):
+            raise UsageError(f"penalty must be dragan, r1 or none, not {self.penalty!r}")
+        if self.cond not in ("acgan", "projection"):
+            raise UsageError(f"cond must be acgan or projection, not {self.cond!r}")
+        parse_policy(self.augment)
 
 
 @dataclass(frozen=True)
@@ -46,13 +64,14 @@ class Stage1Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     name: str = ""               # model name recorded in the bundle (default: data folder name)
+    init_from: str = ""          # bundle whose G (and D, when it has one) start the run (fresh optimisers)
 
     def __post_init__(self):
         presets.get(self.preset)
         if self.c_sampling not in ("uniform", "empirical"):
-            raise ValueError("c_sampling must be 'uniform' or 'empirical'")
+            raise UsageError("c_sampling must be 'uniform' or 'empirical'")
         if self.data.resolution != presets.get(self.preset).resolution:
-            raise ValueError(f"data resolution {self.data.resolution} != preset {self.preset}'s "
+            raise UsageError(f"data resolution {self.data.resolution} != preset {self.preset}'s "
                              f"{presets.get(self.preset).resolution}")
 
     def to_dict(self) -> dict:
@@ -89,31 +108,50 @@ class TensorData:
 
 # ---- the two phases --------------------------------------------------------------------------
 def d_loss_terms(D, x_real: torch.Tensor, x_fake: torch.Tensor, c_real: torch.Tensor, c_fake: torch.Tensor,
-                 alpha: torch.Tensor, cfg: LossConfig) -> dict:
-    """L(D) and its terms (both stages use it). Real, fake and perturbed images go through D in
-    ONE forward (D has no BatchNorm, so this equals three calls), which keeps DDP to one
-    forward per backward. x_real, x_fake [N, 3, R, R] (x_fake detached); c_* [N, C]."""
-    x_hat = dragan_perturb(x_real, alpha).detach().requires_grad_(True)
+                 alpha: torch.Tensor, cfg: LossConfig, g: torch.Generator | None = None) -> dict:
+    """L(D) and its terms (both stages use it). Real, fake and (for DRAGAN) perturbed images go
+    through D in ONE forward, which keeps DDP to one forward per backward; D has no BatchNorm,
+    so this equals separate calls. x_real, x_fake [N, 3, R, R] (x_fake detached); c_* [N, C];
+    `alpha` is DRAGAN's noise; `g` draws the augmentation (needed when cfg.augment is set)."""
     n = len(x_real)
-    logit, c_logits = D(torch.cat([x_real, x_fake, x_hat]))
-    real_logit, fake_logit, hat_logit = logit[:n], logit[n:2 * n], logit[2 * n:]
-    L_adv = d_adv_loss(real_logit, fake_logit)
+    d_adv, _ = ADV_LOSSES[cfg.adv]
+    x_real = x_real.detach().requires_grad_(cfg.penalty == "r1")
+    parts, cs = [x_real, x_fake], [c_real, c_fake]
+    if cfg.penalty == "dragan":
+        x_hat = dragan_perturb(x_real.detach(), alpha).detach().requires_grad_(True)
+        parts.append(x_hat)
+        cs.append(c_real)
+    x = torch.cat(parts)
+    if cfg.augment:
+        x = diff_augment(x, cfg.augment, g)
+    logit, c_logits = D(x, torch.cat(cs) if cfg.cond == "projection" else None)
+    real_logit, fake_logit = logit[:n], logit[n:2 * n]
+    L_adv = d_adv(real_logit, fake_logit)
     L_cls = cls_loss(c_logits[:n], c_real)
     if cfg.cls_on_fake:
         L_cls = L_cls + cls_loss(c_logits[n:2 * n], c_fake)
-    L_gp = gradient_penalty(hat_logit, x_hat)
-    L_reg = l2_reg(D.parameters())
-    L_D = L_cls + cfg.l_adv * L_adv + cfg.l_gp * L_gp + cfg.l_reg * L_reg
+    if cfg.penalty == "dragan":
+        L_gp = gradient_penalty(logit[2 * n:], x_hat)
+    elif cfg.penalty == "r1":
+        L_gp = r1_penalty(real_logit, x_real)
+    else:
+        L_gp = logit.new_zeros(())
+    L_reg = l2_reg(D.parameters()) if cfg.l_reg else logit.new_zeros(())
+    L_D = cfg.l_cls * L_cls + cfg.l_adv * L_adv + cfg.l_gp * L_gp + cfg.l_reg * L_reg
     return {"L_D": L_D, "L_adv_D": L_adv, "L_cls_D": L_cls, "L_gp": L_gp}
 
 
-def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig) -> dict:
-    """L(G) = l_adv L_adv(G) + L_cls(G) + l_reg L2(G). `D_eval` is D without any DDP wrapper."""
+def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig, g: torch.Generator | None = None) -> dict:
+    """L(G) = l_adv L_adv(G) + l_cls L_cls(G) + l_reg L2(G). `D_eval` is D without any DDP wrapper;
+    G's samples get the same augmentation D was trained on."""
+    _, g_adv = ADV_LOSSES[cfg.adv]
     x_fake = G(batch.z, batch.c_fake)
-    fake_logit, c_logits = D_eval(x_fake)
-    L_adv = g_adv_loss(fake_logit)
+    x_d = diff_augment(x_fake, cfg.augment, g) if cfg.augment else x_fake
+    fake_logit, c_logits = D_eval(x_d, batch.c_fake if cfg.cond == "projection" else None)
+    L_adv = g_adv(fake_logit)
     L_cls = cls_loss(c_logits, batch.c_fake)
-    L_G = cfg.l_adv * L_adv + L_cls + cfg.l_reg * l2_reg(G.parameters())
+    L_reg = l2_reg(G.parameters()) if cfg.l_reg else fake_logit.new_zeros(())
+    L_G = cfg.l_adv * L_adv + cfg.l_cls * L_cls + cfg.l_reg * L_reg
     return {"L_G": L_G, "L_adv_G": L_adv, "L_cls_G": L_cls}
 
 
@@ -121,6 +159,10 @@ def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig) -> dict:
 def build_networks(cfg: Stage1Config, c_dim: int, device):
     p = presets.get(cfg.preset)
     g_spec, d_spec = presets.g_spec(p, cfg.z_dim, c_dim), presets.d_spec(p, c_dim)
+    if cfg.loss.cond == "projection":
+        if d_spec["name"] != "sn_d":
+            raise UsageError(f"projection conditioning needs the sn_d discriminator; preset {cfg.preset} uses {d_spec['name']}")
+        d_spec["kwargs"]["projection"] = True
     G, D = build(g_spec).to(device), build(d_spec).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     return G, D, G_ema, g_spec, d_spec
@@ -156,10 +198,25 @@ def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_ema, D, g_spec, 
     meta = {"name": cfg.name or run.out.name, "kind": "stage1", "domain": cfg.name or run.out.name,
             "z_dim": cfg.z_dim, "c_dim": schema.c_dim, "resolution": cfg.data.resolution,
             "value_range": [-1, 1], "z_prior": "normal", "schema": schema.to_dict(), "preset": cfg.preset,
-            "training": {"stage1_step": step, "config_digest": run.digest, "data": cfg.data.root}}
-    bundle_mod.save_module(path, "g1", G_ema, g_spec, meta)
+            "training": {"stage1_step": step, "config_digest": run.digest, "data": cfg.data.root,
+                         "stage1_config": cfg.to_dict(), "threads": torch.get_num_threads()}}
+    bundle_mod.save_module(path, "g1", serving_generator(G_ema, schema, cfg.z_dim), g_spec, meta)
     bundle_mod.save_module(path, "d", _unwrap(D), d_spec, meta)
     return bundle_mod.write_meta(path, meta)
+
+
+def serving_generator(G_ema, schema: Schema, z_dim: int, batch: int = 64):
+    """A copy of the EMA generator with standing BatchNorm statistics measured on the prior an
+    editor samples from (truncated z, the schema's c sampler), fixed seed; the training copy is
+    untouched, so resume stays exact."""
+    from neuedit.state import sample_z
+    rng = np.random.default_rng(2024)
+    device = next(G_ema.parameters()).device
+
+    def inputs(_):
+        z, c = sample_z(batch, z_dim, rng), schema.sample(batch, rng)
+        return torch.from_numpy(z).to(device), torch.from_numpy(c).to(device)
+    return standing_stats(copy.deepcopy(G_ema), inputs)
 
 
 def _unwrap(m):
@@ -200,6 +257,10 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
     opt_D = torch.optim.Adam(D.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
     modules, optims = {"G": G, "D": D, "G_ema": G_ema}, {"G": opt_G, "D": opt_D}
     start = run.load_checkpoint(modules, optims)
+    if start == 0 and cfg.init_from:
+        warm_start(cfg.init_from, {"g1": (G, g_spec, True), "d": (D, d_spec, False)},
+                   log=print if run.is_main else (lambda *_: None))
+        G_ema.load_state_dict(G.state_dict())
     run.truncate_log(start)
     G_t, D_t = run.wrap(G), run.wrap(D)
     z_fix, c_fix = (t.to(run.device) for t in fixed_samples(schema, cfg.z_dim))
@@ -207,18 +268,19 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
 
     def step_fn(step: int) -> dict:
         batch, alpha = sample_batch(run, data, schema, cfg, step, freqs)
+        aug_g = run.generator(step + (1 << 40))  # the augmentation's own stream: a pure function of the step
         D.requires_grad_(True)
         with run.autocast():
             with torch.no_grad():
                 x_fake = G(batch.z, batch.c_fake)
-            d_terms = d_loss_terms(D_t, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg.loss)
+            d_terms = d_loss_terms(D_t, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg.loss, aug_g)
         opt_D.zero_grad(set_to_none=True)
         d_terms["L_D"].backward()
         opt_D.step()
         # G phase: D frozen and unwrapped, so only G's gradients are synchronised
         D.requires_grad_(False)
         with run.autocast():
-            g_terms = g_loss_terms(G_t, D, batch, cfg.loss)
+            g_terms = g_loss_terms(G_t, D, batch, cfg.loss, aug_g)
         opt_G.zero_grad(set_to_none=True)
         g_terms["L_G"].backward()
         opt_G.step()
@@ -227,8 +289,11 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
         return {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
 
     def on_sample(step: int) -> None:
-        with torch.no_grad():
-            run.save_grid(step, G_ema(z_fix, c_fix).float().cpu().numpy(), nrow=4)
+        if not run.is_main:
+            return
+        with torch.no_grad():  # what the bundle will draw: the serving copy of the EMA generator
+            G_s = serving_generator(G_ema, schema, cfg.z_dim)
+            run.save_grid(step, G_s(z_fix, c_fix).float().cpu().numpy(), nrow=4)
 
     def on_checkpoint(step: int) -> None:
         run.save_checkpoint(step, modules, optims)

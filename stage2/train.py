@@ -24,6 +24,7 @@ from neuedit.state import sample_z
 from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
 from neuedit.stage1.runner import Run, RunConfig, drive, lr_at
 from neuedit.stage1.train import LossConfig, OptimConfig, TensorData, d_loss_terms
+from neuedit.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Stage2LossConfig:
 
     def __post_init__(self):
         if self.dilate < 1 or self.dilate % 2 == 0:
-            raise ValueError("dilate must be a positive odd number of pixels")
+            raise UsageError("dilate must be a positive odd number of pixels")
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ class Stage2Config:
 
     def __post_init__(self):
         if not 0.0 <= self.p_real <= 1.0:
-            raise ValueError("p_real must be in [0, 1]")
+            raise UsageError("p_real must be in [0, 1]")
         if self.edges not in ("auto", "pairs", "canny", "xdog"):
-            raise ValueError("edges must be auto, pairs, canny or xdog")
+            raise UsageError("edges must be auto, pairs, canny or xdog")
         if self.preset:
             presets.get(self.preset)
 
@@ -103,7 +104,7 @@ class SketchSource:
             method = "pairs" if images.edges is not None else "canny"
         if method == "pairs":
             if images.edges is None:
-                raise ValueError("edges='pairs' needs a paired dataset (--layout pair)")
+                raise UsageError("edges='pairs' needs a paired dataset (--layout pair)")
             r = images.images.shape[1]
             self.edges = np.stack([edges_from_pair_half(e, r) for e in images.edges])
         else:
@@ -129,7 +130,7 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
     schema = Schema.from_dict(s1.meta["schema"])
     preset = presets.get(cfg.preset or s1.meta.get("preset", "demo"))
     if preset.resolution != s1.resolution or cfg.data.resolution != s1.resolution:
-        raise ValueError(f"stage-one bundle is {s1.resolution}px; preset {preset.name} is {preset.resolution}px "
+        raise UsageError(f"stage-one bundle is {s1.resolution}px; preset {preset.name} is {preset.resolution}px "
                          f"and data {cfg.data.resolution}px")
     run = Run(cfg.run, cfg.to_dict())
     torch.manual_seed(cfg.run.seed)

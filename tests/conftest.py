@@ -19,7 +19,10 @@ DATA = _find_data()
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "anime-faces").is_dir():
-        pytest.fail(f"real data not found at {DATA} (set NEUEDIT_DATA)")
+        msg = f"real data not found at {DATA} (set NEUEDIT_DATA to the folder holding anime-faces/, shoes/, handbags/)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # CI must never skip silently
+        pytest.skip(msg)
     return DATA
 
 

@@ -1,4 +1,4 @@
-"""The torch-free ONNX Runtime engine (issue 5)."""
+"""The torch-free ONNX Runtime engine."""
 import shutil
 import subprocess
 import sys

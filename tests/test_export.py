@@ -1,4 +1,4 @@
-"""ONNX export (issue 5): graphs, metadata, BatchNorm folding, the backward rewrite, parity."""
+"""ONNX export: graphs, metadata, BatchNorm folding, the backward rewrite, parity."""
 import json
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The aiohttp editing server (issue 6): every endpoint on a tiny exported bundle, every kind
+"""The aiohttp editing server: every endpoint on a tiny exported bundle, every kind
 of bad input answered with a 4xx (and the server still fine afterwards), micro-batching,
 back-pressure, static files, the CLI's workers and graceful shutdown."""
 from __future__ import annotations

@@ -1,0 +1,39 @@
+"""Import boundaries: what a deployer installs (numpy, pillow, onnxruntime, aiohttp) is all the
+server side imports, and user errors share one base class."""
+import subprocess
+import sys
+
+import pytest
+
+TORCH_FREE = ["neuedit.server.app", "neuedit.server.cli", "neuedit.server.api", "neuedit.engine", "neuedit.bundle",
+              "neuedit.schema", "neuedit.sketch", "neuedit.state", "neuedit.errors", "neuedit.cli"]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_server_side_modules_import_no_torch(module):
+    code = f"import sys, {module}; bad = [m for m in ('torch', 'cv2', 'skimage') if m in sys.modules]; " \
+           f"assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_user_errors_share_one_base_and_the_cli_prints_one_line(tmp_path, capsys):
+    from neuedit.bundle import BundleError
+    from neuedit.cli import main
+    from neuedit.data import DataError
+    from neuedit.engine import EngineError
+    from neuedit.errors import NeueditError
+    from neuedit.sketch import SketchError
+    from neuedit.state import StateError
+    for cls in (BundleError, DataError, EngineError, SketchError, StateError):
+        assert issubclass(cls, NeueditError)
+    assert main(["sample", "--bundle", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    from neuedit import cli
+    import neuedit.sample_cli as sc
+    monkeypatch.setattr(sc, "run", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["sample", "--bundle", "x", "--out", "y.png"])

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import group_cls_loss
 from .schema import Schema
 
 SIDE = 64  # every image is judged at 64x64
@@ -61,17 +62,8 @@ class AttributeNet(nn.Module):
 
 
 def attribute_loss(logits: torch.Tensor, c: torch.Tensor, schema: Schema) -> torch.Tensor:
-    """Per exclusive group: cross-entropy over the images labelled in that group (an image with
-    no attribute of the group says nothing about it); free attributes: BCE. logits, c [N, C]."""
-    terms = []
-    for g, s in schema.slices():
-        if g.exclusive:
-            labelled = c[:, s].sum(1) > 0
-            if labelled.any():
-                terms.append(F.cross_entropy(logits[labelled, s], c[labelled, s].argmax(1)))
-        else:
-            terms.append(F.binary_cross_entropy_with_logits(logits[:, s], c[:, s]))
-    return torch.stack(terms).sum() if terms else logits.new_zeros(())
+    """The schema-aware condition loss (`losses.group_cls_loss`) over the schema's groups."""
+    return group_cls_loss(logits, c, [(s, g.exclusive) for g, s in schema.slices()])
 
 
 def _resize(x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,25 @@ def cls_loss(c_logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(c_logits, c)
 
 
+def group_cls_loss(c_logits: torch.Tensor, c: torch.Tensor, groups: list[tuple[slice, bool]]) -> torch.Tensor:
+    """Condition loss that follows the schema's groups, summed over groups: for an exclusive
+    group, softmax cross-entropy over the rows that have one of its attributes (a row with none
+    says nothing about the group); for a free group, binary cross-entropy. `groups` is
+    [(slice into c, exclusive)]. c_logits, c [N, C]. Zero when there is nothing to classify.
+
+    Unlike `cls_loss`, its size does not shrink with the number of attributes: a 12-way hair
+    colour weighs as much as a 2-way hair length, which is what makes G obey `c` in short runs."""
+    terms = []
+    for s, exclusive in groups:
+        if exclusive:
+            labelled = c[:, s].sum(1) > 0
+            if labelled.any():
+                terms.append(F.cross_entropy(c_logits[labelled, s], c[labelled, s].argmax(1)))
+        else:
+            terms.append(F.binary_cross_entropy_with_logits(c_logits[:, s], c[:, s]))
+    return torch.stack(terms).sum() if terms else c_logits.new_zeros(())
+
+
 def dragan_perturb(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """x~ = x + 0.5 * alpha * std(x), alpha ~ U(0, 1) of x's shape [N, 3, H, W] (DRAGAN's
     per-pixel noise); std over the whole batch."""

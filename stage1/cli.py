@@ -73,7 +73,7 @@ FLAGS = {
     "c_sampling": ("c_sampling", False), "init_from": ("init_from", False),
     "loss": ("loss.adv", False), "penalty": ("loss.penalty", False), "l_adv": ("loss.l_adv", False),
     "l_gp": ("loss.l_gp", False), "l_reg": ("loss.l_reg", False), "l_cls": ("loss.l_cls", False),
-    "no_cls_on_fake": ("loss.cls_on_fake", True), "cond": ("loss.cond", False), "augment": ("loss.augment", False),
+    "no_cls_on_fake": ("loss.cls_on_fake", True), "cls": ("loss.cls", False), "cond": ("loss.cond", False), "augment": ("loss.augment", False),
     "lr": ("optim.lr", False), "lr_end": ("optim.lr_end", False), "decay_start": ("optim.decay_start", False),
     "beta1": ("optim.beta1", False), "beta2": ("optim.beta2", False), "ema": ("optim.ema", False),
 }
@@ -96,6 +96,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--l-reg", type=float, help="L2 weight regulariser (1e-4)")
     g.add_argument("--l-cls", type=float, help="weight of the ACGAN condition terms (1)")
     g.add_argument("--no-cls-on-fake", action="store_true", help="train D's class head on real images only")
+    g.add_argument("--cls", choices=["bce", "group_ce"],
+                   help="condition loss: bce per attribute (the report's) or cross-entropy per exclusive group")
     g.add_argument("--loss", choices=["logistic", "hinge"], help="adversarial loss (logistic: the report's)")
     g.add_argument("--penalty", choices=["dragan", "r1", "none"], help="D penalty (dragan: the report's)")
     g.add_argument("--cond", choices=["acgan", "projection"],

@@ -12,7 +12,7 @@ from neuedit import bundle as bundle_mod
 from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
 from neuedit.augment import diff_augment, parse_policy
-from neuedit.losses import ADV_LOSSES, cls_loss, dragan_perturb, gradient_penalty, l2_reg, r1_penalty
+from neuedit.losses import ADV_LOSSES, cls_loss, dragan_perturb, group_cls_loss, gradient_penalty, l2_reg, r1_penalty
 from neuedit.nets import build
 from neuedit.schema import Schema
 
@@ -31,6 +31,8 @@ class LossConfig:
     l_cls: float = 1.0           # weight of the ACGAN condition terms in L(D) and L(G)
     cls_on_fake: bool = True     # also train D's condition head on (G(z,c), c), as the report does
     cond: str = "acgan"          # conditioning in D: "acgan" (classifier head), or "projection" + ACGAN
+    cls: str = "bce"             # condition loss: "bce" per attribute, averaged (the report's), or
+                                 # "group_ce": cross-entropy per exclusive group, summed over groups
     augment: str = ""            # DiffAugment policy applied to all D inputs, e.g. "color,translation,cutout"
 
     def __post_init__(self):
@@ -38,6 +40,8 @@ class LossConfig:
             raise UsageError(f"adv loss must be one of {', '.join(ADV_LOSSES)}, not {self.adv!r}")
         if self.penalty not in ("dragan", "r1", "none"):
             raise UsageError(f"penalty must be dragan, r1 or none, not {self.penalty!r}")
+        if self.cls not in ("bce", "group_ce"):
+            raise UsageError(f"cls must be bce or group_ce, not {self.cls!r}")
         if self.cond not in ("acgan", "projection"):
             raise UsageError(f"cond must be acgan or projection, not {self.cond!r}")
         parse_policy(self.augment)
@@ -108,11 +112,13 @@ class TensorData:
 
 # ---- the two phases --------------------------------------------------------------------------
 def d_loss_terms(D, x_real: torch.Tensor, x_fake: torch.Tensor, c_real: torch.Tensor, c_fake: torch.Tensor,
-                 alpha: torch.Tensor, cfg: LossConfig, g: torch.Generator | None = None) -> dict:
+                 alpha: torch.Tensor, cfg: LossConfig, g: torch.Generator | None = None,
+                 groups: list | None = None) -> dict:
     """L(D) and its terms (both stages use it). Real, fake and (for DRAGAN) perturbed images go
     through D in ONE forward, which keeps DDP to one forward per backward; D has no BatchNorm,
     so this equals separate calls. x_real, x_fake [N, 3, R, R] (x_fake detached); c_* [N, C];
-    `alpha` is DRAGAN's noise; `g` draws the augmentation (needed when cfg.augment is set)."""
+    `alpha` is DRAGAN's noise; `g` draws the augmentation (needed when cfg.augment is set);
+    `groups` [(slice, exclusive)] are the schema's groups (needed when cfg.cls is "group_ce")."""
     n = len(x_real)
     d_adv, _ = ADV_LOSSES[cfg.adv]
     x_real = x_real.detach().requires_grad_(cfg.penalty == "r1")
@@ -127,9 +133,10 @@ def d_loss_terms(D, x_real: torch.Tensor, x_fake: torch.Tensor, c_real: torch.Te
     logit, c_logits = D(x, torch.cat(cs) if cfg.cond == "projection" else None)
     real_logit, fake_logit = logit[:n], logit[n:2 * n]
     L_adv = d_adv(real_logit, fake_logit)
-    L_cls = cls_loss(c_logits[:n], c_real)
+    cls = _cls_fn(cfg, groups)
+    L_cls = cls(c_logits[:n], c_real)
     if cfg.cls_on_fake:
-        L_cls = L_cls + cls_loss(c_logits[n:2 * n], c_fake)
+        L_cls = L_cls + cls(c_logits[n:2 * n], c_fake)
     if cfg.penalty == "dragan":
         L_gp = gradient_penalty(logit[2 * n:], x_hat)
     elif cfg.penalty == "r1":
@@ -141,7 +148,16 @@ def d_loss_terms(D, x_real: torch.Tensor, x_fake: torch.Tensor, c_real: torch.Te
     return {"L_D": L_D, "L_adv_D": L_adv, "L_cls_D": L_cls, "L_gp": L_gp}
 
 
-def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig, g: torch.Generator | None = None) -> dict:
+def _cls_fn(cfg: LossConfig, groups: list | None):
+    if cfg.cls == "group_ce":
+        if groups is None:
+            raise UsageError("cls 'group_ce' needs the schema's groups")
+        return lambda logits, c: group_cls_loss(logits, c, groups)
+    return cls_loss
+
+
+def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig, g: torch.Generator | None = None,
+                 groups: list | None = None) -> dict:
     """L(G) = l_adv L_adv(G) + l_cls L_cls(G) + l_reg L2(G). `D_eval` is D without any DDP wrapper;
     G's samples get the same augmentation D was trained on."""
     _, g_adv = ADV_LOSSES[cfg.adv]
@@ -149,7 +165,7 @@ def g_loss_terms(G, D_eval, batch: Batch, cfg: LossConfig, g: torch.Generator | 
     x_d = diff_augment(x_fake, cfg.augment, g) if cfg.augment else x_fake
     fake_logit, c_logits = D_eval(x_d, batch.c_fake if cfg.cond == "projection" else None)
     L_adv = g_adv(fake_logit)
-    L_cls = cls_loss(c_logits, batch.c_fake)
+    L_cls = _cls_fn(cfg, groups)(c_logits, batch.c_fake)
     L_reg = l2_reg(G.parameters()) if cfg.l_reg else fake_logit.new_zeros(())
     L_G = cfg.l_adv * L_adv + cfg.l_cls * L_cls + cfg.l_reg * L_reg
     return {"L_G": L_G, "L_adv_G": L_adv, "L_cls_G": L_cls}
@@ -264,6 +280,7 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
     run.truncate_log(start)
     G_t, D_t = run.wrap(G), run.wrap(D)
     z_fix, c_fix = (t.to(run.device) for t in fixed_samples(schema, cfg.z_dim))
+    groups = [(s, g.exclusive) for g, s in schema.slices()]
     total = cfg.run.iterations
 
     def step_fn(step: int) -> dict:
@@ -273,14 +290,14 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
         with run.autocast():
             with torch.no_grad():
                 x_fake = G(batch.z, batch.c_fake)
-            d_terms = d_loss_terms(D_t, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg.loss, aug_g)
+            d_terms = d_loss_terms(D_t, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg.loss, aug_g, groups)
         opt_D.zero_grad(set_to_none=True)
         d_terms["L_D"].backward()
         opt_D.step()
         # G phase: D frozen and unwrapped, so only G's gradients are synchronised
         D.requires_grad_(False)
         with run.autocast():
-            g_terms = g_loss_terms(G_t, D, batch, cfg.loss, aug_g)
+            g_terms = g_loss_terms(G_t, D, batch, cfg.loss, aug_g, groups)
         opt_G.zero_grad(set_to_none=True)
         g_terms["L_G"].backward()
         opt_G.step()

@@ -69,3 +69,14 @@ def test_masked_l1():
     assert losses.masked_l1(a, b, keep).item() == 1.0
     b[0, :, 0, 0] = 0.0
     assert losses.masked_l1(a, b, keep).item() == 0.0
+
+
+def test_group_cls_loss_by_hand():
+    import torch.nn.functional as F
+    logits = torch.tensor([[2.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, -1.0]])
+    # group A: attributes 0-2 (exclusive), group B: attribute 3 (free)
+    c = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])  # row 2 has no A attribute
+    groups = [(slice(0, 3), True), (slice(3, 4), False)]
+    expected = F.cross_entropy(logits[:1, :3], torch.tensor([0])) + F.binary_cross_entropy_with_logits(logits[:, 3:], c[:, 3:])
+    assert abs(losses.group_cls_loss(logits, c, groups).item() - expected.item()) < 1e-6
+    assert losses.group_cls_loss(torch.zeros(2, 0), torch.zeros(2, 0), []).item() == 0.0

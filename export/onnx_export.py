@@ -32,7 +32,7 @@ from .. import bundle as bundle_mod
 from ..editor import latent_step
 from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
                       SCALARS, file_digest, graph_inputs, graph_outputs)
-from ..nets import Generator
+from ..nets import Generator, UpGenerator
 from neuedit.errors import NeueditError, UsageError
 
 OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
@@ -71,7 +71,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of `module` (eval mode) with every BatchNorm2d folded into the layer feeding it.
 
     Handles `Sequential(..., Conv2d, [PixelShuffle(r),] BatchNorm2d, ...)` anywhere and the
-    Generator's `fc -> view -> fc_bn`; any BatchNorm left over raises ExportError, so a new
+    generators' `fc -> view -> fc_bn` (both G architectures); any BatchNorm left over raises ExportError, so a new
     architecture cannot silently export with unfolded (or training-mode) normalisation.
     """
     m = copy.deepcopy(module).eval()
@@ -85,7 +85,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             if j >= 0 and isinstance(seq[j], nn.Conv2d):
                 seq[j] = _fold_into(seq[j], *_bn_affine(bn), repeat)
                 seq[i] = nn.Identity()
-    if isinstance(m, Generator) and isinstance(m.fc_bn[0], nn.BatchNorm2d):
+    if isinstance(m, (Generator, UpGenerator)) and isinstance(m.fc_bn[0], nn.BatchNorm2d):
         m.fc = _fold_into(m.fc, *_bn_affine(m.fc_bn[0]), repeat=m.base * m.base)  # view(-1, ch, base, base)
         m.fc_bn[0] = nn.Identity()
     left = [n for n, s in m.named_modules() if isinstance(s, nn.modules.batchnorm._BatchNorm)]

@@ -161,7 +161,7 @@ class UpGenerator(nn.Module):
         levels = int(round(math.log2(resolution / 4)))
         if 4 * 2 ** levels != resolution or len(chans) != levels + 1:
             raise UsageError(f"resolution {resolution} needs {levels + 1} channel counts, got {len(chans)}")
-        self.z_dim, self.c_dim, self.resolution, self.ch = z_dim, c_dim, resolution, chans[0]
+        self.z_dim, self.c_dim, self.resolution, self.ch, self.base = z_dim, c_dim, resolution, chans[0], 4
         self.fc = nn.Linear(z_dim + c_dim, chans[0] * 16, bias=False)
         self.fc_bn = nn.Sequential(nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True))
         self.up = nn.Sequential(*[UpBlock(chans[i], chans[i + 1]) for i in range(levels)])
@@ -170,7 +170,7 @@ class UpGenerator(nn.Module):
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"
         assert c.dim() == 2 and c.shape[1] == self.c_dim, f"c must be [N, {self.c_dim}], got {tuple(c.shape)}"
-        h = self.fc_bn(self.fc(torch.cat([z, c], 1)).view(-1, self.ch, 4, 4))
+        h = self.fc_bn(self.fc(torch.cat([z, c], 1)).view(-1, self.ch, self.base, self.base))
         return torch.tanh(self.out(self.up(h)))  # [N, 3, R, R]
 
 

@@ -11,12 +11,12 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
 
-stage1() {  # $1 name (recipes/$1.toml), $2 its data folder
-  neuedit train-stage1 --config "recipes/$1.toml" --data "$2" $(resume "runs/$1-s1")
+stage1() {  # $1 recipe (recipes/$1.toml), $2 its run folder, $3 its data folder
+  neuedit train-stage1 --config "recipes/$1.toml" --data "$3" $(resume "$2")
 }
-stage2() {  # $1 name, $2 data folder, rest: extra flags
-  neuedit train-stage2 --stage1 "runs/$1-s1/bundle" --data "$2" --name "$1" --iterations 400 --batch 16 \
-    --p-real 0.75 --out "runs/$1-s2" --sample-every 100 --ckpt-every 100 $(resume "runs/$1-s2") "${@:3}"
+stage2() {  # $1 name, $2 stage-one run folder, $3 data folder, rest: extra flags
+  neuedit train-stage2 --stage1 "$2/bundle" --data "$3" --name "$1" --iterations 400 --batch 16 \
+    --p-real 0.75 --out "runs/$1-s2" --sample-every 100 --ckpt-every 100 $(resume "runs/$1-s2") "${@:4}"
 }
 ship() {  # ONNX graphs + the PyTorch weights (for --init-from), parity-checked
   rm -rf "neuedit/models/$1"
@@ -25,8 +25,13 @@ ship() {  # ONNX graphs + the PyTorch weights (for --init-from), parity-checked
 
 for n in ${@:-anime shoes handbags}; do
   case $n in
-    anime) stage1 anime "$DATA/anime-faces"; stage2 anime "$DATA/anime-faces/images" --limit 16000 ;;
-    shoes|handbags) stage1 "$n" "$DATA/$n/train"; stage2 "$n" "$DATA/$n/train" --layout pair --pair-image left --edges pairs ;;
+    anime)  # two phases: the image model, then conditioning (starts from phase one's bundle)
+      stage1 anime runs/anime-s1 "$DATA/anime-faces"
+      stage1 anime-cond runs/anime-cond "$DATA/anime-faces"
+      stage2 anime runs/anime-cond "$DATA/anime-faces/images" --limit 16000 ;;
+    shoes|handbags)
+      stage1 "$n" "runs/$n-s1" "$DATA/$n/train"
+      stage2 "$n" "runs/$n-s1" "$DATA/$n/train" --layout pair --pair-image left --edges pairs ;;
     *) echo "unknown demo $n" >&2; exit 2 ;;
   esac
   ship "$n"

@@ -181,3 +181,14 @@ def test_cli_check_and_export(tiny_exported, tiny_bundle_empty, tmp_path, capsys
     assert bundle_mod.read(out).meta["onnx"]["latent_step"] == "latent_step.onnx"
     assert "onnx" not in bundle_mod.read(tiny_bundle_empty.path).meta  # the source is left alone
     assert "engine: tiny_empty" in capsys.readouterr().out
+
+
+def test_cpu_recipe_networks_export_with_parity(tmp_path):
+    """The resize-conv generator of the shipped demos: BatchNorm folded (dense layer included),
+    nearest upsampling in G1 and in the latent step's backward pass, parity checked."""
+    from neuedit.export.onnx_export import export_bundle
+    from neuedit.testing import make_random_bundle
+    b = make_random_bundle(tmp_path / "cpu", preset="tiny_cpu", name="cpu")
+    assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d"
+    out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
+    assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step"}

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from . import bundle as bundle_mod
+from neuedit.errors import UsageError, MissingFileError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,7 +84,7 @@ def data_configs(args, resolution: int) -> list:
     for d in args.data:
         root = Path(d)
         if not root.is_dir():
-            raise FileNotFoundError(f"data folder {root} not found")
+            raise MissingFileError(f"data folder {root} not found")
         out.append(DataConfig(str(root), resolution=resolution, layout=_layout(root, args.layout),
                               pair_image=args.pair_image, labels=_labels(root, args.labels), flip=False))
     return out
@@ -97,9 +98,9 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     b = bundle_mod.read(args.bundle)
     if args.tasks is None:
-        raise ValueError("give --tasks (the task set folder)")
+        raise UsageError("give --tasks (the task set folder)")
     if not args.make_tasks and args.out is None:
-        raise ValueError("give --out (the report folder), or --make-tasks to draw a task set")
+        raise UsageError("give --out (the report folder), or --make-tasks to draw a task set")
     data = data_configs(args, b.resolution)
     if args.make_tasks:
         tcfg = TaskConfig(n=args.n, seed=args.seed, kinds=tuple(args.kinds), sources=tuple(args.sources),

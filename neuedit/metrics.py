@@ -3,7 +3,7 @@
 Images enter in the models' form, float [3, H, W] in [-1, 1] (`image`, `before`, `sketch`),
 with `mask` [1, H, W] in {0, 1} (1 on strokes); the realism features take uint8 [N, H, W, 3].
 
-- `stroke_dist`: Dist(I, I') of DESIGN.md §1 (mean L1 over stroke pixels' channels, in [-1, 1] units).
+- `stroke_dist`: Dist(I, I') of docs/method.md §2 (mean L1 over stroke pixels' channels, in [-1, 1] units).
 - `delta_e`: CIEDE2000 colour difference (skimage `deltaE_ciede2000` on `rgb2lab`, sRGB D65)
   between result and stroke colour on stroke pixels: the mean, and the share under 10.
 - `edge_f1`: F1 between the sketch's lines and the result's edge map (`neuedit.strokes.edge_map`,
@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy.stats import bootstrap
 from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.feature import hog, local_binary_pattern
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .strokes import edge_map
+from neuedit.errors import UsageError
 
 FEATURE_SIZE = 64       # images are resized to this side before the realism descriptor
 DE_THRESHOLD = 10.0     # a stroke pixel "has the colour" when CIEDE2000 is under this
@@ -39,7 +41,7 @@ DE_THRESHOLD = 10.0     # a stroke pixel "has the colour" when CIEDE2000 is unde
 def _check(x: np.ndarray, channels: int, name: str) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if x.ndim != 3 or x.shape[0] != channels:
-        raise ValueError(f"{name} must be [{channels}, H, W], got {x.shape}")
+        raise UsageError(f"{name} must be [{channels}, H, W], got {x.shape}")
     return x
 
 
@@ -77,7 +79,7 @@ def delta_e(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray,
 def dilate(mask: np.ndarray, k: int) -> np.ndarray:
     """Binary dilation of bool [H, W] by a k x k square (k odd; `neuedit.stage2.train.dilate` in numpy)."""
     if k < 1 or k % 2 == 0:
-        raise ValueError("k must be a positive odd number")
+        raise UsageError("k must be a positive odd number")
     m = np.asarray(mask, bool)
     if k == 1:
         return m.copy()
@@ -100,7 +102,7 @@ def edge_f1(pred: np.ndarray, true: np.ndarray, tol: int = 1, window: int | None
     """
     pred, true = np.asarray(pred, bool), np.asarray(true, bool)
     if pred.shape != true.shape:
-        raise ValueError(f"line maps differ in shape: {pred.shape} vs {true.shape}")
+        raise UsageError(f"line maps differ in shape: {pred.shape} vs {true.shape}")
     if not true.any():
         return float("nan"), float("nan"), float("nan")
     k = 2 * tol + 1
@@ -181,7 +183,7 @@ def image_features(images: np.ndarray) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+        raise UsageError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
     rows = []
     for im in images:
         if im.shape[:2] != (FEATURE_SIZE, FEATURE_SIZE):
@@ -250,16 +252,18 @@ PSNR_CAP = 100.0  # dB: identical pixels (inf) count as this in means
 
 def mean_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float, int]:
     """Mean of the finite values (inf PSNR capped at PSNR_CAP first) with a percentile-bootstrap
-    interval -> (mean, lo, hi, n); the interval is nan with fewer than 2 values."""
+    interval (`scipy.stats.bootstrap`, `n_boot` resamples, seeded) -> (mean, lo, hi, n); the
+    interval is nan with fewer than 2 values."""
     v = np.asarray(values, np.float64).ravel()
     v = np.where(np.isposinf(v), PSNR_CAP, v)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan"), 0
     mean = float(v.mean())
-    if len(v) < 2:
+    if len(v) < 2:  # a single value has no spread to resample (scipy refuses it too)
         return mean, float("nan"), float("nan"), 1
-    rng = np.random.default_rng(seed)
-    boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1)
-    a = (1 - level) / 2
-    return mean, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), int(len(v))
+    # percentile, not scipy's default BCa: BCa is nan on constant samples, which are common
+    # here (the source rows' capped PSNR and zero ms, for one)
+    ci = bootstrap((v,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return mean, float(ci.low), float(ci.high), int(len(v))

@@ -1,0 +1,33 @@
+"""One-stage (latent optimisation) against two-stage editing on a task set, with numbers.
+
+Every task of a `neuedit.tasks.TaskSet` is edited by the latent editor at each step count
+(`latent-<steps>`) and by the two-stage editor (`two-stage`), each edit alone (batch 1,
+timed). A stage-one sample starts both editors from its state; a real photo goes to the
+two-stage editor as it is and to the latent editor through `project` (iGAN-style: Adam on
+(z, c) to reconstruct it). Each result is scored (`neuedit.metrics`) against the task's
+strokes and against the image before the edit (the photo, or G1's sample): following the
+strokes, keeping the rest (raw output, no paste-back), realism (KID on the project's
+handcrafted descriptor against held-out real images, the stage-one D's score, agreement of
+its ACGAN head with known attributes) and cost. Chains of K successive edits (all strokes
+so far go in each time, as in the web client; each edit starts from the previous result)
+measure stability: drift of earlier strokes and of untouched pixels, realism per round.
+
+`compare` writes into one folder: results.csv (per task and method), stability.csv (per
+chain, round and method), summary.md and summary.json (means with 95% bootstrap intervals,
+paired differences against two-stage), grid.png (original | strokes | each method),
+stability_grid.png, stability.png, projections.json and config.json.
+
+Modules, in the order a run uses them: `config` (settings, method and column names),
+`projection`, `sketches`, `sources` (what the editors start from), `editors`, `scoring`,
+`harness` (tasks and chains), `stats`, `report` (CSV, Markdown, JSON), `figures`, `run` (`compare`).
+"""
+from __future__ import annotations
+
+from .config import REAL, SOURCE, TWO_STAGE, CompareConfig, latent_name
+from .projection import project
+from .run import compare
+from .sketches import cumulative
+from .stats import aggregate, paired
+
+__all__ = ["CompareConfig", "REAL", "SOURCE", "TWO_STAGE", "aggregate", "compare", "cumulative", "latent_name",
+           "paired", "project"]

@@ -1,0 +1,68 @@
+"""The comparison's settings and vocabulary: `CompareConfig`, the method names and the metric columns."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import metrics as M
+from ..errors import UsageError
+from ..state import EditConfig
+
+TWO_STAGE = "two-stage"
+SOURCE = "source"  # the unedited image, as a reference row
+REAL = "real (held-out)"  # held-out real images, as a reference row
+
+
+def latent_name(steps: int) -> str:
+    return f"latent-{steps}"
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    latent_steps: tuple[int, ...] = (1, 10, 50)  # one latent-editor run per step count
+    optimizer: str = "adam"                      # latent editor's optimiser ("gd": the report's web app)
+    lr: float | None = None                      # latent step size (None: 0.05 for adam, 2.0 for gd)
+    anchor: float = 0.0                          # latent editor's pull toward the starting z
+    two_stage: bool = True                       # run the two-stage editor (when the bundle has G2)
+    project_steps: int = 200                     # Adam steps projecting a real photo into (z, c)
+    project_lr: float = 0.05                     # their step size (on z~ = atanh z, c~ = logit c)
+    project_candidates: int = 16                 # random starts tried; the best reconstruction is optimised
+    dilate: int = 5                              # k: keep metrics leave out the mask dilated by k x k (odd)
+    edge_tol: int = 1                            # px within which a result edge matches a sketch line
+    edge_window: int | None = None               # precision counts edges this near a line (None: max(2, R/16) px)
+    edge_method: str = "canny"                   # edge detector for results ("canny" or "xdog")
+    de_threshold: float = M.DE_THRESHOLD         # CIEDE2000 under which a stroke pixel has its colour
+    kid_subsets: int = 100                       # KID: random subsets averaged
+    kid_subset_size: int = 1000                  # KID: rows per subset (at most the smaller set)
+    boot: int = 2000                             # bootstrap resamples for the 95% intervals
+    grid_tasks: int = 8                          # tasks shown in grid.png
+    grid_chains: int = 2                         # chains shown in stability_grid.png
+    seed: int = 0                                # projection starts, bootstrap, KID subsets
+
+    def __post_init__(self):
+        if any(s < 0 for s in self.latent_steps) or len(set(self.latent_steps)) != len(self.latent_steps):
+            raise UsageError("latent_steps must be distinct non-negative step counts")
+        EditConfig(optimizer=self.optimizer, lr=self.lr)  # validates optimizer and lr
+        if self.dilate < 1 or self.dilate % 2 == 0:
+            raise UsageError("dilate must be a positive odd number")
+        if self.project_steps < 0 or self.project_candidates < 1 or self.edge_tol < 0:
+            raise UsageError("need project_steps >= 0, project_candidates >= 1, edge_tol >= 0")
+        if self.edge_method not in ("canny", "xdog"):
+            raise UsageError("edge_method must be canny or xdog")
+
+    def methods(self, two_stage: bool) -> list[str]:
+        return [latent_name(s) for s in self.latent_steps] + ([TWO_STAGE] if two_stage else [])
+
+    def edge_window_px(self, resolution: int) -> int:
+        """The edge-precision window at this resolution (scoring and the report must agree on it)."""
+        return self.edge_window if self.edge_window is not None else max(2, resolution // 16)
+
+
+# The reported columns: (column, label, higher is better). Statistics, tables and plots follow these lists.
+TASK_METRICS = [
+    ("dist", "Dist", False), ("de00", "ΔE00", False), ("de_under", "ΔE<10", True), ("edge_f1", "edge F1", True),
+    ("l1_out", "L1 out", False), ("psnr_out", "PSNR out", True), ("ssim_out", "SSIM out", True),
+    ("d_score", "D score", True), ("attr_agree", "attr. agree", True), ("ms", "ms/edit", False),
+]
+CHAIN_METRICS = [("dist_new", "Dist new", False), ("dist_earlier", "Dist earlier", False),
+                 ("l1_untouched", "L1 untouched", False), ("psnr_untouched", "PSNR untouched", True),
+                 ("d_score", "D score", True)]

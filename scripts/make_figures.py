@@ -80,6 +80,7 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("--data", required=True, help="real images of the domain (held-out ones preferably)")
     ap.add_argument("--layout", default="single")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N images (a training split)")
     ap.add_argument("--out", default="docs")
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--latent-steps", type=int, default=50)
@@ -100,7 +101,7 @@ def main():
     if b.schema.c_dim:
         attribute_grid(latent, b, rng).save(out / f"attributes-{name}.png")
 
-    data = load_dataset(DataConfig(args.data, R, layout=args.layout, limit=400, pair_image="left"), empty())
+    data = load_dataset(DataConfig(args.data, R, layout=args.layout, skip=args.skip, limit=400, pair_image="left"), empty())
     edges = (np.stack([edges_from_pair_half(e, R) for e in data.edges]) if data.edges is not None
              else edge_maps(data.images))
     pick = rng.choice(len(data), 2 * args.n, replace=False)

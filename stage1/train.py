@@ -207,7 +207,8 @@ def sample_batch(run: Run, data: TensorData, schema: Schema, cfg: Stage1Config, 
     return Batch(x_real, c_real, z, c_fake), alpha
 
 
-def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_ema, D, g_spec, d_spec, step: int):
+def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_serving, D, g_spec, d_spec, step: int):
+    """`G_serving`: the EMA generator with serving statistics (`serving_generator`)."""
     if not run.is_main:
         return None
     path = run.out / "bundle"
@@ -216,7 +217,7 @@ def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_ema, D, g_spec, 
             "value_range": [-1, 1], "z_prior": "normal", "schema": schema.to_dict(), "preset": cfg.preset,
             "training": {"stage1_step": step, "config_digest": run.digest, "data": cfg.data.root,
                          "stage1_config": cfg.to_dict(), "threads": torch.get_num_threads()}}
-    bundle_mod.save_module(path, "g1", serving_generator(G_ema, schema, cfg.z_dim), g_spec, meta)
+    bundle_mod.save_module(path, "g1", G_serving, g_spec, meta)
     bundle_mod.save_module(path, "d", _unwrap(D), d_spec, meta)
     return bundle_mod.write_meta(path, meta)
 
@@ -305,16 +306,25 @@ def fit(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None =
         ema_update(G_ema, G, min(o.ema, (1 + step) / (10 + step)))
         return {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
 
+    served: dict = {}
+
+    def serving(step: int):
+        """The serving copy of G_ema at `step`, measured once for the grid and the bundle."""
+        if step not in served:
+            served.clear()
+            served[step] = serving_generator(G_ema, schema, cfg.z_dim)
+        return served[step]
+
     def on_sample(step: int) -> None:
         if not run.is_main:
             return
-        with torch.no_grad():  # what the bundle will draw: the serving copy of the EMA generator
-            G_s = serving_generator(G_ema, schema, cfg.z_dim)
-            run.save_grid(step, G_s(z_fix, c_fix).float().cpu().numpy(), nrow=4)
+        with torch.no_grad():  # what the bundle will draw
+            run.save_grid(step, serving(step)(z_fix, c_fix).float().cpu().numpy(), nrow=4)
 
     def on_checkpoint(step: int) -> None:
         run.save_checkpoint(step, modules, optims)
-        write_bundle(run, cfg, schema, G_ema, D, g_spec, d_spec, step)
+        if run.is_main:
+            write_bundle(run, cfg, schema, serving(step), D, g_spec, d_spec, step)
 
     drive(run, start, total, step_fn, optims,
           lambda step: lr_at(step, o.lr, o.lr_end, int(o.decay_start * total), total),

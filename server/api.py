@@ -1,15 +1,19 @@
 """The JSON API: models, generate, edit, health, and the OpenAPI description.
 
-Handlers validate everything cheap first (fields, state, parameters), decode images and
-JSON in the decode thread pool, and hand inference to the micro-batcher, which runs the
-engine in the inference thread pool. Nothing heavy runs on the event loop.
+A generate or edit request crosses threads twice. The handler reads the raw body on the event
+loop; one job in the decode pool parses and validates the JSON and decodes the images into a
+ready `_Call`; the micro-batcher then runs the engine in the inference pool and, in that same
+job, encodes each request's reply (PNG, base64, JSON bytes). The event loop only moves bytes.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+from dataclasses import dataclass
 from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 from aiohttp import web
@@ -20,6 +24,7 @@ from neuedit.sketch import dist as edit_dist
 from neuedit.state import EditConfig, EditState, sample_state
 
 from . import codec
+from .config import ServerConfig
 from .errors import ApiError, bad_request
 from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
 from .openapi import spec
@@ -28,21 +33,29 @@ METHODS = ("two-stage", "latent")
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-async def _off_loop(request: web.Request, fn, *args):
-    """Run a CPU-bound helper (decoding, encoding, JSON) in the decode pool."""
-    return await asyncio.get_running_loop().run_in_executor(request.app[DECODE_POOL], partial(fn, *args))
+@dataclass
+class _Call:
+    """A validated request, ready for the micro-batcher."""
+    key: tuple                      # requests with equal keys may share one engine call
+    rows: Callable[[list], list]    # the batched engine call: payloads -> one result per payload
+    payload: Any                    # this request's row of the engine call
+    reply: Callable[[Any], dict]    # this request's engine result -> the response object
 
 
-async def _read_body(request: web.Request) -> dict:
+async def _read_body(request: web.Request) -> bytes:
     limit = request.app[CONFIG].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request body of {request.content_length} bytes; at most {limit}")
-    data = await request.read()  # aiohttp answers 413 itself when a chunked body grows past the limit
-    return await _off_loop(request, codec.parse_json, data)
+    return await request.read()  # aiohttp answers 413 itself when a chunked body grows past the limit
 
 
-def _engine(request: web.Request, body: dict) -> Engine:
-    engines = request.app[ENGINES]
+async def _prepare(request: web.Request, fn, *args) -> _Call:
+    """Read the body, then parse, validate and decode it in one decode-pool job."""
+    data = await _read_body(request)
+    return await asyncio.get_running_loop().run_in_executor(request.app[DECODE_POOL], partial(fn, *args, data))
+
+
+def _engine(engines: dict[str, Engine], body: dict) -> Engine:
     name = codec.require(body, "model")
     if not isinstance(name, str) or name not in engines:
         shown = name if isinstance(name, str) else type(name).__name__
@@ -101,12 +114,102 @@ def _latent_rows(eng: Engine, steps: int, cfg: EditConfig, payloads: list) -> li
     return out
 
 
-async def _infer(request: web.Request, key: tuple, fn, payload):
-    result, batch = await request.app[BATCHER].submit(key, fn, payload)
-    request[INFO] = f"model={key[0]} op={key[1]} batch={batch}"
-    if isinstance(result, ApiError):
-        raise result
-    return result
+def _encode(reply: Callable[[Any], dict], result) -> bytes:
+    """Runs in the inference job, right after the engine call: the response body."""
+    return json.dumps(reply(result)).encode()
+
+
+async def _infer(request: web.Request, call: _Call) -> web.Response:
+    body, batch = await request.app[BATCHER].submit(call.key, call.rows, call.payload, partial(_encode, call.reply))
+    request[INFO] = f"model={call.key[0]} op={call.key[1]} batch={batch}"
+    if isinstance(body, Exception):  # an ApiError for this row, or a bug in its reply (a 500)
+        raise body
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+# ---- request parsing (runs in the decode pool; raises ApiError for bad input) -------------------------
+def _prepare_generate(engines: dict[str, Engine], data: bytes) -> _Call:
+    body = codec.parse_json(data)
+    eng = _engine(engines, body)
+    seed = body.get("seed")
+    seed = secrets.randbelow(codec.SEED_MAX) if seed is None else \
+        codec.parse_int(seed, "seed", 0, codec.SEED_MAX - 1)
+    c = body.get("c")
+    if c is not None:
+        c = codec.vector(c, eng.c_dim, "c", "bad_field")
+        if c.min(initial=0) < 0 or c.max(initial=0) > 1:
+            raise bad_request("bad_field", "c values must lie in [0, 1]")
+    rng = np.random.default_rng(seed)
+    state = sample_state(1, eng.z_dim, eng.schema, rng, c)  # z first: one seed keeps z when only c changes
+
+    def reply(image: np.ndarray) -> dict:
+        return {"model": eng.name, "image": codec.encode_png(image), "state": codec.state_json(state),
+                "seed": seed, "resolution": eng.resolution}
+    return _Call((eng.name, "generate"), partial(_generate_rows, eng), state, reply)
+
+
+def _prepare_edit(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) -> _Call:
+    body = codec.parse_json(data)
+    eng = _engine(engines, body)
+    method = body.get("method", "two-stage")
+    if method not in METHODS:
+        shown = method if isinstance(method, str) else type(method).__name__
+        raise bad_request("unknown_method", f"unknown method {str(shown)[:50]!r}; use one of {', '.join(METHODS)}")
+    if method not in eng.methods:
+        raise bad_request("method_unavailable", f"model {eng.name} offers {', '.join(eng.methods) or 'no editing'}, "
+                                                f"not {method}")
+    has_state, has_image = body.get("state") is not None, body.get("image") is not None
+    if has_state == has_image:
+        raise bad_request("missing_field" if not has_state else "bad_request",
+                          "send exactly one of 'state' (from /api/generate) or 'image' (a photo)")
+    if has_image and method != "two-stage":
+        raise bad_request("method_unavailable", "a photo ('image') can only be edited with method 'two-stage'")
+    state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
+    sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
+    photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
+    edit_cfg = _latent_config(body, cfg, state) if method == "latent" else None  # every field before any pixel
+    sketch, mask = codec.decode_sketch(sketch_bytes, eng.resolution, cfg.max_sketch_pixels)
+    if method == "latent":
+        return _latent_call(eng, edit_cfg, state, sketch, mask)
+    source = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels) if has_image else state
+
+    def reply(result: tuple) -> dict:
+        image, d = result
+        out = {"model": eng.name, "method": method, "dist": d}
+        if state is not None:
+            out["state"] = codec.state_json(state)
+        out["image"] = codec.encode_png(image)
+        return out
+    key = (eng.name, "two-stage", "image" if has_image else "state")
+    return _Call(key, partial(_two_stage_rows, eng), (source, sketch, mask), reply)
+
+
+def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfig:
+    """The latent editor's settings from the body; with 'gd' the state's moments are dropped."""
+    steps = body.get("steps", 1)
+    if codec.is_number(steps) and steps > cfg.max_steps:
+        raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_steps}")
+    steps = codec.parse_int(steps, "steps", 0, cfg.max_steps)
+    optimizer = body.get("optimizer", "gd")
+    if optimizer not in ("gd", "adam"):
+        raise bad_request("bad_field", "optimizer must be 'gd' or 'adam'")
+    lr = body.get("lr")
+    lr = None if lr is None else codec.parse_float(lr, "lr", 0.0, cfg.max_lr, lo_open=True)
+    if optimizer == "gd":  # plain gradient descent keeps no moments
+        state.m = state.v = None
+        state.t = 0
+    return EditConfig(optimizer=optimizer, lr=lr, steps=steps)
+
+
+def _latent_call(eng: Engine, edit_cfg: EditConfig, state: EditState, sketch: np.ndarray, mask: np.ndarray) -> _Call:
+    steps = edit_cfg.steps
+
+    def reply(result: tuple) -> dict:
+        new, image, d = result
+        return {"model": eng.name, "method": "latent", "dist": d, "state": codec.state_json(new), "steps": steps,
+                "image": codec.encode_png(image)}
+    key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t)
+    return _Call(key, partial(_latent_rows, eng, steps, edit_cfg), (state, sketch, mask), reply)
 
 
 # ---- handlers -----------------------------------------------------------------------------------------
@@ -117,81 +220,15 @@ async def models(request: web.Request) -> web.Response:
 async def generate(request: web.Request) -> web.Response:
     """{model, seed?, c?} -> {image, state, seed}: z from the seed, c given or sampled."""
     with request.app[GATE].enter():
-        body = await _read_body(request)
-        eng = _engine(request, body)
-        seed = body.get("seed")
-        seed = secrets.randbelow(codec.SEED_MAX) if seed is None else \
-            codec.parse_int(seed, "seed", 0, codec.SEED_MAX - 1)
-        c = body.get("c")
-        if c is not None:
-            c = codec.vector(c, eng.c_dim, "c", "bad_field")
-            if c.min(initial=0) < 0 or c.max(initial=0) > 1:
-                raise bad_request("bad_field", "c values must lie in [0, 1]")
-        rng = np.random.default_rng(seed)
-        state = sample_state(1, eng.z_dim, eng.schema, rng, c)  # z first: one seed keeps z when only c changes
-        image = await _infer(request, (eng.name, "generate"), partial(_generate_rows, eng), state)
-        png = await _off_loop(request, codec.encode_png, image)
-        return web.json_response({"model": eng.name, "image": png, "state": codec.state_json(state), "seed": seed,
-                                  "resolution": eng.resolution})
+        call = await _prepare(request, _prepare_generate, request.app[ENGINES])
+        return await _infer(request, call)
 
 
 async def edit(request: web.Request) -> web.Response:
     """{model, state | image, sketch, method, steps?, optimizer?, lr?} -> {image, state?, dist}."""
-    cfg = request.app[CONFIG]
     with request.app[GATE].enter():
-        body = await _read_body(request)
-        eng = _engine(request, body)
-        method = body.get("method", "two-stage")
-        if method not in METHODS:
-            shown = method if isinstance(method, str) else type(method).__name__
-            raise bad_request("unknown_method", f"unknown method {str(shown)[:50]!r}; use one of {', '.join(METHODS)}")
-        if method not in eng.methods:
-            raise bad_request("method_unavailable", f"model {eng.name} offers {', '.join(eng.methods) or 'no editing'}, "
-                                                    f"not {method}")
-        has_state, has_image = body.get("state") is not None, body.get("image") is not None
-        if has_state == has_image:
-            raise bad_request("missing_field" if not has_state else "bad_request",
-                              "send exactly one of 'state' (from /api/generate) or 'image' (a photo)")
-        if has_image and method != "two-stage":
-            raise bad_request("method_unavailable", "a photo ('image') can only be edited with method 'two-stage'")
-        state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
-        sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
-        photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
-        if method == "latent":
-            steps = body.get("steps", 1)
-            if codec.is_number(steps) and steps > cfg.max_steps:
-                raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_steps}")
-            steps = codec.parse_int(steps, "steps", 0, cfg.max_steps)
-            optimizer = body.get("optimizer", "gd")
-            if optimizer not in ("gd", "adam"):
-                raise bad_request("bad_field", "optimizer must be 'gd' or 'adam'")
-            lr = body.get("lr")
-            lr = None if lr is None else codec.parse_float(lr, "lr", 0.0, cfg.max_lr, lo_open=True)
-            edit_cfg = EditConfig(optimizer=optimizer, lr=lr, steps=steps)
-            if optimizer == "gd":  # plain gradient descent keeps no moments
-                state.m = state.v = None
-                state.t = 0
-
-        sketch, mask = await _off_loop(request, codec.decode_sketch, sketch_bytes, eng.resolution,
-                                       cfg.max_sketch_pixels)
-        if method == "two-stage":
-            if has_image:
-                source = await _off_loop(request, codec.decode_photo, photo_bytes, eng.resolution,
-                                         cfg.max_photo_pixels)
-            else:
-                source = state
-            key = (eng.name, "two-stage", "image" if has_image else "state")
-            image, d = await _infer(request, key, partial(_two_stage_rows, eng), (source, sketch, mask))
-            out = {"model": eng.name, "method": method, "dist": d}
-            if state is not None:
-                out["state"] = codec.state_json(state)
-        else:
-            key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t)
-            new, image, d = await _infer(request, key, partial(_latent_rows, eng, steps, edit_cfg),
-                                         (state, sketch, mask))
-            out = {"model": eng.name, "method": method, "dist": d, "state": codec.state_json(new), "steps": steps}
-        out["image"] = await _off_loop(request, codec.encode_png, image)
-        return web.json_response(out)
+        call = await _prepare(request, _prepare_edit, request.app[ENGINES], request.app[CONFIG])
+        return await _infer(request, call)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,12 +1,14 @@
 """Inference off the event loop: a bounded admission gate and a micro-batcher.
 
-`Batcher.submit(key, fn, payload)` queues one request. Requests with the same key (model,
-method and everything that must be equal within one engine call) are gathered: the first
-waits up to `window_ms` for company (0 by default: not at all), or less when `max_batch`
-requests are waiting; then `fn(payloads)` runs once in the thread-pool executor and returns
-one result per payload. At most `concurrency` engine calls run at once; while they all are
-busy, new requests keep joining the waiting batch, so batches form by themselves under load
-and a lone request never waits. With batching off every request is its own call.
+`Batcher.submit(key, fn, payload, finish)` queues one request. Requests with the same key
+(model, method and everything that must be equal within one engine call) are gathered: the
+first waits up to `window_ms` for company (0 by default: not at all), or less when
+`max_batch` requests are waiting; then one thread-pool job runs `fn(payloads)`, which returns
+one result per payload, and each request's `finish(result)` (encoding its response), so a
+request costs one executor hop for inference and its reply. At most `concurrency` engine
+calls run at once; while they all are busy, new requests keep joining the waiting batch, so
+batches form by themselves under load and a lone request never waits. With batching off
+every request is its own call.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Gate:
 class _Job:
     payload: Any
     fn: Callable[[list], list]
+    finish: Callable[[Any], Any] | None
     future: asyncio.Future
     t0: float
 
@@ -64,11 +67,14 @@ class Batcher:
         self._wake: dict[Hashable, asyncio.Event] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    async def submit(self, key: Hashable, fn: Callable[[list], list], payload) -> tuple[Any, int]:
-        """Run `fn([payload, ...])` batched with other payloads of `key`; returns (this
-        payload's result, the batch size). `fn` must be the same for all jobs of one key."""
+    async def submit(self, key: Hashable, fn: Callable[[list], list], payload,
+                     finish: Callable[[Any], Any] | None = None) -> tuple[Any, int]:
+        """Run `fn([payload, ...])` batched with other payloads of `key`, then `finish` on this
+        payload's result in the same executor job; returns (the finished result, the batch size).
+        A result that is an exception (from `fn` or `finish`) is returned, not raised, and skips
+        `finish`. `fn` must be the same for all jobs of one key."""
         loop = asyncio.get_running_loop()
-        job = _Job(payload, fn, loop.create_future(), loop.time())
+        job = _Job(payload, fn, finish, loop.create_future(), loop.time())
         q = self._pending.get(key)
         if q is None:
             q = self._pending[key] = []
@@ -112,9 +118,7 @@ class Batcher:
     async def _run(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, batch[0].fn, [j.payload for j in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"batched call returned {len(results)} results for {len(batch)} requests")
+            results = await loop.run_in_executor(self.executor, _call, batch)
         except BaseException as e:  # noqa: BLE001  handed to every waiting request
             for j in batch:
                 if not j.future.done():
@@ -135,3 +139,20 @@ class Batcher:
         """Wait for every queued and running call (the server is shutting down)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _call(batch: list[_Job]) -> list:
+    """One executor job: the batched engine call, then every request's `finish`."""
+    results = batch[0].fn([j.payload for j in batch])
+    if len(results) != len(batch):
+        raise RuntimeError(f"batched call returned {len(results)} results for {len(batch)} requests")
+    return [_finish(j.finish, r) for j, r in zip(batch, results)]
+
+
+def _finish(finish: Callable[[Any], Any] | None, result):
+    if finish is None or isinstance(result, Exception):
+        return result
+    try:
+        return finish(result)
+    except Exception as e:  # noqa: BLE001  fails only this request, not the others in its batch
+        return e

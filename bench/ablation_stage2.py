@@ -1,8 +1,11 @@
-"""Which stage-two loss terms matter: train a tiny G2 with each term switched off and measure,
-on held-out real faces with synthesised strokes, Dist (follow the strokes) and L1 outside the
-dilated mask (keep the rest). Realism needs a trained D and is left to `neuedit compare`.
+"""Which stage-two choices matter: train G2 with each objective, loss term and architecture for
+the same iterations and score it on held-out edit pairs against their targets (PSNR over the
+image and over the changed region, Dist on the colour strokes).
 
-    python bench/ablation_stage2.py [--iterations 300] [--res 16]
+    python bench/ablation_stage2.py [--iterations 300]                 # tiny G2 at 16 px, random G1
+    python bench/ablation_stage2.py --stage1 neuedit/models/anime --iterations 400   # the 64 px demo
+
+Held-out pairs: recolour and reshape (blur fill) pairs on images the run never sees, 3 strokes.
 """
 from __future__ import annotations
 
@@ -18,50 +21,72 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
-from neuedit.data import DataConfig, load_dataset, to_unit_range  # noqa: E402
+from neuedit import bundle as bundle_mod  # noqa: E402
+from neuedit import pairs as P  # noqa: E402
+from neuedit.data import DataConfig, load_dataset  # noqa: E402
 from neuedit.losses import edit_distance, masked_l1  # noqa: E402
 from neuedit.schema import empty  # noqa: E402
 from neuedit.stage1.runner import RunConfig  # noqa: E402
-from neuedit.stage2.train import SketchSource, Stage2Config, Stage2LossConfig, dilate, fit  # noqa: E402
-from neuedit.strokes import StrokeConfig  # noqa: E402
+from neuedit.stage2.batches import pair_tensors  # noqa: E402
+from neuedit.stage2.train import Stage2Config, Stage2LossConfig, fit  # noqa: E402
+from neuedit.strokes import edge_map  # noqa: E402
 from neuedit.testing import make_random_bundle  # noqa: E402
 
-VARIANTS = {"all terms": {}, "no adversarial": {"l_adv": 0.0}, "no keep": {"l_keep": 0.0},
-            "no reconstruction": {"l_rec": 0.0}, "Dist only": {"l_adv": 0.0, "l_keep": 0.0, "l_rec": 0.0}}
+# name -> (objective, architecture preset at 16 px / at 64 px, loss overrides)
+VARIANTS = {
+    "pairs, U-Net (what ships)": ("pairs", ("tiny_cpu", "cpu64"), {}),
+    "pairs, no adversarial/FM": ("pairs", ("tiny_cpu", "cpu64"), {"l_adv": 0.0, "l_fm": 0.0}),
+    "pairs, no region L1": ("pairs", ("tiny_cpu", "cpu64"), {"l_region": 0.0}),
+    "pairs, first G2 (stride-2, PixelShuffle)": ("pairs", ("tiny", "demo"), {}),
+    "strokes (first recipe), U-Net": ("strokes", ("tiny_cpu", "cpu64"), {}),
+}
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | None = None) -> float:
+    """PSNR in dB of images in [-1, 1] (over the pixels where w [N, 1, R, R] is 1)."""
+    err = (a - b) ** 2 / 4.0
+    mse = err.mean() if w is None else (err * w).sum() / (w.sum() * 3).clamp_min(1)
+    return float(10 * torch.log10(1.0 / mse.clamp_min(1e-10)))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/anime-faces/images")
+    ap.add_argument("--stage1", help="stage-one bundle (default: random tiny weights at 16 px)")
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="bench/results/ablation_stage2.json")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    data = load_dataset(DataConfig(args.data, 16, limit=1064), empty())
+    torch.set_num_threads(args.threads)
+    res = bundle_mod.read(args.stage1).resolution if args.stage1 else 16
+    data = load_dataset(DataConfig(args.data, res, limit=1064), empty())
     train_set = replace(data, images=data.images[:1000], c=data.c[:1000])
-    held = np.arange(1000, 1064)
-    rows = []
+    held = data.images[1000:1064]
+    rng = np.random.default_rng(11)
+    triples = [P.recolour_pair(im, held[::-1], 3, rng) if i % 2 else
+               P.reshape_pair(im, edge_map(im), 3, rng, fill="blur") for i, im in enumerate(held)]
+    b = pair_tensors(triples, res, "cpu")
+    rows = [{"variant": "unedited source", "PSNR": psnr(b["source"], b["target"]),
+             "PSNR region": psnr(b["source"], b["target"], b["region"]),
+             "Dist colour": edit_distance(b["source"], b["sketch"], b["colour"]).mean().item(),
+             "L1 outside": masked_l1(b["source"], b["target"], 1 - b["region"]).mean().item()}]
     with tempfile.TemporaryDirectory() as tmp:
-        s1 = make_random_bundle(Path(tmp) / "s1", preset="tiny", with_g2=False)
-        for name, kw in VARIANTS.items():
-            cfg = Stage2Config(stage1=str(s1.path), preset="tiny", p_real=1.0,
-                               data=DataConfig(args.data, 16, limit=1000),
+        s1 = args.stage1 or str(make_random_bundle(Path(tmp) / "s1", preset="tiny", with_g2=False).path)
+        for name, (objective, arch, kw) in VARIANTS.items():
+            cfg = Stage2Config(stage1=s1, preset=arch[res == 64], objective=objective,
+                               data=DataConfig(args.data, res, limit=1000),
                                run=RunConfig(out=str(Path(tmp) / name), iterations=args.iterations, batch=16,
                                              seed=0, log_every=100, sample_every=10**6, ckpt_every=10**6,
                                              progress=False, tensorboard=False),
                                loss=Stage2LossConfig(**kw))
             _, modules = fit(cfg, train_set)
-            source = SketchSource(data, cfg, False)
-            rng = np.random.default_rng(11)
-            sk, mk = (torch.from_numpy(a) for a in source.sketches(held[::-1].copy(), rng, StrokeConfig(p_empty=0.0), 16))
-            i1 = torch.from_numpy(to_unit_range(data.images[held]))
             with torch.no_grad():
-                i2 = modules["G2"].eval()(i1, sk, mk)
-            rows.append({"variant": name, "Dist (lower: follows strokes)": edit_distance(i2, sk, mk).mean().item(),
-                         "L1 outside mask (lower: keeps rest)": masked_l1(i2, i1, 1 - dilate(mk, 5)).mean().item(),
-                         "Dist of the unedited image": edit_distance(i1, sk, mk).mean().item()})
+                i2 = modules["G2"].eval()(b["source"], b["sketch"], b["mask"])
+            rows.append({"variant": name, "PSNR": psnr(i2, b["target"]), "PSNR region": psnr(i2, b["target"], b["region"]),
+                         "Dist colour": edit_distance(i2, b["sketch"], b["colour"]).mean().item(),
+                         "L1 outside": masked_l1(i2, b["target"], 1 - b["region"]).mean().item()})
             print(rows[-1], flush=True)
-    print_table(rows, f"stage-two loss ablation (tiny G2, {args.iterations} iterations, 64 held-out faces)")
+    print_table(rows, f"stage-two ablation ({res} px, {args.iterations} iterations, 64 held-out pairs against their targets)")
     write_json(rows, args.json)
 
 

@@ -1,12 +1,13 @@
-"""Quality per CPU minute: train stage-one recipes for the same wall-clock budget (same data,
-seed and threads) and print `neuedit evaluate`'s numbers at several points of the budget.
+"""Quality per CPU minute: train stage-one recipes for the same budget (same data, seed and
+threads) and print `neuedit evaluate`'s numbers at several points of the budget.
 
     python bench/budget_curve.py [--minutes 40] [--every 5] [--threads 2] [--out runs/budget]
 
 Recipes: `old-demo` (the first demo recipe: the `demo` preset with the report's DRAGAN +
-ACGAN losses) and `cpu64` (recipes/anime.toml, what ships). Each trains in chunks of
-`--chunk` iterations (a chunk ends with a checkpoint, resumed exactly by the next), and the
-bundle is copied aside each time training time crosses a point. Re-running resumes: finished
+ACGAN losses) and `cpu64` (recipes/anime.toml, what ships). A recipe's step time is measured
+first (the fastest of a few short windows, so other work on the machine does not count against
+it); each budget point is then the iteration count that time affords, trained by resuming the
+run's checkpoint, and the bundle is copied aside there. Re-running resumes: finished
 snapshots are kept. Prints one table; writes bench/results/budget_curve.json.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,23 +48,44 @@ def recipes(data: str, out: Path) -> dict[str, dict]:
     return out_runs
 
 
-def train_for(name: str, d: dict, images, minutes: float, every: float, chunk: int, out: Path) -> list[dict]:
+def step_seconds(name: str, d: dict, images, out: Path, steps: int = 20, repeats: int = 3) -> dict:
+    """Seconds per training step of a recipe on this machine: the fastest of `repeats` windows
+    of `steps` steps (after one warm-up window) in a scratch run, so a busy moment elsewhere on
+    the machine does not count against a recipe. Cached in <out>/<name>-timing.json."""
+    path = out / f"{name}-timing.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cfg = cfg_mod.from_dict(Stage1Config, cfg_mod.merge(d, {"run": {"out": str(out / f"{name}-timing")}}))
+    walls, cpus = [], []
+    for i in range(repeats + 1):
+        t, cpu = time.perf_counter(), time.process_time()
+        train(cfg, images, stop_at=(i + 1) * steps)
+        walls.append((time.perf_counter() - t) / steps)
+        cpus.append((time.process_time() - cpu) / steps)
+    best = int(np.argmin(walls[1:])) + 1
+    timing = {"s_per_step": walls[best], "cpu_per_wall": cpus[best] / walls[best]}
+    shutil.rmtree(out / f"{name}-timing", ignore_errors=True)
+    path.write_text(json.dumps(timing, indent=2))
+    return timing
+
+
+def train_for(name: str, d: dict, images, minutes: float, every: float, out: Path) -> list[dict]:
+    """Train a recipe to the iteration counts its measured step time affords at each budget point
+    (every `every` minutes up to `minutes`), copying the bundle aside at each; resumable."""
+    timing = step_seconds(name, d, images, out)
     cfg = cfg_mod.from_dict(Stage1Config, d)
-    state_path = out / name / "budget_state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"seconds": 0.0, "step": 0, "points": []}
-    points = [every * (i + 1) for i in range(int(minutes / every))]
-    while len(state["points"]) < len(points):
-        t = time.perf_counter()
-        train(cfg, images, stop_at=state["step"] + chunk)
-        state["seconds"] += time.perf_counter() - t
-        state["step"] += chunk
-        while len(state["points"]) < len(points) and state["seconds"] >= points[len(state["points"])] * 60:
-            snap = out / name / f"snap-{points[len(state['points'])]:g}min"
+    points = []
+    for i in range(int(minutes / every)):
+        m = every * (i + 1)
+        step = max(1, int(round(m * 60 / timing["s_per_step"])))
+        snap = out / name / f"snap-{m:g}min"
+        if not (snap / "bundle.json").exists():
+            train(cfg, images, stop_at=step)  # resumes from the run's checkpoint
             shutil.copytree(out / name / "bundle", snap, dirs_exist_ok=True)
-            state["points"].append({"minutes": round(state["seconds"] / 60, 2), "step": state["step"], "bundle": str(snap)})
-            print(f"{name}: {state['step']} it in {state['seconds'] / 60:.1f} min -> {snap}", flush=True)
-        state_path.write_text(json.dumps(state, indent=2))
-    return state["points"]
+            print(f"{name}: {step} it = {m:g} min at {timing['s_per_step'] * 1000:.0f} ms/it -> {snap}", flush=True)
+        points.append({"minutes": m, "step": step, "bundle": str(snap), "ms_per_step": round(timing["s_per_step"] * 1000),
+                       "cpu_per_wall": round(timing["cpu_per_wall"], 2)})
+    return points
 
 
 def main():
@@ -71,7 +94,6 @@ def main():
     ap.add_argument("--minutes", type=float, default=40)
     ap.add_argument("--every", type=float, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--chunk", type=int, default=50)
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--recipes", nargs="+", default=["old-demo", "cpu64"])
     ap.add_argument("--classifier", default="runs/eval/anime-classifier.safetensors")
@@ -83,7 +105,7 @@ def main():
     all_recipes = recipes(args.data, out)
     schema = Schema.load("anime_faces")
     images = load_dataset(DataConfig(args.data, 64, limit=16000), schema)
-    points = {name: train_for(name, all_recipes[name], images, args.minutes, args.every, args.chunk, out)
+    points = {name: train_for(name, all_recipes[name], images, args.minutes, args.every, out)
               for name in args.recipes}
     held_out = DataConfig(args.data, 64, skip=16000, flip=False)
     ecfg = EvalConfig(real=held_out, train=DataConfig(args.data, 64, limit=16000, flip=False), out=str(out / "eval"),
@@ -93,12 +115,12 @@ def main():
     for name in args.recipes:
         for p in points[name]:
             r = evaluate_bundle(p["bundle"], ref, ecfg, f"{name}@{p['minutes']:.0f}min")
-            rows.append({"recipe": name, "minutes": p["minutes"], "iterations": p["step"],
+            rows.append({"recipe": name, "minutes": p["minutes"], "iterations": p["step"], "ms/it": p["ms_per_step"], "cpu/wall": p["cpu_per_wall"],
                          "KID hand": r["kid_handcrafted"], "KID learned": r["kid_learned"],
                          "dup share": r["duplicate_share"], "pairwise/real": r["pairwise_ratio"],
                          **{f"agree {g}": v for g, v in r["agreement"].items()}})
     acc = {f"agree {g}": v["accuracy"] for g, v in ref.accuracy.items()}
-    rows.append({"recipe": "real (classifier accuracy)", "minutes": "", "iterations": "", "KID hand": "",
+    rows.append({"recipe": "real (classifier accuracy)", "minutes": "", "iterations": "", "ms/it": "", "cpu/wall": "", "KID hand": "",
                  "KID learned": "", "dup share": 0.01, "pairwise/real": 1.0, **acc})  # 1 % by construction
     print_table(rows, f"Stage one, quality per CPU minute ({args.threads} threads, anime faces, held-out KID)")
     write_json(rows, args.json)

@@ -8,6 +8,26 @@
 With both --make-tasks and --out, the set is drawn and then compared in one call. Without
 --make-tasks, --data names folders of held-out real images for KID instead of the ones saved
 with the task set.
+
+Ground truth (--truth): edits whose answer is known, scored against it.
+
+    # draw a ground-truth set from held-out real images (and G1 samples), run every editor, report
+    neuedit compare --truth --bundle B --data DIR [DIR ...] --out OUT [--truth-real 16] [--truth-samples 8]
+                    [--truth-strokes 1 3 10] [--seed 0]
+    # run again on a set drawn before (e.g. OUT/truth/set)
+    neuedit compare --truth --bundle B --tasks OUT/truth/set --out OUT2
+
+Each held-out photo is the target of a recolour or reshape edit pair (the source is the photo
+with a region changed, the strokes ask for the photo back); each G1 sample G1(z, c) is the
+source of a differ pair with target G1(z', c'), one attribute group of c changed (a nearby z
+for unconditional bundles); every source and target goes with 1, 3 and 10 strokes. The set is
+drawn into --tasks (default OUT/truth/set) unless --tasks names one and --make-tasks is not
+given; --data, the layout options, --seed, --heldout, --pool and --edges work as for task sets.
+The report goes into OUT/truth/: results.csv (one row per editor and task, with the `source`
+and `target` reference rows), summary.md (means with 95% intervals, tables by stroke count and
+task kind, paired differences), summary.json, psnr_vs_strokes.png (PSNR against the target,
+whole image and inside the changed region, vs strokes, one line per editor) and grid.png
+(source | strokes | target | each editor); how each metric is measured: summary.md's Metrics section.
 """
 from __future__ import annotations
 
@@ -26,11 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="report folder (results.csv, summary.md, grid.png, ...)")
     p.add_argument("--make-tasks", action="store_true", help="draw a task set into --tasks first")
     p.add_argument("--data", nargs="+", default=[],
-                   help="real image folders: the pool for --make-tasks, else held-out images for KID")
+                   help="real image folders: the pool for --make-tasks (and --truth), else held-out images for KID")
     p.add_argument("--layout", choices=["auto", "single", "pair"], default="auto",
                    help="data layout; auto: 'pair' when the first image is twice as wide as high")
     p.add_argument("--pair-image", choices=["left", "right"], default="left", help="pair layout: the photo's half")
     p.add_argument("--labels", help="labels CSV (default: labels.csv in the data folder or its parent)")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first N images of each data folder (sorted by name): the training split")
     g = p.add_argument_group("task set (--make-tasks)")
     g.add_argument("--n", type=int, default=32, help="synthetic tasks")
     g.add_argument("--seed", type=int, default=0)
@@ -43,6 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pool", type=int, default=2000, help="read at most this many images per data folder")
     g.add_argument("--edges", choices=["auto", "pairs", "canny", "xdog"], default="auto",
                    help="edge lines of donors (auto: the dataset's drawings for pairs, else Canny)")
+    g = p.add_argument_group("ground truth (--truth)")
+    g.add_argument("--truth", action="store_true",
+                   help="draw (or with --tasks, load) a ground-truth set and score the editors against its targets "
+                        "into OUT/truth")
+    g.add_argument("--truth-real", type=int, default=16, help="sources on held-out photos (recolour, reshape pairs)")
+    g.add_argument("--truth-samples", type=int, default=8, help="sources on G1 samples (differ pairs)")
+    g.add_argument("--truth-strokes", nargs="+", type=int, default=[1, 3, 10], help="strokes per task")
+    g.add_argument("--truth-kinds", nargs="+", default=["recolour", "reshape"], choices=["recolour", "reshape"],
+                   help="photo pair kinds, cycled over sources")
+    g.add_argument("--truth-fills", nargs="+", default=["donor", "blur"], choices=["donor", "blur"],
+                   help="what replaces a reshape pair's region in the source, cycled")
     g = p.add_argument_group("comparison")
     g.add_argument("--latent-steps", nargs="+", type=int, default=[1, 10, 50], help="latent-editor step counts")
     g.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="latent editor's optimiser")
@@ -52,7 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--project-steps", type=int, default=200, help="Adam steps projecting a photo for the latent editor")
     g.add_argument("--dilate", type=int, default=5, help="keep metrics leave out the mask dilated by k x k")
     g.add_argument("--edge-tol", type=int, default=1, help="px tolerance of the edge F1")
-    g.add_argument("--grid-tasks", type=int, default=8, help="tasks shown in grid.png")
+    g.add_argument("--grid-tasks", type=int, default=8,
+                   help="tasks shown in grid.png (--truth: at least this many, whole sources, every kind)")
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -86,17 +120,62 @@ def data_configs(args, resolution: int) -> list:
         if not root.is_dir():
             raise MissingFileError(f"data folder {root} not found")
         out.append(DataConfig(str(root), resolution=resolution, layout=_layout(root, args.layout),
-                              pair_image=args.pair_image, labels=_labels(root, args.labels), flip=False))
+                              pair_image=args.pair_image, labels=_labels(root, args.labels), flip=False,
+                              skip=args.skip))
     return out
+
+
+def compare_config(args):
+    from .compare import CompareConfig
+    return CompareConfig(latent_steps=tuple(args.latent_steps), optimizer=args.optimizer, lr=args.lr,
+                         anchor=args.anchor, two_stage=not args.no_two_stage, project_steps=args.project_steps,
+                         dilate=args.dilate, edge_tol=args.edge_tol, grid_tasks=args.grid_tasks)
+
+
+def run_truth(args, b) -> int:
+    """--truth: draw or load a ground-truth set, compare into OUT/truth."""
+    from .compare.truth import TruthSet
+    from .compare.truth_draw import TruthConfig, make_truth
+    from .compare.truth_run import compare_truth
+    from .tasks import load_pool
+    if args.out is None:
+        raise UsageError("give --out (the report goes into OUT/truth)")
+    out = args.out / "truth"
+    data = data_configs(args, b.resolution)
+    heldout = None
+    if args.tasks is None or args.make_tasks:
+        if not data and args.truth_real:
+            raise UsageError("give --data (held-out real images for the photo tasks), or --tasks (a ground-truth set)")
+        cfg = TruthConfig(real=args.truth_real, samples=args.truth_samples, strokes=tuple(args.truth_strokes),
+                          seed=args.seed, kinds=tuple(args.truth_kinds), fills=tuple(args.truth_fills),
+                          heldout=args.heldout, pool=args.pool, edges=args.edges)
+        set_dir = args.tasks or out / "set"
+        ts = make_truth(b, data, cfg)
+        ts.save(set_dir)
+        skipped = ts.tasks.meta["skipped_groups"]
+        print(f"{len(ts.answers)} ground-truth tasks ({len({a.group for a in ts.answers})} sources x "
+              f"{len(cfg.strokes)} stroke counts), {len(ts.tasks.heldout)} held-out images -> {set_dir}"
+              + (f"; left out for want of strokes: {', '.join(skipped)}" if skipped else ""))
+    else:
+        set_dir = args.tasks
+        if data:
+            from .schema import empty as empty_schema
+            heldout = load_pool(data, empty_schema(), args.heldout).images
+    ts = TruthSet.load(set_dir)
+    compare_truth(b, ts, compare_config(args), out, heldout=heldout, progress=not args.quiet, tasks_dir=set_dir)
+    print(f"report -> {out / 'summary.md'} (results.csv, psnr_vs_strokes.png, grid.png)")
+    return 0
 
 
 def run(args) -> int:
     import torch
-    from .compare import CompareConfig, compare
+    from .compare import compare
     from .tasks import TaskConfig, TaskSet, load_pool, make_tasks
     if args.threads:
         torch.set_num_threads(args.threads)
     b = bundle_mod.read(args.bundle)
+    if args.truth:
+        return run_truth(args, b)
     if args.tasks is None:
         raise UsageError("give --tasks (the task set folder)")
     if not args.make_tasks and args.out is None:
@@ -119,9 +198,6 @@ def run(args) -> int:
             from .schema import empty as empty_schema
             heldout = load_pool(data, empty_schema(), args.heldout).images
     ts = TaskSet.load(args.tasks)
-    cfg = CompareConfig(latent_steps=tuple(args.latent_steps), optimizer=args.optimizer, lr=args.lr,
-                        anchor=args.anchor, two_stage=not args.no_two_stage, project_steps=args.project_steps,
-                        dilate=args.dilate, edge_tol=args.edge_tol, grid_tasks=args.grid_tasks)
-    compare(b, ts, cfg, args.out, heldout=heldout, progress=not args.quiet, tasks_dir=args.tasks)
+    compare(b, ts, compare_config(args), args.out, heldout=heldout, progress=not args.quiet, tasks_dir=args.tasks)
     print(f"report -> {args.out / 'summary.md'} (results.csv, grid.png, stability.png)")
     return 0

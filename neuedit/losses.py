@@ -100,3 +100,9 @@ def r1_penalty(real_logit: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
 
 
 ADV_LOSSES = {"logistic": (d_adv_loss, g_adv_loss), "hinge": (d_hinge_loss, g_hinge_loss)}
+
+
+def feature_matching(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of L1(D_l(fake), D_l(real)) between a discriminator's features of an
+    output and of its target (pix2pixHD's feature matching; the real side carries no gradient)."""
+    return sum((f - r.detach()).abs().mean() for f, r in zip(fake_feats, real_feats)) / len(fake_feats)

@@ -12,6 +12,9 @@ with `mask` [1, H, W] in {0, 1} (1 on strokes); the realism features take uint8 
 - `keep_metrics`: L1 (in [-1, 1] units), PSNR and SSIM (skimage, on [0, 1] RGB, SSIM's 7x7
   map averaged) over the pixels outside the mask dilated by a k x k square, against the image
   before the edit. PSNR of identical pixels is inf.
+- `target_metrics`, `region_delta_e`, `chamfer`: against a known target (the ground-truth
+  comparison): L1/PSNR/SSIM over the whole image, inside the changed region and outside it;
+  CIEDE2000 over the region; mean distance from requested line pixels to the result's edges.
 - `image_features` + `kid`: Kernel Inception Distance (Binkowski et al. 2018: unbiased MMD^2,
   cubic polynomial kernel, mean over random subsets) on a fixed handcrafted descriptor instead
   of Inception (no weights can be downloaded): Lab colour moments on a 2x2 grid, Lab colour
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import distance_transform_edt
 from scipy.stats import bootstrap
 from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.feature import hog, local_binary_pattern
@@ -124,16 +128,79 @@ def keep_metrics(image: np.ndarray, before: np.ndarray, mask: np.ndarray, k: int
     {"l1_out", "psnr_out", "ssim_out"} (nan when nothing is left outside)."""
     image, before, mask = _check(image, 3, "image"), _check(before, 3, "before"), _check(mask, 1, "mask")
     keep = ~dilate(mask[0] > 0.5, k)
-    if not keep.any():
-        return {"l1_out": float("nan"), "psnr_out": float("nan"), "ssim_out": float("nan")}
-    l1 = float(np.abs(image - before)[:, keep].mean())
-    a, b = _to_hwc01(image), _to_hwc01(before)
-    mse = float(((a - b)[keep] ** 2).mean())
-    psnr = float("inf") if mse == 0 else float(peak_signal_noise_ratio(b[keep], a[keep], data_range=1.0))
+    l1, psnr, ssim = _masked_scores(image, before, _ssim_map(image, before), keep)
+    return {"l1_out": l1, "psnr_out": psnr, "ssim_out": ssim}
+
+
+def _ssim_map(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """SSIM map [H, W] (skimage, 7x7 window, on [0, 1] RGB) of two [3, H, W] images in [-1, 1]."""
+    a, b = _to_hwc01(image), _to_hwc01(reference)
     side = min(a.shape[:2])
     win = 7 if side >= 7 else side - (1 - side % 2)  # odd and no larger than the image
     _, smap = structural_similarity(b, a, channel_axis=-1, data_range=1.0, full=True, win_size=win)
-    return {"l1_out": l1, "psnr_out": psnr, "ssim_out": float(smap[keep].mean())}
+    return smap
+
+
+def _masked_scores(image: np.ndarray, reference: np.ndarray, smap: np.ndarray,
+                   where: np.ndarray) -> tuple[float, float, float]:
+    """(L1 in [-1, 1] units, PSNR on [0, 1] RGB, mean of the SSIM map) over pixels `where` bool [H, W];
+    PSNR is inf where they are identical, all nan where `where` is empty."""
+    if not where.any():
+        return float("nan"), float("nan"), float("nan")
+    l1 = float(np.abs(image - reference)[:, where].mean())
+    a, b = _to_hwc01(image), _to_hwc01(reference)
+    mse = float(((a - b)[where] ** 2).mean())
+    psnr = float("inf") if mse == 0 else float(peak_signal_noise_ratio(b[where], a[where], data_range=1.0))
+    return l1, psnr, float(smap[where].mean())
+
+
+# ---- against a known answer (the ground-truth comparison) -------------------------------------------
+def target_metrics(image: np.ndarray, target: np.ndarray, region: np.ndarray) -> dict:
+    """L1, PSNR and SSIM of `image` against `target` (both [3, H, W] in [-1, 1]) over the whole
+    image, inside `region` bool [H, W] (what the edit should change) and outside it ->
+    {"l1", "psnr", "ssim", "l1_in", "psnr_in", "ssim_in", "l1_rest", "psnr_rest", "ssim_rest"}.
+
+    As `keep_metrics`: L1 in [-1, 1] units, PSNR and SSIM on [0, 1] RGB, SSIM's 7x7 map (computed
+    on the whole image, so a window may reach across the region's border) averaged over the
+    pixels; identical pixels give an inf PSNR (`mean_ci` counts it as PSNR_CAP); an empty part
+    gives nan."""
+    image, target = _check(image, 3, "image"), _check(target, 3, "target")
+    region = np.asarray(region, bool)
+    if region.shape != image.shape[1:]:
+        raise UsageError(f"region must be bool {image.shape[1:]}, got {region.shape}")
+    smap = _ssim_map(image, target)
+    out = {}
+    for suffix, where in (("", np.ones_like(region)), ("_in", region), ("_rest", ~region)):
+        out[f"l1{suffix}"], out[f"psnr{suffix}"], out[f"ssim{suffix}"] = _masked_scores(image, target, smap, where)
+    return out
+
+
+def region_delta_e(image: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
+    """Mean CIEDE2000 between `image` and `target` ([3, H, W] in [-1, 1]) over `region` bool [H, W]
+    (every pixel the edit should change, not only the stroke pixels); nan for an empty region."""
+    image, target = _check(image, 3, "image"), _check(target, 3, "target")
+    region = np.asarray(region, bool)
+    if not region.any():
+        return float("nan")
+    lab_i = rgb2lab(_to_hwc01(image)[region][None])   # [1, K, 3]
+    lab_t = rgb2lab(_to_hwc01(target)[region][None])
+    return float(deltaE_ciede2000(lab_i, lab_t).mean())
+
+
+def chamfer(lines: np.ndarray, edges: np.ndarray) -> float:
+    """Mean Euclidean distance (px) from each pixel of `lines` to the nearest pixel of `edges`
+    (bool [H, W]; one-sided: how far the result's edges are from the requested lines).
+
+    nan without lines; with no edges at all, every line pixel counts as the image diagonal
+    (the farthest an edge could be), so that means stay finite and such results rank last."""
+    lines, edges = np.asarray(lines, bool), np.asarray(edges, bool)
+    if lines.shape != edges.shape:
+        raise UsageError(f"line maps differ in shape: {lines.shape} vs {edges.shape}")
+    if not lines.any():
+        return float("nan")
+    if not edges.any():
+        return float(np.hypot(*lines.shape))
+    return float(distance_transform_edt(~edges)[lines].mean())
 
 
 # ---- realism ---------------------------------------------------------------------------------------

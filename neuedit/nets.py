@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 from neuedit.errors import UsageError
 
 
@@ -269,8 +270,90 @@ class EditGenerator(nn.Module):
         return torch.tanh(delta)
 
 
+class EditUNet(nn.Module):
+    """G2(image [N,3,R,R], sketch [N,3,R,R], mask [N,1,R,R]) -> image [N,3,R,R] in (-1, 1).
+
+    A U-Net shaped for strokes (docs/method.md, "Stage two"): the mask is its own input
+    channel; two 3x3 convolutions at full resolution come before any striding (a stride-2
+    first layer would erase 1-px lines); strided convolutions down to R/2^len(chans[1:]),
+    residual blocks there (a receptive field over the whole image, so a stroke can move a
+    whole region), nearest-neighbour upsampling + 3x3 convolution with skips on the way up
+    (no checkerboard), and the strokes reinjected beside the last full-resolution features.
+    With `residual`, it predicts a change over the input image in pre-tanh space.
+    """
+
+    def __init__(self, resolution: int = 64, chans: tuple = (32, 64, 128, 256), n_res: int = 2,
+                 residual: bool = True):
+        super().__init__()
+        self.resolution, self.residual = resolution, residual
+        c0 = chans[0]
+        self.stem = nn.Sequential(nn.Conv2d(7, c0, 3, 1, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(c0, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))
+            for a, b in zip(chans[:-1], chans[1:]))
+        self.res = nn.Sequential(*[GResBlock(chans[-1]) for _ in range(n_res)])
+        self.up = nn.ModuleList(  # after nearest x2 and the skip's concatenation
+            nn.Sequential(nn.Conv2d(a + b, b, 3, 1, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))
+            for a, b in zip(chans[:0:-1], chans[-2::-1]))
+        self.head = nn.Sequential(nn.Conv2d(c0 + 4, c0, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(c0, 3, 3, 1, 1))
+        nn.init.zeros_(self.out.weight)  # start as the identity edit when residual
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def out(self) -> nn.Conv2d:
+        """The output convolution (as `EditGenerator.out`)."""
+        return self.head[-1]
+
+    def forward(self, image: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        r = self.resolution
+        assert image.shape[1:] == (3, r, r) and sketch.shape[1:] == (3, r, r) and mask.shape[1:] == (1, r, r), \
+            f"G2 expects image, sketch [N,3,{r},{r}] and mask [N,1,{r},{r}]"
+        strokes = torch.cat([sketch * mask, mask], 1)
+        h = self.stem(torch.cat([image, strokes], 1))
+        skips = [h]
+        for d in self.down:
+            h = d(h)
+            skips.append(h)
+        h = self.res(h)
+        for up, skip in zip(self.up, skips[-2::-1]):
+            h = up(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], 1))
+        delta = self.head(torch.cat([h, strokes], 1))
+        if self.residual:
+            # atanh of the input keeps the identity exact when delta = 0
+            return torch.tanh(torch.atanh(image.clamp(-0.999, 0.999)) + delta)
+        return torch.tanh(delta)
+
+
+class PatchDiscriminator(nn.Module):
+    """D2(image [N,3,R,R], sketch, mask) -> (patch logits [N,1,R/8,R/8], features per layer).
+
+    A conditional PatchGAN with spectral norm: it sees the strokes beside the image, and its
+    real examples always agree with their strokes, so an edit that ignores them is fake.
+    The features feed the feature-matching loss.
+    """
+
+    def __init__(self, resolution: int = 64, chans: tuple = (32, 64, 128)):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        layers, c = [], 7
+        for c2 in chans:
+            layers.append(nn.Sequential(sn(nn.Conv2d(c, c2, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)))
+            c = c2
+        self.body = nn.ModuleList(layers)
+        self.out = sn(nn.Conv2d(c, 1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor):
+        h = torch.cat([image, sketch * mask, mask], 1)
+        feats = []
+        for layer in self.body:
+            h = layer(h)
+            feats.append(h)
+        return self.out(h), feats
+
+
 ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "up_g": UpGenerator, "sn_d": SNDiscriminator,
-         "edit_g2": EditGenerator}
+         "edit_g2": EditGenerator, "edit_unet": EditUNet, "patch_d": PatchDiscriminator}
 
 
 def build(spec: dict) -> nn.Module:

@@ -100,10 +100,12 @@ def brush(d: int) -> np.ndarray:
 
 def free_form_mask(h: int, w: int, rng: np.random.Generator, *, strokes: int = 1,
                    vertices: tuple[int, int] = (2, 6), width: tuple[float, float] = (0.03, 0.1),
-                   length: tuple[float, float] = (0.1, 0.3), max_turn: float = 1.6) -> np.ndarray:
+                   length: tuple[float, float] = (0.1, 0.3), max_turn: float = 1.6,
+                   start: tuple[float, float] | None = None) -> np.ndarray:
     """DeepFill-style free-form strokes -> bool [H, W].
 
-    Each stroke is a random walk of `vertices` points (a uniform start, a uniform first
+    Each stroke is a random walk of `vertices` points (a uniform start, or `start` = (x, y)
+    when given, a uniform first
     direction, then turns of at most `max_turn` radians and segments of `length` x side),
     swept with a round brush of one width drawn from `width` x side. The centre line is
     drawn with 1-px cv2.line and widened by `brush(t)` (round, so joints and ends are
@@ -116,7 +118,7 @@ def free_form_mask(h: int, w: int, rng: np.random.Generator, *, strokes: int = 1
     for _ in range(strokes):
         t = int(rng.integers(lo, hi + 1))
         n = int(rng.integers(vertices[0], vertices[1] + 1))
-        x, y = rng.uniform(0, w - 1), rng.uniform(0, h - 1)
+        x, y = (rng.uniform(0, w - 1), rng.uniform(0, h - 1)) if start is None else map(float, start)
         a = rng.uniform(0, 2 * np.pi)
         pts = [(x, y)]
         for i in range(n - 1):

@@ -2,8 +2,9 @@
 
   docs/samples-<name>.png       32 stage-one samples
   docs/attributes-<name>.png    labelled schemas: one row per requested attribute, one column per z
-  docs/edits-<name>.png         rows: original | with strokes | one-stage (latent) | two-stage
-  docs/real-edits-<name>.png    real photos: original | with strokes | two-stage result
+  docs/edits-<name>.png         generated images: original | with strokes | target | one-stage | two-stage
+                                (colour strokes, then line strokes, from a sample with another attribute or z)
+  docs/real-edits-<name>.png    real photos: the same columns, recolour requests then shape edits
   docs/latent-frames-<name>.png the one-stage editor's image every few steps (the report's Fig. 13)
 
     python scripts/make_figures.py runs/anime-s2/bundle --data ../shared/data/anime-faces/images
@@ -18,12 +19,16 @@ import torch
 from PIL import Image, ImageDraw
 
 from neuedit import bundle as bundle_mod
-from neuedit.data import DataConfig, load_dataset, to_unit_range
+from neuedit import pairs as P
+from neuedit.compare.projection import project
+from neuedit.compare.truth_draw import target_state
+from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range
 from neuedit.editor import LatentEditor
 from neuedit.sample_cli import grid_image
 from neuedit.schema import empty
 from neuedit.state import EditConfig, sample_state
-from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
+from neuedit.sketch import from_rgba
+from neuedit.strokes import edge_map, edge_maps, edges_from_pair_half
 from neuedit.two_stage import TwoStageEditor
 
 SCALE = 3
@@ -104,24 +109,35 @@ def main():
     data = load_dataset(DataConfig(args.data, R, layout=args.layout, skip=args.skip, limit=400, pair_image="left"), empty())
     edges = (np.stack([edges_from_pair_half(e, R) for e in data.edges]) if data.edges is not None
              else edge_maps(data.images))
-    pick = rng.choice(len(data), 2 * args.n, replace=False)
-    donors, photos = pick[: args.n], pick[args.n:]
-    cfg = StrokeConfig(p_empty=0.0, min_strokes=2, max_strokes=3)
-    sketch, mask = synthesize_batch(data.images[donors], rng, cfg, R, colour_sources=data.images[donors],
-                                    edges=edges[donors])
+    adam = EditConfig(optimizer="adam", steps=args.latent_steps)
+    one_name, cols = f"one-stage ({args.latent_steps} Adam)", ["original", "with strokes", "target"]
+
+    # generated images: the strokes come from G1(z, c') (another attribute) or G1(z', c) (a nearby z);
+    # the first half are colour strokes, the second half the target's own lines (a shape edit)
     st = sample_state(args.n, b.z_dim, b.schema, rng)
     original = latent.render(st)
-    one = latent.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=args.latent_steps)).image
-    two_img = two.edit(st, sketch, mask)
-    labelled_rows([original, over(original, sketch, mask), one, two_img],
-                  ["original", "with strokes", f"one-stage ({args.latent_steps} Adam)", "two-stage"]
-                  ).save(out / f"edits-{name}.png")
+    moved = [target_state(st.row(i), b.schema, rng, 0.5)[0] for i in range(args.n)]
+    target = np.concatenate([latent.render(m) for m in moved])
+    o8, t8 = to_uint8(original), to_uint8(target)
+    pairs = [P.differ_pair(o8[i], t8[i], 3, rng, edges=edge_map(t8[i]) if i >= args.n // 2 else None)
+             for i in range(args.n)]
+    sketch, mask = (np.stack(a) for a in zip(*(from_rgba(p.sketch, R) for p in pairs)))
+    one = latent.edit(st, sketch, mask, adam).image
+    labelled_rows([original, over(original, sketch, mask), target, one, two.edit(st, sketch, mask)],
+                  cols + [one_name, "two-stage"]).save(out / f"edits-{name}.png")
 
-    real = to_unit_range(data.images[photos])
-    sk2, mk2 = synthesize_batch(data.images[donors[::-1]], rng, cfg, R,
-                                colour_sources=data.images[donors[::-1]], edges=edges[donors[::-1]])
-    labelled_rows([real, over(real, sk2, mk2), two.edit(real, sk2, mk2)],
-                  ["real photo", "with strokes", "two-stage"]).save(out / f"real-edits-{name}.png")
+    # real photos: recolour requests (a colour region asked to take a new colour) and shape edits
+    # (a blurred region with the photo's own lines); the latent editor starts from a projection
+    photos = rng.choice(len(data), args.n, replace=False)
+    rp = [P.recolour_request(data.images[i], data.images, 3, rng) if k < args.n // 2 else
+          P.reshape_pair(data.images[i], edges[i], 4, rng, fill="blur") for k, i in enumerate(photos)]
+    source, target = to_unit_range(np.stack([p.source for p in rp])), to_unit_range(np.stack([p.target for p in rp]))
+    sk2, mk2 = (np.stack(a) for a in zip(*(from_rgba(p.sketch, R) for p in rp)))
+    start, _, _ = project(G1, source, 200, rng=rng, schema=b.schema)
+    one_real = latent.edit(start, sk2, mk2, adam).image
+    labelled_rows([source, over(source, sk2, mk2), target, one_real, two.edit(source, sk2, mk2)],
+                  ["photo", "with strokes", "target"] + [one_name + " from projection", "two-stage"]
+                  ).save(out / f"real-edits-{name}.png")
 
     r = latent.edit(st.row(0), sketch[:1], mask[:1], EditConfig(optimizer="adam", steps=args.latent_steps),
                     frames=True)

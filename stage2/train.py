@@ -1,14 +1,22 @@
 """Stage two: the sketch-conditioned editor `G2(I1, sketch, mask) -> I2` (the report's Fig. 8).
 
-Sketches become part of training: each step synthesises strokes from real images and
-trains G2 so that Dist(I2, sketch) is small, a discriminator finds I2 real, and pixels
-away from the strokes keep their value. Stage one is frozen by default. The run machinery
-(seeding, data order, DDP, logs, grids, checkpoints, resume) and D's loss are stage one's.
+Two objectives (docs/method.md, "Stage two"):
+
+- `pairs` (the default): each step draws edit pairs with a known answer (`neuedit.pairs`:
+  recolour, reshape, differ, empty) and trains G2 toward the target: L1 over the image and
+  again over the changed region, feature matching on the discriminator, Dist on the
+  strokes, and a hinge loss against a conditional PatchGAN that sees the strokes too.
+- `strokes` (the first recipe, kept for the ablation): strokes cut from *other* images,
+  Dist + adversarial (DRAGAN) + keep-the-rest outside the dilated mask + self-supervised
+  reconstruction.
+
+Stage one is frozen by default. The run machinery (seeding, data order, DDP, logs, grids,
+checkpoints, resume) is stage one's.
 """
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -17,7 +25,7 @@ import torch.nn.functional as F
 from neuedit import bundle as bundle_mod
 from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
-from neuedit.losses import edit_distance, g_adv_loss, l2_reg, masked_l1
+from neuedit.losses import d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, l2_reg, masked_l1
 from neuedit.nets import build
 from neuedit.schema import Schema, empty as empty_schema
 from neuedit.state import sample_z
@@ -26,14 +34,21 @@ from neuedit.stage1.runner import Run, RunConfig, drive, lr_at
 from neuedit.stage1.train import LossConfig, OptimConfig, TensorData, d_loss_terms
 from neuedit.errors import UsageError
 
+from .batches import PairBatcher, PairMix, pair_tensors
+
+OBJECTIVES = ("pairs", "strokes")
+
 
 @dataclass(frozen=True)
 class Stage2LossConfig:
     l_dist: float = 4.0          # weight of Dist(I2, sketch): follow the strokes
     l_adv: float = 0.5           # weight of the adversarial loss on I2
-    l_keep: float = 4.0          # weight of L1(I2, I1) outside the dilated mask: keep the rest
-    l_rec: float = 2.0           # weight of the self-supervised reconstruction loss (0: off)
-    l_gp: float = 1.0            # DRAGAN penalty weight for D2 (stage one's loss)
+    l_l1: float = 10.0           # pairs: weight of L1(I2, target) over the image
+    l_region: float = 10.0       # pairs: weight of L1(I2, target) over the changed region (the edit itself)
+    l_fm: float = 2.0            # pairs: weight of feature matching on D2's features of I2 and the target
+    l_keep: float = 4.0          # strokes: weight of L1(I2, I1) outside the dilated mask: keep the rest
+    l_rec: float = 2.0           # strokes: weight of the self-supervised reconstruction loss (0: off)
+    l_gp: float = 1.0            # strokes: DRAGAN penalty weight for D2 (stage one's loss)
     l_reg: float = 1e-4          # L2 weight regulariser
     dilate: int = 5              # pixels of the mask's dilation that the keep loss leaves free (odd)
 
@@ -56,8 +71,14 @@ class Stage2Config:
     strokes: StrokeConfig = field(default_factory=StrokeConfig)
     edges: str = "auto"          # edge strokes from: "pairs" (the dataset's edge halves), "canny", "xdog", "auto"
     name: str = ""               # model name (default: the stage-one bundle's)
+    objective: str = "pairs"     # "pairs" (edit pairs with a target) or "strokes" (the first recipe)
+    mix: PairMix = field(default_factory=PairMix)  # pairs: which edit pairs, how many strokes
 
     def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if self.joint and self.objective == "pairs":
+            raise UsageError("--joint fine-tunes G1 through the strokes objective; the pairs objective keeps G1 frozen")
         if not 0.0 <= self.p_real <= 1.0:
             raise UsageError("p_real must be in [0, 1]")
         if self.edges not in ("auto", "pairs", "canny", "xdog"):
@@ -91,6 +112,31 @@ def g2_loss_terms(G2, D_eval, i1, sketch, mask, rec, cfg: Stage2LossConfig) -> t
         L = L + cfg.l_rec * L_rec
     terms["L_G2"] = L
     return terms, i2
+
+
+def g2_pair_loss_terms(G2, D2, b: dict, cfg: Stage2LossConfig) -> tuple[dict, torch.Tensor]:
+    """L(G2) on a batch of edit pairs `b` (`batches.pair_tensors`) and its terms."""
+    sk, mk = b["sketch"], b["mask"]
+    i2 = G2(b["source"], sk, mk)
+    fake_logit, fake_f = D2(i2, sk, mk)
+    with torch.no_grad():
+        _, real_f = D2(b["target"], sk, mk)
+    terms = {"L_l1": (i2 - b["target"]).abs().mean(),
+             "L_region": masked_l1(i2, b["target"], b["region"]).mean(),
+             "L_fm": feature_matching(fake_f, real_f),
+             # a line stroke asks for an edge there, not for black paint: Dist on the colour strokes only
+             "L_dist": edit_distance(i2, sk, b["colour"]).mean(),
+             "L_adv_G2": g_hinge_loss(fake_logit)}
+    terms["L_G2"] = (cfg.l_l1 * terms["L_l1"] + cfg.l_region * terms["L_region"] + cfg.l_fm * terms["L_fm"]
+                     + cfg.l_dist * terms["L_dist"] + cfg.l_adv * terms["L_adv_G2"] + cfg.l_reg * l2_reg(G2.parameters()))
+    return terms, i2
+
+
+def d2_pair_loss(D2, b: dict, i2: torch.Tensor) -> torch.Tensor:
+    """L(D2): hinge, the target with its strokes real, G2's edit with the same strokes fake."""
+    real_logit, _ = D2(b["target"], b["sketch"], b["mask"])
+    fake_logit, _ = D2(i2.detach(), b["sketch"], b["mask"])
+    return d_hinge_loss(real_logit, fake_logit)
 
 
 # ---- data for one step -------------------------------------------------------------------------
@@ -146,7 +192,7 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
         G1.train().requires_grad_(True)
     g2_spec = presets.g2_spec(preset)
     g2_spec["kwargs"]["residual"] = cfg.residual
-    d_spec = presets.d_spec(preset, 0)
+    d_spec = presets.d2_spec(preset) if cfg.objective == "pairs" else presets.d_spec(preset, 0)
     G2, D2 = build(g2_spec).to(run.device), build(d_spec).to(run.device)
     o = cfg.optim
     params = [{"params": G2.parameters()}]
@@ -161,7 +207,9 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
     G2_t, D2_t = run.wrap(G2), run.wrap(D2)
     R, n_img = s1.resolution, len(images)
     d_cfg = LossConfig(l_adv=1.0, l_gp=cfg.loss.l_gp, l_reg=cfg.loss.l_reg, cls_on_fake=False)
-    fixed = fixed_examples(source, G1, s1, schema, run, cfg, R)
+    batcher = PairBatcher(images.images, source.edges, G1, s1.z_dim, schema, cfg.mix, run.device)
+    fixed = fixed_pairs(batcher, R, run.device) if cfg.objective == "pairs" else \
+        fixed_examples(source, G1, s1, schema, run, cfg, R)
 
     def make_i1(step: int, g: torch.Generator, rng: np.random.Generator, n: int) -> torch.Tensor:
         if rng.random() < cfg.p_real:
@@ -171,6 +219,25 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
         c = torch.from_numpy(schema.sample(n, rng)).to(run.device)
         with torch.set_grad_enabled(cfg.joint):
             return G1(z, c)
+
+    def pair_step(step: int) -> dict:
+        rng = run.numpy_rng(step)
+        idx = run.batch_indices(n_img, step).cpu().numpy()
+        with torch.no_grad():
+            b = pair_tensors(batcher.pairs(idx, rng), R, run.device)
+        D2.requires_grad_(False)
+        with run.autocast():
+            g_terms, i2 = g2_pair_loss_terms(G2_t, D2, b, cfg.loss)
+        opt_G.zero_grad(set_to_none=True)
+        g_terms["L_G2"].backward()
+        opt_G.step()
+        D2.requires_grad_(True)
+        with run.autocast():
+            L_D = d2_pair_loss(D2_t, b, i2)
+        opt_D.zero_grad(set_to_none=True)
+        L_D.backward()
+        opt_D.step()
+        return {k: v.item() for k, v in {**g_terms, "L_D2": L_D}.items()}
 
     def step_fn(step: int) -> dict:
         g, rng = run.generator(step), run.numpy_rng(step)
@@ -205,24 +272,40 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
         return {k: v.item() for k, v in {**g_terms, "L_D2": d_terms["L_D"], "L_gp": d_terms["L_gp"]}.items()}
 
     def on_sample(step: int) -> None:
-        i1, sk, mk = fixed
+        i1, sk, mk = fixed[:3]
         G2.eval()
         with torch.no_grad():
             i2 = G2(i1, sk, mk)
         G2.train()
         over = i1 * (1 - mk) + sk * mk
-        rows = torch.stack([i1, over, i2], 1).flatten(0, 1)  # I1 | sketch over I1 | I2, per example
-        run.save_grid(step, rows.float().cpu().numpy(), nrow=6)
+        # I1 | sketch over I1 | I2 (| target, for pairs), per example
+        rows = torch.stack([i1, over, i2, *fixed[3:]], 1).flatten(0, 1)
+        run.save_grid(step, rows.float().cpu().numpy(), nrow=2 * (3 + len(fixed[3:])))
 
     def on_checkpoint(step: int) -> None:
         run.save_checkpoint(step, modules, optims)
         write_bundle(run, cfg, s1, G1, G2, g2_spec, step)
 
-    drive(run, start, cfg.run.iterations, step_fn, optims,
+    logged = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_adv_G2", "L_D2"] if cfg.objective == "pairs" else \
+        ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"]
+    drive(run, start, cfg.run.iterations, pair_step if cfg.objective == "pairs" else step_fn, optims,
           lambda step: lr_at(step, o.lr, o.lr_end, int(o.decay_start * cfg.run.iterations), cfg.run.iterations),
-          on_sample, on_checkpoint, ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"],
+          on_sample, on_checkpoint, logged,
           stop_at, f"stage2 {cfg.name or s1.name}")
     return run, modules
+
+
+def fixed_pairs(batcher: PairBatcher, R: int, device):
+    """8 fixed edit pairs for the sample grids, two of each kind -> (source, sketch, mask, target)."""
+    rng = np.random.default_rng(4321)
+    mix = batcher.mix
+    per_kind = []
+    for k in ("recolour", "reshape", "differ", "empty"):
+        one = replace(mix, **{n: float(n == k) for n in ("recolour", "reshape", "differ", "empty")})
+        per_kind += PairBatcher(batcher.images, batcher.edges, batcher.G1, batcher.z_dim, batcher.schema,
+                                one, device).pairs(rng.integers(0, len(batcher.images), 2), rng)
+    b = pair_tensors(per_kind, R, device)
+    return b["source"], b["sketch"], b["mask"], b["target"]
 
 
 def fixed_examples(source: SketchSource, G1, s1, schema, run: Run, cfg: Stage2Config, R: int):

@@ -189,6 +189,6 @@ def test_cpu_recipe_networks_export_with_parity(tmp_path):
     from neuedit.export.onnx_export import export_bundle
     from neuedit.testing import make_random_bundle
     b = make_random_bundle(tmp_path / "cpu", preset="tiny_cpu", name="cpu")
-    assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d"
+    assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d" and b.meta["g2"]["name"] == "edit_unet"
     out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
     assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step"}

@@ -80,3 +80,26 @@ def test_group_cls_loss_by_hand():
     expected = F.cross_entropy(logits[:1, :3], torch.tensor([0])) + F.binary_cross_entropy_with_logits(logits[:, 3:], c[:, 3:])
     assert abs(losses.group_cls_loss(logits, c, groups).item() - expected.item()) < 1e-6
     assert losses.group_cls_loss(torch.zeros(2, 0), torch.zeros(2, 0), []).item() == 0.0
+
+
+def test_feature_matching_by_hand_and_no_gradient_to_the_real_side():
+    from neuedit.losses import feature_matching
+    f = [torch.zeros(1, 2, 2, 2, requires_grad=True), torch.ones(1, 1, 1, 1, requires_grad=True)]
+    r = [torch.full((1, 2, 2, 2), 0.5, requires_grad=True), torch.full((1, 1, 1, 1), 3.0, requires_grad=True)]
+    L = feature_matching(f, r)
+    assert torch.isclose(L, torch.tensor((0.5 + 2.0) / 2))
+    L.backward()
+    assert r[0].grad is None and f[0].grad is not None
+
+
+def test_patch_discriminator_sees_the_strokes():
+    from neuedit.nets import PatchDiscriminator
+    torch.manual_seed(0)
+    D = PatchDiscriminator(resolution=16, chans=(8, 16)).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    sk = torch.rand(2, 3, 16, 16) * 2 - 1
+    mk = (torch.rand(2, 1, 16, 16) > 0.7).float()
+    a, feats = D(x, sk, mk)
+    b, _ = D(x, sk, torch.zeros_like(mk))
+    assert a.shape == (2, 1, 4, 4) and len(feats) == 2
+    assert not torch.allclose(a, b)

@@ -13,8 +13,9 @@ from neuedit.two_stage import TwoStageEditor, two_stage_edit
 
 
 def s2_cfg(stage1, out, data_dir, iterations, **kw):
+    kw = {"preset": "tiny", **kw}
     return Stage2Config(
-        stage1=str(stage1.path), preset="tiny",
+        stage1=str(stage1.path),
         data=DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=600),
         run=RunConfig(out=str(out), iterations=iterations, batch=16, seed=0, log_every=20, sample_every=1000,
                       ckpt_every=1000, progress=False, tensorboard=False), **kw)
@@ -40,7 +41,7 @@ def _eval(G2, source, held, rng_seed=11):
 @pytest.mark.slow
 def test_short_training_lowers_dist_and_keeps_the_rest(tmp_path, tiny_bundle, data_dir, faces):
     train_set = load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=536), empty())
-    cfg = s2_cfg(tiny_bundle, tmp_path / "run", data_dir, 300, p_real=0.75)
+    cfg = s2_cfg(tiny_bundle, tmp_path / "run", data_dir, 300, p_real=0.75, objective="strokes")
     run, modules = fit(cfg, train_set)
     source = SketchSource(faces, cfg, False)
     held = np.arange(536, 600)
@@ -55,6 +56,36 @@ def test_short_training_lowers_dist_and_keeps_the_rest(tmp_path, tiny_bundle, da
     b = bundle_mod.read(tmp_path / "run" / "bundle")
     assert b.meta["kind"] == "two-stage" and b.has_g2 and b.meta["training"]["stage2_step"] == 300
     assert (tmp_path / "run" / "samples" / "samples_latest.png").is_file()
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a - b) ** 2).mean().item() / 4.0  # [-1, 1] -> [0, 1] units
+    return 10 * np.log10(1.0 / max(mse, 1e-10))
+
+
+@pytest.mark.slow
+def test_pairs_training_beats_the_untrained_editor_on_held_out_triples(tmp_path, tiny_bundle, data_dir, faces):
+    from neuedit import pairs as P
+    from neuedit import presets
+    from neuedit.nets import build
+    from neuedit.stage2.batches import pair_tensors
+    from neuedit.strokes import edge_map
+    train_set = load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=536), empty())
+    cfg = s2_cfg(tiny_bundle, tmp_path / "run", data_dir, 300, preset="tiny_cpu")
+    _, modules = fit(cfg, train_set)
+    held = faces.images[536:600]
+    rng = np.random.default_rng(5)
+    triples = [P.recolour_pair(im, held[::-1], 3, rng) if i % 2 else
+               P.reshape_pair(im, edge_map(im), 3, rng, fill="blur") for i, im in enumerate(held)]
+    b = pair_tensors(triples, 16, "cpu")
+    untrained = build(presets.g2_spec(presets.get("tiny_cpu")))
+    with torch.no_grad():
+        p0 = _psnr(untrained.eval()(b["source"], b["sketch"], b["mask"]), b["target"])
+        p1 = _psnr(modules["G2"].eval()(b["source"], b["sketch"], b["mask"]), b["target"])
+    assert abs(p0 - _psnr(b["source"], b["target"])) < 0.1  # untrained residual G2: the identity
+    assert p1 > p0 + 0.5, f"PSNR to the target {p0:.2f} -> {p1:.2f} dB"
+    b = bundle_mod.read(tmp_path / "run" / "bundle")
+    assert b.meta["g2"]["name"] == "edit_unet"
 
 
 def test_resume_and_bundle_contains_stage_one(tmp_path, tiny_bundle, data_dir, faces):

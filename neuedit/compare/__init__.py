@@ -20,14 +20,25 @@ stability_grid.png, stability.png, projections.json and config.json.
 Modules, in the order a run uses them: `config` (settings, method and column names),
 `projection`, `sketches`, `sources` (what the editors start from), `editors`, `scoring`,
 `harness` (tasks and chains), `stats`, `report` (CSV, Markdown, JSON), `figures`, `run` (`compare`).
+
+Ground truth (`compare_truth`): edits whose answer is known (a held-out photo restored from a
+recoloured or reshaped copy, a stage-one sample turned into G1 with another attribute or a
+nearby z), each source and target with 1, 3 and 10 strokes, scored against the target (PSNR,
+SSIM, L1 in the changed region and outside it, CIEDE2000 over the region, chamfer distance to
+line strokes) through the same editors, sources and harness. Modules: `truth` (the set, on
+disk), `truth_draw` (`make_truth`, from a seed), `truth_scoring`, `truth_report`,
+`truth_figures`, `truth_run` (`compare_truth`).
 """
 from __future__ import annotations
 
-from .config import REAL, SOURCE, TWO_STAGE, CompareConfig, latent_name
+from .config import REAL, SOURCE, TARGET, TWO_STAGE, CompareConfig, latent_name
 from .projection import project
 from .run import compare
 from .sketches import cumulative
 from .stats import aggregate, paired
+from .truth import Answer, TruthSet
+from .truth_draw import TruthConfig, make_truth
+from .truth_run import compare_truth
 
-__all__ = ["CompareConfig", "REAL", "SOURCE", "TWO_STAGE", "aggregate", "compare", "cumulative", "latent_name",
-           "paired", "project"]
+__all__ = ["Answer", "CompareConfig", "REAL", "SOURCE", "TARGET", "TWO_STAGE", "TruthConfig", "TruthSet", "aggregate",
+           "compare", "compare_truth", "cumulative", "latent_name", "make_truth", "paired", "project"]

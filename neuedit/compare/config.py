@@ -9,6 +9,7 @@ from ..state import EditConfig
 
 TWO_STAGE = "two-stage"
 SOURCE = "source"  # the unedited image, as a reference row
+TARGET = "target"  # ground truth: the known answer scored as a result, as a reference row
 REAL = "real (held-out)"  # held-out real images, as a reference row
 
 
@@ -66,3 +67,14 @@ TASK_METRICS = [
 CHAIN_METRICS = [("dist_new", "Dist new", False), ("dist_earlier", "Dist earlier", False),
                  ("l1_untouched", "L1 untouched", False), ("psnr_untouched", "PSNR untouched", True),
                  ("d_score", "D score", True)]
+
+# The ground-truth comparison's columns (neuedit.compare.truth_run): against the target first, then the
+# stroke and realism metrics above where they apply (`chamfer` and `edge_f1` on the pair's line strokes).
+TRUTH_METRICS = [
+    ("psnr", "PSNR", True), ("psnr_in", "PSNR region", True), ("psnr_rest", "PSNR rest", True),
+    ("ssim", "SSIM", True), ("ssim_in", "SSIM region", True), ("ssim_rest", "SSIM rest", True),
+    ("l1", "L1", False), ("l1_in", "L1 region", False), ("l1_rest", "L1 rest", False),
+    ("de00_region", "ΔE00 region", False), ("dist", "Dist", False), ("de00", "ΔE00 strokes", False),
+    ("edge_f1", "edge F1", True), ("chamfer", "chamfer px", False), ("l1_out", "L1 out", False),
+    ("d_score", "D score", True), ("attr_agree", "attr. agree", True), ("ms", "ms/edit", False),
+]

@@ -1,6 +1,8 @@
 """The edit harness: every method on every task, and K successive edits per stability chain, scored as they go."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .. import metrics as M
@@ -18,11 +20,17 @@ def progress_bar(total: int, progress: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="edit", disable=not progress, leave=False)
 
 
-def run_tasks(ts: TaskSet, editors: Editors, prep: Prepared, bar) -> tuple[list[dict], dict[str, np.ndarray]]:
+def run_tasks(ts: TaskSet, editors: Editors, prep: Prepared, bar,
+              score: Callable[[int, np.ndarray], dict] | None = None,
+              references: dict[str, np.ndarray] | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Every method on every task -> (rows, {method: results [T, 3, R, R]}); `source` rows hold the
-    unedited image as a reference."""
+    unedited image as a reference. `score(i, result)`, when given, adds columns to each row of
+    task i; `references` {name: images [T, 3, R, R]} are scored as results in rows of their own,
+    after `source` (the ground-truth comparison passes its targets both ways)."""
+    more = score or (lambda i, out: {})
+    refs = {SOURCE: prep.before, **(references or {})}
     r, cfg = ts.resolution, editors.cfg
-    rows, images = [], {m: [] for m in [SOURCE] + editors.methods}
+    rows, images = [], {m: [] for m in list(refs) + editors.methods}
     arrays = [sketch_arrays(t.stroke.rgba, r) for t in ts.tasks]
     if ts.tasks:  # untimed warm-up of every method (first calls allocate)
         for m in editors.methods:
@@ -31,14 +39,15 @@ def run_tasks(ts: TaskSet, editors: Editors, prep: Prepared, bar) -> tuple[list[
         sk, mk = arrays[i]
         base = {"task": task.id, "source": task.source.kind, "stroke": task.stroke.kind,
                 "sketch_from": task.stroke.origin.split(":")[0], "stroke_px": int(mk.sum())}
-        rows.append({**base, "method": SOURCE, "ms": 0.0, "start_l1": 0.0,
-                     **edit_metrics(prep.before[i], prep.before[i], sk, mk, task.stroke.kind, cfg)})
-        images[SOURCE].append(prep.before[i])
+        for name, ref in refs.items():
+            rows.append({**base, "method": name, "ms": 0.0, "start_l1": 0.0,
+                         **edit_metrics(ref[i], prep.before[i], sk, mk, task.stroke.kind, cfg), **more(i, ref[i])})
+            images[name].append(ref[i])
         for m in editors.methods:
             out, _, ms = editors.edit(m, prep.starts[i], prep.before[i], task.source.kind == "sample", sk, mk)
             start_l1 = 0.0 if m == TWO_STAGE else float(prep.start_l1[i])
             rows.append({**base, "method": m, "ms": ms, "start_l1": start_l1,
-                         **edit_metrics(out, prep.before[i], sk, mk, task.stroke.kind, cfg)})
+                         **edit_metrics(out, prep.before[i], sk, mk, task.stroke.kind, cfg), **more(i, out)})
             images[m].append(out)
             bar.update(1)
     return rows, {m: np.stack(v) if v else np.zeros((0, 3, r, r), np.float32) for m, v in images.items()}

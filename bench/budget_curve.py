@@ -13,6 +13,7 @@ snapshots are kept. Prints one table; writes bench/results/budget_curve.json.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -48,23 +49,24 @@ def recipes(data: str, out: Path) -> dict[str, dict]:
     return out_runs
 
 
-def step_seconds(name: str, d: dict, images, out: Path, steps: int = 20, repeats: int = 3) -> dict:
-    """Seconds per training step of a recipe on this machine: the fastest of `repeats` windows
-    of `steps` steps (after one warm-up window) in a scratch run, so a busy moment elsewhere on
-    the machine does not count against a recipe. Cached in <out>/<name>-timing.json."""
+def step_seconds(name: str, d: dict, images, out: Path, window: int = 25, windows: int = 8) -> dict:
+    """Seconds per training step of a recipe on this machine: the fastest `window`-step window of
+    a short scratch run (its log's time column, so start-up and checkpoints do not count, and a
+    busy moment elsewhere on the machine does not count against a recipe). The first two
+    windows warm up. Cached in <out>/<name>-timing.json."""
     path = out / f"{name}-timing.json"
     if path.exists():
         return json.loads(path.read_text())
-    cfg = cfg_mod.from_dict(Stage1Config, cfg_mod.merge(d, {"run": {"out": str(out / f"{name}-timing")}}))
-    walls, cpus = [], []
-    for i in range(repeats + 1):
-        t, cpu = time.perf_counter(), time.process_time()
-        train(cfg, images, stop_at=(i + 1) * steps)
-        walls.append((time.perf_counter() - t) / steps)
-        cpus.append((time.process_time() - cpu) / steps)
-    best = int(np.argmin(walls[1:])) + 1
-    timing = {"s_per_step": walls[best], "cpu_per_wall": cpus[best] / walls[best]}
-    shutil.rmtree(out / f"{name}-timing", ignore_errors=True)
+    scratch = out / f"{name}-timing"
+    cfg = cfg_mod.from_dict(Stage1Config, cfg_mod.merge(d, {"run": {"out": str(scratch), "log_every": window}}))
+    cpu = time.process_time()
+    t = time.perf_counter()
+    train(cfg, images, stop_at=window * windows)
+    cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - t)
+    with open(scratch / "log.csv") as f:
+        times = [float(r["time"]) for r in csv.DictReader(f)]
+    timing = {"s_per_step": min(np.diff(times)[1:]) / window, "cpu_per_wall": cpu_per_wall}
+    shutil.rmtree(scratch, ignore_errors=True)
     path.write_text(json.dumps(timing, indent=2))
     return timing
 

@@ -142,7 +142,7 @@ def evaluate_bundle(path: str | Path, ref: Reference, cfg: EvalConfig, label: st
     u8 = to_uint8(x)
     f_hand = image_features(u8)
     res = {"bundle": str(b.path), "label": label or b.name, "samples": cfg.samples,
-           "training_steps": bundle_mod.training_steps(b.meta),
+           "training_steps": b.training_steps,
            "kid_handcrafted": kid(f_hand, ref.f_hand, seed=cfg.seed)[0],
            "kid_learned": kid(f_learned, ref.f_learned, seed=cfg.seed)[0],
            **diversity(f_learned, ref.f_learned, min(cfg.diversity_pairs_of, cfg.samples, ref.n), rng)}

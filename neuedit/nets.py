@@ -279,7 +279,10 @@ class EditUNet(nn.Module):
     residual blocks there (a receptive field over the whole image, so a stroke can move a
     whole region), nearest-neighbour upsampling + 3x3 convolution with skips on the way up
     (no checkerboard), and the strokes reinjected beside the last full-resolution features.
-    With `residual`, it predicts a change over the input image in pre-tanh space.
+    With `residual`, the output is a per-pixel blend of the input and a new colour,
+    `I2 = I1 + g * (tanh(rgb) - I1)` with a gate `g = sigmoid(.)`: a stroke can turn a white
+    region black without the huge pre-tanh offsets (and rainbow artefacts) an additive residual
+    needs near +-1, and the gate starts nearly shut (g ~ 0.007), so an untrained G2 barely edits.
     """
 
     def __init__(self, resolution: int = 64, chans: tuple = (32, 64, 128, 256), n_res: int = 2,
@@ -296,9 +299,12 @@ class EditUNet(nn.Module):
         self.up = nn.ModuleList(  # after nearest x2 and the skip's concatenation
             nn.Sequential(nn.Conv2d(a + b, b, 3, 1, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))
             for a, b in zip(chans[:0:-1], chans[-2::-1]))
-        self.head = nn.Sequential(nn.Conv2d(c0 + 4, c0, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(c0, 3, 3, 1, 1))
-        nn.init.zeros_(self.out.weight)  # start as the identity edit when residual
+        self.head = nn.Sequential(nn.Conv2d(c0 + 4, c0, 3, 1, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(c0, 4 if residual else 3, 3, 1, 1))
+        nn.init.zeros_(self.out.weight)  # start (nearly) as the identity edit when residual
         nn.init.zeros_(self.out.bias)
+        if residual:
+            nn.init.constant_(self.out.bias[3:], -5.0)  # the gate, sigmoid(-5) ~ 0.007
 
     @property
     def out(self) -> nn.Conv2d:
@@ -318,11 +324,11 @@ class EditUNet(nn.Module):
         h = self.res(h)
         for up, skip in zip(self.up, skips[-2::-1]):
             h = up(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], 1))
-        delta = self.head(torch.cat([h, strokes], 1))
+        out = self.head(torch.cat([h, strokes], 1))
         if self.residual:
-            # atanh of the input keeps the identity exact when delta = 0
-            return torch.tanh(torch.atanh(image.clamp(-0.999, 0.999)) + delta)
-        return torch.tanh(delta)
+            gate = torch.sigmoid(out[:, 3:])
+            return image + gate * (torch.tanh(out[:, :3]) - image)
+        return torch.tanh(out)
 
 
 class PatchDiscriminator(nn.Module):

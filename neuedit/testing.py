@@ -17,15 +17,12 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
     torch.manual_seed(seed)
     p = presets.get(preset)
     sch = BUILTIN[schema]()
-    meta = {"name": name, "kind": "two-stage" if with_g2 else "stage1", "domain": name,
-            "z_dim": z_dim, "c_dim": sch.c_dim, "resolution": p.resolution, "value_range": [-1, 1],
-            "z_prior": "normal", "schema": sch.to_dict(), "preset": preset,
-            "training": {"stage1_step": 0, **({"stage2_step": 0} if with_g2 else {}), "note": "random weights for tests"}}
     specs = {"g1": presets.g_spec(p, z_dim, sch.c_dim)}
     if with_g2:
         specs["g2"] = presets.g2_spec(p)
     if with_d:
         specs["d"] = presets.d_spec(p, sch.c_dim)
+    nets = {}
     for key, spec in specs.items():
         m = build(spec)
         with torch.no_grad():
@@ -37,5 +34,9 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
                     mod.bias.uniform_(-0.1, 0.1)
             if key == "g2":  # the zero-initialised output layer would make G2 the identity
                 torch.nn.init.normal_(m.out.weight, std=0.05)
-        bundle_mod.save_module(path, key, m, spec, meta)
+        nets[key] = bundle_mod.save_module(path, key, m, spec)
+    training = bundle_mod.Provenance(stage1_step=0, stage2_step=0 if with_g2 else None, note="random weights for tests")
+    meta = bundle_mod.BundleMeta(kind="two-stage" if with_g2 else "stage1", name=name, domain=name, z_dim=z_dim,
+                                 c_dim=sch.c_dim, resolution=p.resolution, schema=sch.to_dict(), preset=preset,
+                                 training=training, networks=nets)
     return bundle_mod.write_meta(path, meta)

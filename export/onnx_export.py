@@ -22,6 +22,7 @@ import json
 import logging
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -383,11 +384,9 @@ def copy_bundle(src: bundle_mod.Bundle, out: str | Path) -> bundle_mod.Bundle:
     if out.resolve() == src.path.resolve():
         return src
     out.mkdir(parents=True, exist_ok=True)
-    for key in ("g1", "g2", "d"):
-        if key in src.meta:
-            shutil.copy2(src.file(key), out / src.meta[key]["weights"])
-    meta = {k: v for k, v in src.meta.items() if k != "onnx"}
-    return bundle_mod.write_meta(out, meta)
+    for key, net in src.info.networks.items():
+        shutil.copy2(src.file(key), out / net.weights)
+    return bundle_mod.write_meta(out, src.info.without_graphs())
 
 
 def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: int = OPSET, check: bool = True,
@@ -416,20 +415,21 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     finally:
         for p in staged.values():
             p.unlink(missing_ok=True)
-    meta = {k: v for k, v in b.meta.items() if k not in ("format", "version")}
-    meta["onnx"] = {g: GRAPH_FILES[g] for g in graphs}
-    b = bundle_mod.write_meta(b.path, meta)
+    b = bundle_mod.write_meta(b.path, replace(b.info, onnx={g: GRAPH_FILES[g] for g in graphs}))
     log(f"wrote {', '.join(GRAPH_FILES[g] for g in graphs)} into {b.path}")
     return b
 
 
 def serve_only(b: bundle_mod.Bundle) -> bundle_mod.Bundle:
     """Drop the safetensors weights from an exported bundle (the ONNX graphs carry them) and
-    list the files that remain in bundle.json: the small, torch-free form the demos ship in."""
-    if not b.meta.get("onnx"):
+    list the files that remain in bundle.json: the small, torch-free form of docs/method.md §5.
+    The networks keep their architecture but name no weights file: a bundle names only files it has."""
+    if not b.info.onnx:
         raise ExportError(f"{b.path} has no ONNX graphs; export it before stripping its weights")
+    nets = {k: replace(n, weights=None) for k, n in b.info.networks.items()}
+    files = sorted(["bundle.json", *b.info.onnx.values()])
+    # bundle.json first, so no moment leaves it naming a weights file already deleted
+    b = bundle_mod.write_meta(b.path, replace(b.info, networks=nets, files=files))
     for f in b.path.glob("*.safetensors"):
         f.unlink()
-    meta = {k: v for k, v in b.meta.items() if k not in ("format", "version")}
-    meta["files"] = sorted(["bundle.json", *meta["onnx"].values()])
-    return bundle_mod.write_meta(b.path, meta)
+    return b

@@ -143,12 +143,12 @@ class BundleMeta:
     resolution: int
     schema: dict                    # `Schema.to_dict()`
     training: Provenance
-    networks: dict                  # "g1" (always), "d", "g2" -> NetSpec
-    value_range: tuple = (-1, 1)    # pixel values of the generators' images
+    networks: dict[str, NetSpec]    # "g1" (always), "d", "g2"
+    value_range: tuple[float, float] = (-1, 1)  # pixel values of the generators' images
     z_prior: str = "normal"
     preset: str | None = None       # the architecture preset it was trained with
-    onnx: dict = field(default_factory=dict)  # exported graph ("g1", "g2", "latent_step") -> file
-    files: tuple | None = None      # every file of a serve-only bundle, bundle.json included
+    onnx: dict[str, str] = field(default_factory=dict)  # exported graph ("g1", "g2", "latent_step") -> file
+    files: tuple[str, ...] | None = None  # every file of a serve-only bundle, bundle.json included
     extra: dict = field(default_factory=dict)  # top-level keys this version does not know
 
     def __post_init__(self):
@@ -339,6 +339,7 @@ def read(path: str | Path) -> Bundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{f}: not valid JSON ({e})") from None
     info = BundleMeta.from_dict(d, str(f))
+    _check_files(info, p)
     return Bundle(p, info)
 
 

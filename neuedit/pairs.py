@@ -247,12 +247,7 @@ def recolour_pair(target: np.ndarray, donors: np.ndarray, n: int, rng: np.random
                   cfg: PairConfig = PairConfig()) -> Pair:
     """Target: the real image; source: one colour region of it moved to a donor's colour;
     strokes: n strokes inside the region in the target's colours."""
-    target = _check(target, "target")
-    region = colour_region(target, rng, cfg)
-    colour = new_colour(to_lab(target)[region].mean(0), np.asarray(donors), rng, cfg.min_shift)
-    source = recoloured(target, region, colour, cfg.feather)
-    sketch = strokes_inside(target, region, n, rng, cfg)
-    return Pair(source, sketch, target, _changed(source, target, region), "recolour", np.zeros_like(region))
+    return _recolour(target, donors, n, rng, cfg, ask=False)
 
 
 def recolour_request(image: np.ndarray, donors: np.ndarray, n: int, rng: np.random.Generator,
@@ -260,12 +255,18 @@ def recolour_request(image: np.ndarray, donors: np.ndarray, n: int, rng: np.rand
     """A recolour asked of a real image: the source is the image, the target is one colour
     region of it moved to a donor's colour (what a perfect edit would give), and the strokes are
     n strokes inside the region in the new colours (`recolour_pair` the other way round)."""
+    return _recolour(image, donors, n, rng, cfg, ask=True)
+
+
+def _recolour(image: np.ndarray, donors: np.ndarray, n: int, rng: np.random.Generator, cfg: PairConfig,
+              ask: bool) -> Pair:
     image = _check(image, "image")
     region = colour_region(image, rng, cfg)
     colour = new_colour(to_lab(image)[region].mean(0), np.asarray(donors), rng, cfg.min_shift)
-    target = recoloured(image, region, colour, cfg.feather)
+    moved = recoloured(image, region, colour, cfg.feather)
+    source, target = (image, moved) if ask else (moved, image)
     sketch = strokes_inside(target, region, n, rng, cfg)
-    return Pair(image, sketch, target, _changed(image, target, region), "recolour", np.zeros_like(region))
+    return Pair(source, sketch, target, _changed(source, target, region), "recolour", np.zeros_like(region))
 
 
 def reshape_pair(target: np.ndarray, edges: np.ndarray, n: int, rng: np.random.Generator,

@@ -18,7 +18,6 @@ from typing import Any, Callable
 import numpy as np
 from aiohttp import web
 
-from neuedit import bundle as bundle_mod
 from neuedit.engine import Engine
 from neuedit.sketch import dist as edit_dist
 from neuedit.state import EditConfig, EditState, sample_state
@@ -64,11 +63,11 @@ def _engine(engines: dict[str, Engine], body: dict) -> Engine:
 
 
 def describe(eng: Engine) -> dict:
-    meta = eng.bundle.meta
-    return {"name": eng.name, "domain": meta.get("domain", eng.name), "kind": meta.get("kind"),
+    info = eng.bundle.info
+    return {"name": eng.name, "domain": info.domain, "kind": info.kind,
             "resolution": eng.resolution, "z_dim": eng.z_dim, "c_dim": eng.c_dim,
             "schema": eng.schema.to_dict(), "methods": list(eng.methods), "provider": eng.provider,
-            "training_steps": bundle_mod.training_steps(meta)}
+            "training_steps": eng.bundle.training_steps}
 
 
 def _finite(image: np.ndarray) -> ApiError | None:

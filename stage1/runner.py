@@ -264,15 +264,16 @@ def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
     b = bundle_mod.read(bundle_dir)
     loaded = []
     for key, (module, spec, *req) in targets.items():
-        if key not in b.meta:
+        net = b.info.networks.get(key)
+        if net is None:
             if req and req[0]:
                 raise UsageError(f"--init-from {b.path}: the bundle has no {key!r} network")
             continue
-        if b.meta[key]["name"] != spec["name"] or b.meta[key].get("kwargs") != json.loads(json.dumps(spec.get("kwargs"))):
-            raise UsageError(f"--init-from {b.path}: its {key} is {b.meta[key]['name']} {b.meta[key].get('kwargs')}, "
+        if net.name != spec["name"] or net.kwargs != json.loads(json.dumps(spec.get("kwargs"))):
+            raise UsageError(f"--init-from {b.path}: its {key} is {net.name} {net.kwargs}, "
                              f"this run builds {spec['name']} {spec.get('kwargs')}; use the same --preset and schema")
-        if not b.file(key).is_file():
-            raise UsageError(f"--init-from {b.path}: {b.file(key).name} is missing (a serve-only bundle has no weights)")
+        if net.weights is None:
+            raise UsageError(f"--init-from {b.path}: it holds no {key} weights (a serve-only bundle has none)")
         _unwrap(module).load_state_dict(bundle_mod.load_module(b, key, device=next(module.parameters()).device).state_dict())
         loaded.append(key)
     log(f"initialised {', '.join(loaded) or 'nothing'} from {b.path}")

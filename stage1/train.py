@@ -212,13 +212,14 @@ def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_serving, D, g_sp
     if not run.is_main:
         return None
     path = run.out / "bundle"
-    meta = {"name": cfg.name or run.out.name, "kind": "stage1", "domain": cfg.name or run.out.name,
-            "z_dim": cfg.z_dim, "c_dim": schema.c_dim, "resolution": cfg.data.resolution,
-            "value_range": [-1, 1], "z_prior": "normal", "schema": schema.to_dict(), "preset": cfg.preset,
-            "training": {"stage1_step": step, "config_digest": run.digest, "data": cfg.data.root,
-                         "stage1_config": cfg.to_dict(), "threads": torch.get_num_threads()}}
-    bundle_mod.save_module(path, "g1", G_serving, g_spec, meta)
-    bundle_mod.save_module(path, "d", _unwrap(D), d_spec, meta)
+    nets = {"g1": bundle_mod.save_module(path, "g1", G_serving, g_spec),
+            "d": bundle_mod.save_module(path, "d", _unwrap(D), d_spec)}
+    training = bundle_mod.Provenance(stage1_step=step, config_digest=run.digest, data=cfg.data.root,
+                                     stage1_config=cfg.to_dict(), threads=torch.get_num_threads())
+    name = cfg.name or run.out.name
+    meta = bundle_mod.BundleMeta(kind="stage1", name=name, domain=name, z_dim=cfg.z_dim, c_dim=schema.c_dim,
+                                 resolution=cfg.data.resolution, schema=schema.to_dict(), preset=cfg.preset,
+                                 training=training, networks=nets)
     return bundle_mod.write_meta(path, meta)
 
 

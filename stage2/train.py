@@ -330,17 +330,18 @@ def write_bundle(run: Run, cfg: Stage2Config, s1, G1, G2, g2_spec: dict, step: i
         return None
     path = run.out / "bundle"
     path.mkdir(parents=True, exist_ok=True)
-    meta = {k: v for k, v in s1.meta.items() if k not in ("format", "version", "onnx")}
-    meta.update(kind="two-stage", name=cfg.name or s1.name)
-    meta["training"] = {**s1.meta.get("training", {}), "stage2_step": step, "stage2_config_digest": run.digest,
-                        "stage1_bundle": str(s1.path)}
+    nets = dict(s1.info.networks)
     if cfg.joint:
-        bundle_mod.save_module(path, "g1", G1, {k: v for k, v in s1.meta["g1"].items() if k != "weights"}, meta)
+        nets["g1"] = bundle_mod.save_module(path, "g1", G1, nets["g1"].spec)
     else:
-        shutil.copyfile(s1.file("g1"), path / s1.meta["g1"]["weights"])
-    if "d" in s1.meta:
-        shutil.copyfile(s1.file("d"), path / s1.meta["d"]["weights"])
-    bundle_mod.save_module(path, "g2", G2, g2_spec, meta)
+        shutil.copyfile(s1.file("g1"), path / nets["g1"].weights)
+    if "d" in nets:
+        shutil.copyfile(s1.file("d"), path / nets["d"].weights)
+    nets["g2"] = bundle_mod.save_module(path, "g2", G2, g2_spec)
+    training = replace(s1.info.training, stage2_step=step, stage2_config_digest=run.digest, stage1_bundle=str(s1.path))
+    # the stage-one bundle's graphs are not copied: this one is exported anew
+    meta = replace(s1.info.without_graphs(), kind="two-stage", name=cfg.name or s1.name, networks=nets,
+                   training=training)
     return bundle_mod.write_meta(path, meta)
 
 

@@ -41,23 +41,34 @@ def run_info(b, ts: TaskSet, tasks_dir, methods: list[str], rows: list[dict], n_
             "chain_kid": realism.chain_kid, "methods": methods}
 
 
-def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: np.ndarray | None = None,
-            progress: bool = True, log=print, tasks_dir: str | Path | None = None) -> dict:
-    """Run every method on every task and chain of `ts`, write the report into `out`; returns the
-    summary (as summary.json). `heldout` uint8 [M, H, W, 3]: real images for KID (default the set's)."""
+def set_up(bundle, check, cfg: CompareConfig, out: str | Path, sources: list, log):
+    """Read the bundle, `check` the task set against it, build the editors and project the photos
+    among `sources` -> (bundle, out folder, editors, prepared sources)."""
     b = bundle_mod.read(bundle) if not isinstance(bundle, bundle_mod.Bundle) else bundle
-    ts.check(b)
+    check(b)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     editors = Editors(b, cfg)
     if cfg.two_stage and editors.G2 is None:
         log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
-    methods = editors.methods
-    sources = [t.source for t in ts.tasks] + [c.source for c in ts.chains]
     if any(s.kind == "real" for s in sources):
         log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
             f"({cfg.project_steps} Adam steps)...")
-    prep = prepare_sources(editors.G1, sources, cfg, b.schema)
+    return b, out, editors, prepare_sources(editors.G1, sources, cfg, b.schema)
+
+
+def write_config(out: Path, cfg: CompareConfig, info: dict) -> None:
+    (out / "config.json").write_text(json.dumps(jsonable({"compare": asdict(cfg), **{k: info[k] for k in (
+        "bundle", "bundle_path", "tasks", "tasks_digest", "threads", "resolution")}}), indent=2) + "\n")
+
+
+def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: np.ndarray | None = None,
+            progress: bool = True, log=print, tasks_dir: str | Path | None = None) -> dict:
+    """Run every method on every task and chain of `ts`, write the report into `out`; returns the
+    summary (as summary.json). `heldout` uint8 [M, H, W, 3]: real images for KID (default the set's)."""
+    sources = [t.source for t in ts.tasks] + [c.source for c in ts.chains]
+    b, out, editors, prep = set_up(bundle, ts.check, cfg, out, sources, log)
+    methods = editors.methods
     rounds = len(ts.chains[0].rounds) if ts.chains else 0
     total = (len(ts.tasks) + len(ts.chains) * rounds) * len(methods)
     with progress_bar(total, progress, f"compare {b.name}") as bar:
@@ -71,8 +82,7 @@ def compare(bundle, ts: TaskSet, cfg: CompareConfig, out: str | Path, heldout: n
     write_csv(out / "results.csv", rows)
     write_csv(out / "stability.csv", chain_rows)
     (out / "projections.json").write_text(json.dumps(prep.projections, indent=1) + "\n")
-    (out / "config.json").write_text(json.dumps(jsonable({"compare": asdict(cfg), **{k: info[k] for k in (
-        "bundle", "bundle_path", "tasks", "tasks_digest", "threads", "resolution")}}), indent=2) + "\n")
+    write_config(out, cfg, info)
     write_task_grid(out / "grid.png", ts, prep, images, methods, cfg.grid_tasks)
     if chain_rows:
         write_chain_grid(out / "stability_grid.png", ts, prep.before[len(ts.tasks):], chain_images, methods,

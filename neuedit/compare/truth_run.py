@@ -10,18 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import bundle as bundle_mod
 from .config import TARGET, CompareConfig
-from .editors import Editors
 from .harness import progress_bar, run_tasks
 from .report import jsonable, write_csv
-from .sources import Prepared, prepare_sources
+from .sources import Prepared
+from .run import set_up, write_config
 from .truth import TruthSet
 from .truth_figures import write_curve, write_grid
 from .truth_report import csv_rows, kind_label, truth_markdown, truth_statistics
@@ -55,19 +53,9 @@ def compare_truth(bundle, ts: TruthSet, cfg: CompareConfig, out: str | Path, hel
     """Run every editor on every task of `ts`, score against the targets and write into `out`:
     results.csv, summary.md, summary.json, psnr_vs_strokes.png, grid.png, projections.json,
     config.json. `heldout` uint8 [M, R, R, 3]: photos for KID (default the set's). Returns the summary."""
-    b = bundle_mod.read(bundle) if not isinstance(bundle, bundle_mod.Bundle) else bundle
-    ts.check(b)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    editors = Editors(b, cfg)
-    if cfg.two_stage and editors.G2 is None:
-        log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
-    methods = editors.methods
     sources = [t.source for t in ts.tasks.tasks]
-    if any(s.kind == "real" for s in sources):
-        log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
-            f"({cfg.project_steps} Adam steps)...")
-    prep = prepare_sources(editors.G1, sources, cfg, b.schema)
+    b, out, editors, prep = set_up(bundle, ts.check, cfg, out, sources, log)
+    methods = editors.methods
     ts.check_samples(prep.before)
     targets = targets_of(ts)
     with progress_bar(len(sources) * len(methods), progress, f"truth {b.name}") as bar:
@@ -80,8 +68,7 @@ def compare_truth(bundle, ts: TruthSet, cfg: CompareConfig, out: str | Path, hel
 
     write_csv(out / "results.csv", csv_rows(rows))
     (out / "projections.json").write_text(json.dumps(prep.projections, indent=1) + "\n")
-    (out / "config.json").write_text(json.dumps(jsonable({"compare": asdict(cfg), **{k: info[k] for k in (
-        "bundle", "bundle_path", "tasks", "tasks_digest", "threads", "resolution")}}), indent=2) + "\n")
+    write_config(out, cfg, info)
     if rows:
         write_curve(out / "psnr_vs_strokes.png", st["by_strokes"], methods)
     write_grid(out / "grid.png", ts, prep.before, targets, images, methods, cfg.grid_tasks)

@@ -49,7 +49,7 @@ def recipes(data: str, out: Path) -> dict[str, dict]:
     return out_runs
 
 
-def step_seconds(name: str, d: dict, images, out: Path, window: int = 25, windows: int = 8) -> dict:
+def step_seconds(name: str, d: dict, images, out: Path, window: int = 25, windows: int = 6) -> dict:
     """Seconds per training step of a recipe on this machine: the fastest `window`-step window of
     a short scratch run (its log's time column, so start-up and checkpoints do not count, and a
     busy moment elsewhere on the machine does not count against a recipe). The first two
@@ -107,6 +107,8 @@ def main():
     all_recipes = recipes(args.data, out)
     schema = Schema.load("anime_faces")
     images = load_dataset(DataConfig(args.data, 64, limit=16000), schema)
+    for name in args.recipes:  # all timings first, so they can be taken while the machine is quiet
+        step_seconds(name, all_recipes[name], images, out)
     points = {name: train_for(name, all_recipes[name], images, args.minutes, args.every, out)
               for name in args.recipes}
     held_out = DataConfig(args.data, 64, skip=16000, flip=False)

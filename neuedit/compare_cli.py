@@ -77,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--truth-fills", nargs="+", default=["donor", "blur"], choices=["donor", "blur"],
                    help="what replaces a reshape pair's region in the source, cycled")
     g = p.add_argument_group("comparison")
-    g.add_argument("--latent-steps", nargs="+", type=int, default=[1, 10, 50], help="latent-editor step counts")
+    g.add_argument("--latent-steps", nargs="*", type=int, default=[1, 10, 50],
+                   help="latent-editor step counts (none: the two-stage editor alone, no projection)")
     g.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="latent editor's optimiser")
     g.add_argument("--lr", type=float, help="latent step size (default 0.05 adam, 2.0 gd)")
     g.add_argument("--anchor", type=float, default=0.0, help="latent pull toward the starting z")

@@ -96,6 +96,28 @@ def test_two_stage_colour_edit_moves_the_stroke_region_toward_its_colour(engine,
     assert np.abs(after - before)[:, :, ~m].mean() < 0.1
 
 
+def test_two_stage_recolour_spreads_over_the_region(engine, data_dir):
+    """Held-out photos, a colour region asked to take a new colour with 3 strokes (a pair with a
+    known answer): beyond the stroke pixels, the region moves toward its target colour."""
+    from neuedit import pairs as P
+    from neuedit.data import DataConfig, load_dataset, to_unit_range
+    from neuedit.schema import empty
+    from neuedit.sketch import from_rgba
+    folder, layout, skip = {"anime": ("anime-faces/images", "single", 16000), "shoes": ("shoes/val", "pair", 0),
+                            "handbags": ("handbags/val", "pair", 0)}[engine.name]
+    photos = load_dataset(DataConfig(str(data_dir / folder), 64, layout=layout, skip=skip, limit=40, flip=False),
+                          empty()).images
+    rng = np.random.default_rng(0)
+    pairs = [P.recolour_request(im, photos, 3, rng) for im in photos[:24]]
+    sketch, mask = (np.stack(a) for a in zip(*(from_rgba(p.sketch, 64) for p in pairs)))
+    source, target = to_unit_range(np.stack([p.source for p in pairs])), to_unit_range(np.stack([p.target for p in pairs]))
+    after = engine.two_stage_edit(source, sketch, mask)
+    beyond = np.stack([p.region for p in pairs])[:, None] & (mask == 0)  # the region without the stroke pixels
+    d_before = np.abs(source - target).mean(1, keepdims=True)[beyond].mean()
+    d_after = np.abs(after - target).mean(1, keepdims=True)[beyond].mean()
+    assert d_after < 0.8 * d_before, f"L1 to the target beyond the strokes {d_before:.3f} -> {d_after:.3f}"
+
+
 def test_every_file_a_shipped_bundle_names_exists():
     for path in SHIPPED:
         meta = bundle_mod.read(path).meta

@@ -51,7 +51,7 @@ def set_up(bundle, check, cfg: CompareConfig, out: str | Path, sources: list, lo
     editors = Editors(b, cfg)
     if cfg.two_stage and editors.G2 is None:
         log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
-    if any(s.kind == "real" for s in sources):
+    if cfg.latent_steps and any(s.kind == "real" for s in sources):
         log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
             f"({cfg.project_steps} Adam steps)...")
     return b, out, editors, prepare_sources(editors.G1, sources, cfg, b.schema)

@@ -45,6 +45,7 @@ def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Pr
     if reals:
         imgs = np.stack([to_unit_range(sources[i].image) for i in reals])
         before[reals] = imgs
+    if reals and cfg.latent_steps:  # only the latent editor starts from a projection
         known = [sources[i].c for i in reals]
         c0 = np.stack(known) if G1.c_dim and all(k is not None for k in known) else None
         t = time.perf_counter()

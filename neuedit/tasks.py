@@ -145,12 +145,7 @@ class TaskSet:
     @classmethod
     def load(cls, path: str | Path) -> "TaskSet":
         p = Path(path)
-        f = p / "tasks.json"
-        if not f.is_file():
-            raise MissingFileError(f"{p} is not a task set (no tasks.json): draw one with --make-tasks")
-        doc = json.loads(f.read_text())
-        if doc.get("format") != FORMAT or int(doc.get("version", -1)) > VERSION:
-            raise UsageError(f"{f}: not a neuedit task set of version <= {VERSION}")
+        doc = read_doc(p / "tasks.json", FORMAT, VERSION, "task set", "draw one with --make-tasks")
         tasks = [Task(d["id"], _load_source(d["source"], p), _load_stroke(d["stroke"], p)) for d in doc["tasks"]]
         chains = [Chain(d["id"], _load_source(d["source"], p), tuple(_load_stroke(s, p) for s in d["rounds"]))
                   for d in doc["chains"]]
@@ -163,6 +158,16 @@ class TaskSet:
 
 
 # ---- (de)serialisation helpers -------------------------------------------------------------
+def read_doc(f: Path, fmt: str, version: int, what: str, hint: str) -> dict:
+    """A set's JSON document, checked for its format and a version this code reads."""
+    if not f.is_file():
+        raise MissingFileError(f"{f.parent} is not a {what} (no {f.name}): {hint}")
+    doc = json.loads(f.read_text())
+    if doc.get("format") != fmt or int(doc.get("version", -1)) > version:
+        raise UsageError(f"{f}: not a neuedit {what} of version <= {version}")
+    return doc
+
+
 def _write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import atomic_write_bytes
-from ..errors import MissingFileError, UsageError
+from ..errors import UsageError
 from ..state import EditState
-from ..tasks import TaskSet, _read_png, _write_png
+from ..tasks import TaskSet, _read_png, _write_png, read_doc
 
 FORMAT = "neuedit-truth"
 VERSION = 1
@@ -107,17 +107,12 @@ class TruthSet:
     @classmethod
     def load(cls, path: str | Path) -> "TruthSet":
         p = Path(path)
-        f = p / "truth.json"
-        if not f.is_file():
-            raise MissingFileError(f"{p} is not a ground-truth set (no truth.json): draw one with --truth --data")
-        doc = json.loads(f.read_text())
-        if doc.get("format") != FORMAT or int(doc.get("version", -1)) > VERSION:
-            raise UsageError(f"{f}: not a neuedit ground-truth set of version <= {VERSION}")
+        doc = read_doc(p / "truth.json", FORMAT, VERSION, "ground-truth set", "draw one with --truth --data")
         ts = TaskSet.load(p)
         groups = {g["id"]: _load_group(g, p) for g in doc["groups"]}
         by_id = {d["id"]: d for d in doc["tasks"]}
         if set(by_id) != {t.id for t in ts.tasks}:
-            raise UsageError(f"{f} does not answer the tasks of {p / 'tasks.json'}")
+            raise UsageError(f"{p / 'truth.json'} does not answer the tasks of {p / 'tasks.json'}")
         answers = []
         for t in ts.tasks:
             d = by_id[t.id]

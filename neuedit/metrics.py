@@ -35,6 +35,8 @@ from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.feature import hog, local_binary_pattern
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from .data import to_uint8  # noqa: F401  (M.to_uint8: one rounding for the whole project)
+from .sketch import dist
 from .strokes import edge_map
 from neuedit.errors import UsageError
 
@@ -54,16 +56,11 @@ def _to_hwc01(x: np.ndarray) -> np.ndarray:
     return np.clip((np.moveaxis(x, 0, -1) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """[3, H, W] in [-1, 1] -> uint8 [H, W, 3] (the rounding of `neuedit.data.to_uint8`)."""
-    return np.clip((np.moveaxis(np.asarray(x, np.float32), 0, -1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-
-
 # ---- following the strokes --------------------------------------------------------------------
 def stroke_dist(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> float:
     """Dist(I, I') = sum |(I - I') M| / (1 + sum |M|), per stroke pixel and channel in [-1, 1] units."""
     image, sketch, mask = _check(image, 3, "image"), _check(sketch, 3, "sketch"), _check(mask, 1, "mask")
-    return float(np.abs((image - sketch) * mask).sum() / (1.0 + np.abs(mask).sum()))
+    return float(dist(image[None], sketch[None], mask[None])[0])
 
 
 def delta_e(image: np.ndarray, sketch: np.ndarray, mask: np.ndarray,

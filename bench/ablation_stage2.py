@@ -27,18 +27,21 @@ from neuedit.data import DataConfig, load_dataset  # noqa: E402
 from neuedit.losses import edit_distance, masked_l1  # noqa: E402
 from neuedit.schema import empty  # noqa: E402
 from neuedit.stage1.runner import RunConfig  # noqa: E402
-from neuedit.stage2.batches import pair_tensors  # noqa: E402
+from neuedit.stage2.batches import PairMix, pair_tensors  # noqa: E402
 from neuedit.stage2.train import Stage2Config, Stage2LossConfig, fit  # noqa: E402
 from neuedit.strokes import edge_map  # noqa: E402
 from neuedit.testing import make_random_bundle  # noqa: E402
 
-# name -> (objective, architecture preset at 16 px / at 64 px, loss overrides)
+# name -> (objective, architecture preset at 16 px / at 64 px, loss overrides, pair-mix overrides)
 VARIANTS = {
-    "pairs, U-Net (what ships)": ("pairs", ("tiny_cpu", "cpu64"), {}),
-    "pairs, no adversarial/FM": ("pairs", ("tiny_cpu", "cpu64"), {"l_adv": 0.0, "l_fm": 0.0}),
-    "pairs, no region L1": ("pairs", ("tiny_cpu", "cpu64"), {"l_region": 0.0}),
-    "pairs, first G2 (stride-2, PixelShuffle)": ("pairs", ("tiny", "demo"), {}),
-    "strokes (first recipe), U-Net": ("strokes", ("tiny_cpu", "cpu64"), {}),
+    "pairs, U-Net (what ships)": ("pairs", ("tiny_cpu", "cpu64"), {}, {}),
+    "pairs without recolour": ("pairs", ("tiny_cpu", "cpu64"), {}, {"recolour": 0.0}),
+    "pairs without reshape": ("pairs", ("tiny_cpu", "cpu64"), {}, {"reshape": 0.0}),
+    "pairs without differ (G1 pairs)": ("pairs", ("tiny_cpu", "cpu64"), {}, {"differ": 0.0}),
+    "pairs, no adversarial/FM": ("pairs", ("tiny_cpu", "cpu64"), {"l_adv": 0.0, "l_fm": 0.0}, {}),
+    "pairs, no region L1": ("pairs", ("tiny_cpu", "cpu64"), {"l_region": 0.0}, {}),
+    "pairs, first G2 (stride-2, PixelShuffle)": ("pairs", ("tiny", "demo"), {}, {}),
+    "strokes (first recipe), U-Net": ("strokes", ("tiny_cpu", "cpu64"), {}, {}),
 }
 
 
@@ -72,8 +75,8 @@ def main():
              "L1 outside": masked_l1(b["source"], b["target"], 1 - b["region"]).mean().item()}]
     with tempfile.TemporaryDirectory() as tmp:
         s1 = args.stage1 or str(make_random_bundle(Path(tmp) / "s1", preset="tiny", with_g2=False).path)
-        for name, (objective, arch, kw) in VARIANTS.items():
-            cfg = Stage2Config(stage1=s1, preset=arch[res == 64], objective=objective,
+        for name, (objective, arch, kw, mix) in VARIANTS.items():
+            cfg = Stage2Config(stage1=s1, preset=arch[res == 64], objective=objective, mix=PairMix(**mix),
                                data=DataConfig(args.data, res, limit=1000),
                                run=RunConfig(out=str(Path(tmp) / name), iterations=args.iterations, batch=16,
                                              seed=0, log_every=100, sample_every=10**6, ckpt_every=10**6,

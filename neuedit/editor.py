@@ -2,17 +2,18 @@
 
 Steps are taken on `z~ = arctanh(z)` and `c~ = logit(c)` (docs/method.md §3), so `z` stays in
 (-1, 1) and `c` in (0, 1). `latent_step` is a pure function of tensors: the PyTorch editor
-calls it, and the ONNX export traces exactly it, so both follow the same trajectory.
+backend calls it, and the ONNX export traces exactly it, so both follow the same trajectory;
+the loop around it is `neuedit.editing`, shared with the ONNX engine.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .losses import edit_distance
-from .state import EditConfig, EditState, sample_z  # noqa: F401  (EditConfig re-exported)
+from . import editing
+from .editing import StepResult  # noqa: F401  (re-exported)
+from .sketch import dist as edit_distance
+from .state import EditConfig, EditState  # noqa: F401  (EditConfig re-exported)
 
 
 def latent_step(G, z_t: torch.Tensor, c_t: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor,
@@ -46,80 +47,58 @@ def latent_step(G, z_t: torch.Tensor, c_t: torch.Tensor, sketch: torch.Tensor, m
             adam * m1 + keep * m, adam * v1 + keep * v, adam * t1 + keep * t)
 
 
-@dataclass
-class StepResult:
-    state: EditState          # the new state
-    image: np.ndarray         # [N, 3, R, R] float32 in [-1, 1], of the new state
-    dist: np.ndarray          # [N] Dist of `image`
-    trace: np.ndarray         # [steps + 1, N] Dist before each step and after the last
-    frames: list | None = None  # [N, 3, R, R] images before each step, when asked for
+class TorchBackend:
+    """The editing core's backend (`neuedit.editing.Backend`) over PyTorch networks: G1, an
+    optional G2, and `latent_step` on G1. Arrays cross as float32 numpy."""
+
+    def __init__(self, G1, G2=None, schema=None, device="cpu"):
+        self.G1 = G1.eval().requires_grad_(False).to(device)
+        self.G2 = None if G2 is None else G2.eval().requires_grad_(False).to(device)
+        self.schema, self.device = schema, device
+        self.resolution, self.z_dim, self.c_dim = G1.resolution, G1.z_dim, G1.c_dim
+        self.has_g2 = G2 is not None
+
+    @classmethod
+    def from_bundle(cls, b, device="cpu", g2: bool = True) -> "TorchBackend":
+        from . import bundle as bundle_mod
+        G2 = bundle_mod.load_module(b, "g2", device) if (g2 and b.has_g2) else None
+        return cls(bundle_mod.load_module(b, "g1", device), G2, b.schema, device)
+
+    def _t(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.require(a, np.float32, ["C", "W"]), device=self.device)  # copies only read-only views
+
+    @torch.no_grad()
+    def generate(self, z, c) -> np.ndarray:
+        return self.G1(self._t(z), self._t(c)).cpu().numpy()
+
+    @torch.no_grad()
+    def edit2(self, image, sketch, mask) -> np.ndarray:
+        return self.G2(self._t(image), self._t(sketch), self._t(mask)).cpu().numpy()
+
+    def step(self, feeds: dict) -> dict:
+        out = latent_step(self.G1, *(self._t(feeds[k]) for k in editing.STEP_INPUTS))
+        return {k: v.cpu().numpy() for k, v in zip(editing.STEP_OUTPUTS, out)}
 
 
 class LatentEditor:
-    """Latent optimisation over a stage-one generator `G(z, c)` (eval mode, frozen)."""
+    """Latent optimisation over a stage-one generator `G(z, c)` (eval mode, frozen): the
+    editing core (`neuedit.editing`) on a PyTorch backend."""
 
     def __init__(self, G, schema=None, device="cpu"):
-        self.G = G.eval().requires_grad_(False).to(device)
-        self.schema, self.device = schema, device
+        self.backend = TorchBackend(G, None, schema, device)
+        self.G, self.schema = self.backend.G1, schema
         self.z_dim, self.c_dim = G.z_dim, G.c_dim
 
-    def _t(self, a) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a, np.float32), device=self.device)
-
-    @torch.no_grad()
     def render(self, state: EditState) -> np.ndarray:
-        return self.G(self._t(state.z), self._t(state.c)).cpu().numpy()
+        state.validate(self.z_dim, self.c_dim)
+        return self.backend.generate(state.z, state.c)
 
     def edit(self, state: EditState, sketch: np.ndarray, mask: np.ndarray, cfg: EditConfig = EditConfig(),
              frames: bool = False) -> StepResult:
-        """`cfg.steps` steps from `state` toward the sketch [N or 1, 3, R, R] / mask [N or 1, 1, R, R].
-
-        One step with steps=1 is the report's interactive "submit"; Adam moments carry over
-        in the returned state so successive calls continue one optimisation.
-        """
-        state.validate(self.z_dim, self.c_dim)
-        n = len(state)
-        sk = self._t(sketch).expand(n, -1, -1, -1) if np.ndim(sketch) == 4 else self._t(sketch)[None].expand(n, -1, -1, -1)
-        mk = self._t(mask).expand(n, -1, -1, -1) if np.ndim(mask) == 4 else self._t(mask)[None].expand(n, -1, -1, -1)
-        adam = cfg.optimizer == "adam"
-        z_t, c_t = self._t(state.z_tilde()), self._t(state.c_tilde())
-        width = self.z_dim + self.c_dim
-        if adam and state.m is not None:
-            m, v, t = self._t(state.m), self._t(state.v), float(state.t)
-        else:
-            m, v, t = torch.zeros(n, width, device=self.device), torch.zeros(n, width, device=self.device), 0.0
-        scal = lambda x: torch.tensor(float(x), device=self.device)  # noqa: E731
-        lr, ad, anc, ec = scal(cfg.step_size), scal(adam), scal(cfg.anchor), scal(cfg.edit_c)
-        z_anchor = z_t.clone()
-        t_t = scal(t)
-        trace, imgs = [], []
-        for _ in range(cfg.steps):
-            z_t, c_t, image, d, m, v, t_t = latent_step(self.G, z_t, c_t, sk, mk, lr, m, v, t_t, ad, z_anchor,
-                                                        anc, ec, cfg.beta1, cfg.beta2, cfg.eps)
-            trace.append(d.cpu().numpy())
-            if frames:
-                imgs.append(image.cpu().numpy())
-        new = EditState.from_tilde(z_t.cpu().numpy(), c_t.cpu().numpy(),
-                                   m.cpu().numpy() if adam else None, v.cpu().numpy() if adam else None,
-                                   int(round(float(t_t))) if adam else 0)
-        if cfg.project_c and self.schema is not None and self.c_dim:
-            new.c = self.schema.project(new.c)
-        with torch.no_grad():
-            image = self.G(self._t(new.z), self._t(new.c))
-            d = edit_distance(image, sk, mk).cpu().numpy()
-        trace.append(d)
-        if frames:
-            imgs.append(image.cpu().numpy())
-        return StepResult(new, image.cpu().numpy(), d, np.stack(trace), imgs if frames else None)
+        """`cfg.steps` steps from `state` toward the sketch [N or 1, 3, R, R] / mask [N or 1, 1, R, R]."""
+        return editing.latent_edit(self.backend, state, sketch, mask, cfg, frames=frames)
 
     def edit_restarts(self, state: EditState, sketch, mask, cfg: EditConfig, rng: np.random.Generator,
                       frames: bool = False) -> StepResult:
-        """Batch mode with `cfg.restarts` starts: the given state plus random z's (same c); keeps
-        the start whose final Dist, averaged over the batch, is lowest."""
-        best = self.edit(state, sketch, mask, cfg, frames)
-        for _ in range(cfg.restarts - 1):
-            alt = EditState(sample_z(len(state), self.z_dim, rng), state.c.copy())
-            r = self.edit(alt, sketch, mask, cfg, frames)
-            if r.dist.mean() < best.dist.mean():
-                best = r
-        return best
+        """Batch mode: the lowest final Dist of `cfg.restarts` starts (`neuedit.editing`)."""
+        return editing.latent_edit_restarts(self.backend, state, sketch, mask, cfg, rng, frames)

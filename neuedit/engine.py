@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle as bundle_mod
+from . import editing
 from .data import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
+from .editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
 from .schema import Schema
-from .sketch import dist as edit_dist
 from .state import EditConfig, EditState
 from neuedit.errors import NeueditError, UsageError
 
@@ -37,8 +38,6 @@ G1_INPUTS = ("z", "c")
 G1_OUTPUTS = ("image",)
 G2_INPUTS = ("image", "sketch", "mask")
 G2_OUTPUTS = ("edited",)  # ONNX names must be unique: "image" is the input
-STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
-STEP_OUTPUTS = ("z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next")
 GRAPH_FILES = {"g1": "g1.onnx", "g2": "g2.onnx", "latent_step": "latent_step.onnx"}
 GRAPH_NET = {"g1": "g1", "g2": "g2", "latent_step": "g1"}  # the network whose weights a graph holds
 SCALARS = ("lr", "t", "adam", "anchor", "edit_c")  # latent_step's 0-d float inputs
@@ -207,29 +206,24 @@ class Engine:
         outs = sess.run(None, {k: np.asarray(feeds[k], np.float32, order="C") for k in names})
         return dict(zip(graph_outputs(graph, self.c_dim), outs))
 
-    def _batch(self, a, n: int, channels: int, what: str) -> np.ndarray:
-        """[N|1, ch, R, R] or [ch, R, R] -> [n, ch, R, R] float32."""
-        a = np.asarray(a, np.float32)
-        if a.ndim == 3:
-            a = a[None]
-        r = self.resolution
-        if a.ndim != 4 or a.shape[1:] != (channels, r, r) or len(a) not in (1, n):
-            raise UsageError(f"{what} must be [{n} or 1, {channels}, {r}, {r}], got {list(a.shape)}")
-        return np.ascontiguousarray(np.broadcast_to(a, (n, channels, r, r)))  # once, not per step
+    # ---- the editing core's backend (`neuedit.editing.Backend`) ----------------------------------
+    @property
+    def has_g2(self) -> bool:
+        return "g2" in self._sessions
+
+    def edit2(self, image, sketch, mask) -> np.ndarray:
+        return self._run("g2", {"image": image, "sketch": sketch, "mask": mask})["edited"]
+
+    def step(self, feeds: dict) -> dict:
+        out = self._run("latent_step", feeds)
+        if not self.c_dim:
+            out["c_t_next"] = feeds["c_t"]
+        return out
 
     # ---- public API ------------------------------------------------------------------------------
     def generate(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1] (c may be None when C is 0)."""
-        z = np.asarray(z, np.float32)
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise UsageError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
-        if c is None and self.c_dim == 0:
-            c = np.zeros((len(z), 0), np.float32)
-        c = np.asarray(c, np.float32)
-        if self.c_dim == 0 and c.size == 0:
-            c = c.reshape(len(z), 0)
-        if c.ndim != 2 or c.shape != (len(z), self.c_dim):
-            raise UsageError(f"c must be [{len(z)}, {self.c_dim}], got {list(c.shape)}")
+        z, c = editing.check_z_c(self, z, c)
         return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]
 
     def render(self, state: EditState) -> np.ndarray:
@@ -239,57 +233,14 @@ class Engine:
     def two_stage_edit(self, source, sketch, mask) -> np.ndarray:
         """G2 over `source` (an EditState, rendered by G1 first, or images [N, 3, R, R] in
         [-1, 1]) with sketch [N|1, 3, R, R] and mask [N|1, 1, R, R] -> image [N, 3, R, R]."""
-        if "g2" not in self._sessions:
+        if not self.has_g2:
             raise EngineError(f"bundle {self.name} has no two-stage graph (g2.onnx)")
-        image = self.render(source) if isinstance(source, EditState) else np.asarray(source, np.float32)
-        if image.ndim == 3:
-            image = image[None]
-        r = self.resolution
-        if image.ndim != 4 or image.shape[1:] != (3, r, r):
-            raise UsageError(f"source image must be [N, 3, {r}, {r}], got {list(image.shape)}")
-        if not np.all(np.isfinite(image)):
-            raise UsageError("source image contains NaN or infinity")
-        n = len(image)
-        return self._run("g2", {"image": np.clip(image, -1, 1), "sketch": self._batch(sketch, n, 3, "sketch"),
-                                "mask": self._batch(mask, n, 1, "mask")})["edited"]
+        return editing.two_stage(self, source, sketch, mask)
 
-    def latent_edit(self, state: EditState, sketch, mask, steps: int, cfg: EditConfig = EditConfig()):
-        """`steps` latent-optimisation steps, as `neuedit.editor.LatentEditor.edit` takes them.
-
-        Returns (new state, image [N, 3, R, R] of the new state, dist [N] of that image,
-        trace [steps + 1, N]: Dist before each step and after the last). Adam moments carry
-        over in the returned state, so successive calls continue one optimisation.
-        """
+    def latent_edit(self, state: EditState, sketch, mask, steps: int, cfg: EditConfig = EditConfig()) -> StepResult:
+        """`steps` latent-optimisation steps, as `neuedit.editor.LatentEditor.edit` takes them
+        (`neuedit.editing.latent_edit`): the new state, its image [N, 3, R, R], its Dist [N] and
+        the trace [steps + 1, N]. Adam moments carry over in the returned state."""
         if "latent_step" not in self._sessions:
             raise EngineError(f"bundle {self.name} has no latent-editor graph (latent_step.onnx)")
-        if steps < 0:
-            raise UsageError("steps must be >= 0")
-        state.validate(self.z_dim, self.c_dim)
-        n, width = len(state), self.z_dim + self.c_dim
-        sk, mk = self._batch(sketch, n, 3, "sketch"), self._batch(mask, n, 1, "mask")
-        adam = cfg.optimizer == "adam"
-        z_t, c_t = state.z_tilde(), state.c_tilde()
-        if adam and state.m is not None:
-            m, v, t = state.m, state.v, np.float32(state.t)
-        else:
-            m, v, t = np.zeros((n, width), np.float32), np.zeros((n, width), np.float32), np.float32(0)
-        scal = lambda x: np.asarray(x, np.float32)  # noqa: E731  0-d inputs
-        fixed = {"sketch": sk, "mask": mk, "lr": scal(cfg.step_size), "adam": scal(float(adam)),
-                 "z_anchor": z_t, "anchor": scal(cfg.anchor), "edit_c": scal(float(cfg.edit_c))}
-        trace = []
-        for _ in range(steps):
-            out = self._run("latent_step", {**fixed, "z_t": z_t, "c_t": c_t, "m": m, "v": v, "t": scal(t)})
-            z_t, m, v, t = out["z_t_next"], out["m_next"], out["v_next"], out["t_next"]
-            if self.c_dim:
-                c_t = out["c_t_next"]
-            trace.append(out["dist"])
-        new = EditState.from_tilde(z_t, c_t, m if adam else None, v if adam else None,
-                                   int(round(float(t))) if adam else 0)
-        if cfg.project_c and self.c_dim:
-            new.c = self.schema.project(new.c)
-        image = self.generate(new.z, new.c)
-        d = edit_dist(image, sk, mk).astype(np.float32)
-        trace.append(d)
-        return new, image, d, np.stack(trace)
-
-
+        return editing.latent_edit(self, state, sketch, mask, cfg, steps=steps)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .sketch import dist as edit_distance  # noqa: F401  Dist: one definition for numpy and torch
+
 
 def d_adv_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """L_adv(D) = -E[log D(x)] - E[log(1 - D(G(z, c)))], D = sigmoid(logit)."""
@@ -62,18 +64,6 @@ def gradient_penalty(logit: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 def l2_reg(params) -> torch.Tensor:
     """L2(theta) = sum of squared weights."""
     return sum((p.float() ** 2).sum() for p in params)
-
-
-def edit_distance(image: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Dist(I, I') = sum |(I - I') * M| / (1 + sum |M| / sqrt(3)), per image.
-
-    image, sketch [N, 3, H, W] in the model's value range; mask [N, 1, H, W] in [0, 1].
-    The report's M_ij is the RGB vector [1, 1, 1] on a stroke, so |M_ij| / sqrt(3) is 1 per
-    stroke pixel: the denominator is 1 + the number of stroke pixels and the numerator the
-    L1 distance over the stroke's channels. Returns [N].
-    """
-    num = ((image - sketch) * mask).abs().flatten(1).sum(1)
-    return num / (1.0 + mask.abs().flatten(1).sum(1))
 
 
 def masked_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from neuedit import bundle as bundle_mod
 from neuedit import pairs as P
-from neuedit.compare.projection import project
+from neuedit.editing import project
 from neuedit.compare.truth_draw import target_state
 from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range
 from neuedit.editor import LatentEditor
@@ -133,7 +133,7 @@ def main():
           P.reshape_pair(data.images[i], edges[i], 4, rng, fill="blur") for k, i in enumerate(photos)]
     source, target = to_unit_range(np.stack([p.source for p in rp])), to_unit_range(np.stack([p.target for p in rp]))
     sk2, mk2 = (np.stack(a) for a in zip(*(from_rgba(p.sketch, R) for p in rp)))
-    start, _, _ = project(G1, source, 200, rng=rng, schema=b.schema)
+    start = project(latent.backend, source, 200, rng=rng).state
     one_real = latent.edit(start, sk2, mk2, adam).image
     labelled_rows([source, over(source, sk2, mk2), target, one_real, two.edit(source, sk2, mk2)],
                   ["photo", "with strokes", "target"] + [one_name + " from projection", "two-stage"]

@@ -102,8 +102,9 @@ def _latent_rows(eng: Engine, steps: int, cfg: EditConfig, payloads: list) -> li
     state = EditState(np.concatenate([s.z for s in states]), np.concatenate([s.c for s in states]),
                       np.concatenate([s.m for s in states]) if adam else None,
                       np.concatenate([s.v for s in states]) if adam else None, states[0].t)
-    new, image, d, _ = eng.latent_edit(state, np.concatenate([p[1] for p in payloads]),
-                                       np.concatenate([p[2] for p in payloads]), steps, cfg)
+    r = eng.latent_edit(state, np.concatenate([p[1] for p in payloads]),
+                        np.concatenate([p[2] for p in payloads]), steps, cfg)
+    new, image, d = r.state, r.image, r.dist
     out = []
     for i in range(len(payloads)):
         row = new.row(i)

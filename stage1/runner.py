@@ -258,8 +258,11 @@ def _unwrap(m):
 
 def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
     """Copy a bundle's weights into fresh networks before step 0 (`--init-from`): `targets` maps
-    a bundle key ("g1", "d", "g2") to (module, spec) or (module, spec, required). Architectures
-    must match; optimisers stay fresh. Returns the keys loaded."""
+    a bundle key ("g1", "d", "g2") to (module, spec) or (module, spec, required). Optimisers stay
+    fresh. The architectures must match, or the run's network must *extend* the bundle's (same
+    name, every bundle tensor present with its shape, e.g. D with a projection head added): the
+    new tensors keep their initialisation. Returns the keys loaded."""
+    from safetensors.torch import load_file
     from neuedit import bundle as bundle_mod
     b = bundle_mod.read(bundle_dir)
     loaded = []
@@ -269,15 +272,21 @@ def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
             if req and req[0]:
                 raise UsageError(f"--init-from {b.path}: the bundle has no {key!r} network")
             continue
-        if net.name != spec["name"] or net.kwargs != json.loads(json.dumps(spec.get("kwargs"))):
-            raise UsageError(f"--init-from {b.path}: its {key} is {net.name} {net.kwargs}, "
-                             f"this run builds {spec['name']} {spec.get('kwargs')}; use the same --preset and schema")
         if net.weights is None:
             raise UsageError(f"--init-from {b.path}: it holds no {key} weights (a serve-only bundle has none)")
-        _unwrap(module).load_state_dict(bundle_mod.load_module(b, key, device=next(module.parameters()).device).state_dict())
-        loaded.append(key)
+        mismatch = UsageError(f"--init-from {b.path}: its {key} is {net.name} {net.kwargs}, this run builds "
+                              f"{spec['name']} {spec.get('kwargs')}; use the same --preset and schema")
+        if net.name != spec["name"]:
+            raise mismatch
+        state = load_file(str(b.file(key)), device=str(next(module.parameters()).device))
+        own = _unwrap(module).state_dict()
+        if any(k not in own or own[k].shape != v.shape for k, v in state.items()):
+            raise mismatch
+        fresh = sorted(set(own) - set(state))
+        _unwrap(module).load_state_dict(state, strict=False)
+        loaded.append(key + (f" (new: {', '.join(fresh)})" if fresh else ""))
     log(f"initialised {', '.join(loaded) or 'nothing'} from {b.path}")
-    return loaded
+    return [k.split(" ")[0] for k in loaded]
 
 
 def lr_at(step: int, lr: float, lr_end: float, decay_start: int, iterations: int) -> float:

@@ -85,7 +85,8 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
     ed = LatentEditor(load_module(exported, "g1"), exported.schema)
     sketch, mask = strokes
     st = sample_state(2, e.z_dim, e.schema, np.random.default_rng(2))
-    new, image, dist, trace = e.latent_edit(st, sketch, mask, 5, cfg)
+    r = e.latent_edit(st, sketch, mask, 5, cfg)
+    new, image, dist, trace = r.state, r.image, r.dist, r.trace
     ref = ed.edit(st, sketch, mask, cfg)
     assert np.abs(new.z - st.z).max() > 1e-3  # the edit moved z
     np.testing.assert_allclose(new.z, ref.state.z, atol=1e-4)
@@ -99,7 +100,7 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
         np.testing.assert_allclose(new.m, ref.state.m, atol=1e-6)
         # the moments travel in the state: three more steps continue the same optimisation
         cont = EditConfig("adam", steps=3, anchor=cfg.anchor, edit_c=cfg.edit_c)
-        new2, *_ = e.latent_edit(new, sketch, mask, 3, cont)
+        new2 = e.latent_edit(new, sketch, mask, 3, cont).state
         ref2 = ed.edit(ref.state, sketch, mask, cont)
         assert new2.t == 8
         np.testing.assert_allclose(new2.z, ref2.state.z, atol=1e-4)
@@ -110,7 +111,8 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
 def test_latent_edit_zero_steps_renders_the_state(tiny_exported, strokes):
     e = Engine(tiny_exported.path)
     st = sample_state(1, e.z_dim, e.schema, np.random.default_rng(3))
-    new, image, dist, trace = e.latent_edit(st, *strokes, 0)
+    r = e.latent_edit(st, *strokes, 0)
+    new, image, trace = r.state, r.image, r.trace
     assert trace.shape == (1, 1)
     np.testing.assert_allclose(image, e.generate(new.z, new.c), atol=1e-6)
     np.testing.assert_allclose(new.z, st.z, atol=1e-6)  # c moves by the 1e-4 clip of its logit only

@@ -187,8 +187,9 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     status, e2 = await post(client, "/api/edit", {**body, "steps": 2, "state": e1["state"]})
     assert status == 200, e2
     cfg = EditConfig(optimizer="adam", lr=0.1)
-    s1, _, d1, _ = eng.latent_edit(state, sketch[None], mask[None], 3, cfg)
-    s2, img2, d2, _ = eng.latent_edit(s1, sketch[None], mask[None], 2, cfg)
+    r1 = eng.latent_edit(state, sketch[None], mask[None], 3, cfg)
+    r2 = eng.latent_edit(r1.state, sketch[None], mask[None], 2, cfg)
+    s2, img2, d1, d2 = r2.state, r2.image, r1.dist, r2.dist
     got = EditState.from_dict(e2["state"])
     np.testing.assert_allclose(got.z, s2.z, atol=1e-6)
     np.testing.assert_allclose(got.c, s2.c, atol=1e-6)

@@ -32,7 +32,7 @@ disk), `truth_draw` (`make_truth`, from a seed), `truth_scoring`, `truth_report`
 from __future__ import annotations
 
 from .config import REAL, SOURCE, TARGET, TWO_STAGE, CompareConfig, latent_name
-from .projection import project
+from ..editing import project  # noqa: F401  (photo projection: the editing core's)
 from .run import compare
 from .sketches import cumulative
 from .stats import aggregate, paired

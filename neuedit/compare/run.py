@@ -49,12 +49,12 @@ def set_up(bundle, check, cfg: CompareConfig, out: str | Path, sources: list, lo
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     editors = Editors(b, cfg)
-    if cfg.two_stage and editors.G2 is None:
+    if cfg.two_stage and not editors.backend.has_g2:
         log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
     if cfg.latent_steps and any(s.kind == "real" for s in sources):
         log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
             f"({cfg.project_steps} Adam steps)...")
-    return b, out, editors, prepare_sources(editors.G1, sources, cfg, b.schema)
+    return b, out, editors, prepare_sources(editors.backend, sources, cfg)
 
 
 def write_config(out: Path, cfg: CompareConfig, info: dict) -> None:

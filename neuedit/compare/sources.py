@@ -5,13 +5,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..data import to_unit_range
 from ..state import EditState
 from ..tasks import Source
 from .config import CompareConfig
-from .projection import project
+from ..editing import project
 
 
 @dataclass
@@ -22,12 +21,13 @@ class Prepared:
     start_images: np.ndarray  # [N, 3, R, R] G1(start): the latent editor's image before the edit
     start_l1: np.ndarray      # [N] mean |G1(start) - before| (the projection's error; 0 for samples)
     project_ms: float         # projection time per real image (batched), nan without real sources
-    projections: list[dict]   # per real source: file, state, mse
+    projections: list[dict]   # per real source: file, state, dist, l1
 
 
-def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Prepared:
-    """Render the samples with G1 and project the photos (all at once, timed) -> Prepared."""
-    r = G1.resolution
+def prepare_sources(backend, sources: list[Source], cfg: CompareConfig) -> Prepared:
+    """Render the samples with G1 and project the photos (all at once, timed) -> Prepared.
+    `backend`: the editing core's (`neuedit.editing.Backend`)."""
+    r = backend.resolution
     before = np.zeros((len(sources), 3, r, r), np.float32)
     starts: list[EditState | None] = [None] * len(sources)
     samples = [i for i, s in enumerate(sources) if s.kind == "sample"]
@@ -35,8 +35,7 @@ def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Pr
     if samples:
         z = np.concatenate([sources[i].state.z for i in samples])
         c = np.concatenate([sources[i].state.c for i in samples])
-        with torch.no_grad():
-            before[samples] = G1(torch.from_numpy(z), torch.from_numpy(c)).numpy()
+        before[samples] = backend.generate(z, c)
         for i in samples:
             starts[i] = EditState(sources[i].state.z, sources[i].state.c)
     start_l1 = np.zeros(len(sources), np.float32)
@@ -47,15 +46,16 @@ def prepare_sources(G1, sources: list[Source], cfg: CompareConfig, schema) -> Pr
         before[reals] = imgs
     if reals and cfg.latent_steps:  # only the latent editor starts from a projection
         known = [sources[i].c for i in reals]
-        c0 = np.stack(known) if G1.c_dim and all(k is not None for k in known) else None
+        c0 = np.stack(known) if backend.c_dim and all(k is not None for k in known) else None
         t = time.perf_counter()
-        st, rec, mse = project(G1, imgs, cfg.project_steps, rng=np.random.default_rng([cfg.seed, 7]), c0=c0,
-                               schema=schema, lr=cfg.project_lr, candidates=cfg.project_candidates)
+        res = project(backend, imgs, cfg.project_steps, rng=np.random.default_rng([cfg.seed, 7]), c0=c0,
+                      lr=cfg.project_lr, candidates=cfg.project_candidates)
+        st, rec = res.state, res.image
         project_ms = 1e3 * (time.perf_counter() - t) / len(reals)
         for j, i in enumerate(reals):
             starts[i] = st.row(j)
             start_images[i] = rec[j]
             start_l1[i] = float(np.abs(rec[j] - imgs[j]).mean())
-            projections.append({"file": sources[i].file, "mse": float(mse[j]), "l1": float(start_l1[i]),
+            projections.append({"file": sources[i].file, "dist": float(res.dist[j]), "l1": float(start_l1[i]),
                                 "state": st.row(j).to_dict()})
     return Prepared(before, starts, start_images, start_l1, project_ms, projections)

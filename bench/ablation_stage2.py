@@ -26,7 +26,7 @@ from neuedit import pairs as P  # noqa: E402
 from neuedit.data import DataConfig, load_dataset  # noqa: E402
 from neuedit.losses import edit_distance, masked_l1  # noqa: E402
 from neuedit.schema import empty  # noqa: E402
-from neuedit.stage1.runner import RunConfig  # noqa: E402
+from neuedit.training import RunConfig  # noqa: E402
 from neuedit.stage2.batches import PairMix, pair_tensors  # noqa: E402
 from neuedit.stage2.train import Stage2Config, Stage2LossConfig, fit  # noqa: E402
 from neuedit.strokes import edge_map  # noqa: E402

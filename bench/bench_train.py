@@ -17,18 +17,18 @@ from common import print_table, timeit, write_json  # noqa: E402
 
 from neuedit import presets  # noqa: E402
 from neuedit.nets import build, count_params  # noqa: E402
-from neuedit.stage1.train import LossConfig, d_loss_terms, g_loss_terms, Batch  # noqa: E402
+from neuedit.training import LossConfig, d_loss_terms, g_loss_terms  # noqa: E402
 
 
 def one_step(G, D, opt_G, opt_D, batch, alpha, cfg):
     with torch.no_grad():
-        x_fake = G(batch.z, batch.c_fake)
-    d = d_loss_terms(D, batch.x_real, x_fake, batch.c_real, batch.c_fake, alpha, cfg)
+        x_fake = G(batch["z"], batch["c_fake"])
+    d = d_loss_terms(D, batch["x_real"], x_fake, batch["c_real"], batch["c_fake"], alpha, cfg)
     opt_D.zero_grad()
     d["L_D"].backward()
     opt_D.step()
     D.requires_grad_(False)
-    g = g_loss_terms(G, D, batch, cfg)
+    g = g_loss_terms(G, D, batch["z"], batch["c_fake"], cfg)
     opt_G.zero_grad()
     g["L_G"].backward()
     opt_G.step()
@@ -53,8 +53,8 @@ def main():
             D = build(presets.d_spec(p, args.c_dim)).to(dev)
             opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
             n, r = args.batch, p.resolution
-            batch = Batch(torch.randn(n, 3, r, r, device=dev).tanh(), torch.zeros(n, args.c_dim, device=dev),
-                          torch.randn(n, 128, device=dev), torch.zeros(n, args.c_dim, device=dev))
+            batch = {"x_real": torch.randn(n, 3, r, r, device=dev).tanh(), "c_real": torch.zeros(n, args.c_dim, device=dev),
+                     "z": torch.randn(n, 128, device=dev), "c_fake": torch.zeros(n, args.c_dim, device=dev)}
             alpha = torch.rand(n, 3, r, r, device=dev)
 
             def step():

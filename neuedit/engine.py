@@ -31,7 +31,7 @@ from .data import image_to_model as resize_image  # noqa: F401  (the engine's ph
 from .editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
 from .schema import Schema
 from .state import EditConfig, EditState
-from neuedit.errors import NeueditError, UsageError
+from neuedit.errors import NeueditError
 
 # ---- the graph contract, shared with neuedit.export (which imports these) -----------------
 G1_INPUTS = ("z", "c")

@@ -126,12 +126,7 @@ class TaskSet:
     # ---- disk -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the set into folder `path` (files a previous set there named are removed first)."""
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        old = p / "tasks.json"
-        if old.is_file():
-            for f in _named_files(json.loads(old.read_text())):
-                (p / f).unlink(missing_ok=True)
+        p = clear_folder(path, "tasks.json")
         doc = dict(self.meta)
         doc["tasks"] = [_task_doc(t, p) for t in self.tasks]
         doc["chains"] = [_chain_doc(c, p) for c in self.chains]
@@ -320,31 +315,63 @@ def _sample_source(bundle, rng: np.random.Generator) -> Source:
     return Source("sample", state=st, c=st.c[0].copy())
 
 
+def clear_folder(path: str | Path, doc: str, named=None) -> Path:
+    """Make folder `path` and remove the files its previous set's `doc` (JSON) named, as listed
+    by `named(doc_dict)` (default: a task set's) -> the folder."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    old = p / doc
+    if old.is_file():
+        for f in (named or _named_files)(json.loads(old.read_text())):
+            (p / f).unlink(missing_ok=True)
+    return p
+
+
+def set_meta(bundle, cfg, data: list[DataConfig], edges: str, fmt: str, version: int, **extra) -> dict:
+    """What a task set records of how it was drawn: format, seed, config, bundle, data, edges."""
+    return {"format": fmt, "version": version, "seed": cfg.seed, "config": cfg.to_dict(),
+            "bundle": {"name": bundle.name, "z_dim": bundle.z_dim, "c_dim": bundle.c_dim,
+                       "resolution": bundle.resolution, "schema": bundle.schema.name},
+            "data": [{"root": str(d.root), "layout": d.layout, "pair_image": d.pair_image, "labels": d.labels}
+                     for d in data],
+            "edges": edges, **extra}
+
+
+def pool_for(bundle, data: DataConfig | list[DataConfig] | None, pool_cfg, edges: str, default_edges: str,
+             need_images: bool, need_edges: bool, missing: str) -> tuple[list[DataConfig], Pool, str]:
+    """The data folders at the bundle's resolution, the real images a task set draws from, and
+    where its line strokes come from ("pairs": the data's edge halves, else an edge detector).
+    `missing` is the error when `need_images` and no data is given."""
+    r = bundle.resolution
+    data = [] if data is None else [data] if isinstance(data, DataConfig) else list(data)
+    data = [replace(d, resolution=r) for d in data]
+    if not data:
+        if need_images:
+            raise UsageError(missing)
+        pool = Pool(np.zeros((0, r, r, 3), np.uint8), None, [], None)
+    else:
+        pool = load_pool(data, bundle.schema, pool_cfg)
+    if edges == "auto":
+        edges = "pairs" if pool.edge_halves is not None else default_edges
+    if edges == "pairs" and pool.edge_halves is None and need_edges:
+        raise UsageError("edges='pairs' needs paired data (layout 'pair')")
+    return data, pool, edges
+
+
 def make_tasks(bundle, data: DataConfig | list[DataConfig] | None, cfg: TaskConfig = TaskConfig(),
                user_sketches: str | Path | None = None) -> TaskSet:
     """Draw a task set for `bundle` (its z_dim, c_dim, schema and resolution) from real images
     `data` (one or more folders, read at the bundle's resolution) and optional user sketches
     (a folder of PNGs). The same arguments give the same set."""
     r = bundle.resolution
-    data = [] if data is None else [data] if isinstance(data, DataConfig) else list(data)
-    data = [replace(d, resolution=r) for d in data]
     users = sorted(Path(user_sketches).glob("*.png")) if user_sketches else []
     user_strokes = [read_user_sketch(u, r) for u in users]
     n_syn_real = sum(cfg.sources[i % len(cfg.sources)] == "real" for i in range(cfg.n))
     n_real = (n_syn_real + len(user_strokes) * cfg.sources.count("real")
               + sum(cfg.sources[j % len(cfg.sources)] == "real" for j in range(cfg.chains)))
     need_donors = cfg.n > 0 or cfg.chains > 0
-    if not data:
-        if n_real or need_donors:
-            raise UsageError("synthetic strokes and real sources need real images: give a data folder")
-        pool = Pool(np.zeros((0, r, r, 3), np.uint8), None, [], None)
-    else:
-        pool = load_pool(data, bundle.schema, cfg.pool)
-    edges = cfg.edges
-    if edges == "auto":
-        edges = "pairs" if pool.edge_halves is not None else cfg.strokes.edge_method
-    if edges == "pairs" and pool.edge_halves is None and need_donors:
-        raise UsageError("edges='pairs' needs paired data (layout 'pair')")
+    data, pool, edges = pool_for(bundle, data, cfg.pool, cfg.edges, cfg.strokes.edge_method, bool(n_real or need_donors),
+                                 need_donors, "synthetic strokes and real sources need real images: give a data folder")
 
     # partition the pool: real sources | held-out | donors (disjoint)
     perm = np.random.default_rng([cfg.seed, _PARTITION]).permutation(len(pool.images))
@@ -380,13 +407,6 @@ def make_tasks(bundle, data: DataConfig | list[DataConfig] | None, cfg: TaskConf
         rounds = tuple(_draw_stroke(cfg.kinds[(k + j) % len(cfg.kinds)], pool, donors, rng, cfg, one, edges, cache)
                        for k in range(cfg.rounds))
         chains.append(Chain(f"s{j:03d}", src, rounds))
-    meta = {
-        "format": FORMAT, "version": VERSION, "seed": cfg.seed, "config": cfg.to_dict(),
-        "bundle": {"name": bundle.name, "z_dim": bundle.z_dim, "c_dim": bundle.c_dim, "resolution": r,
-                   "schema": bundle.schema.name},
-        "data": [{"root": str(d.root), "layout": d.layout, "pair_image": d.pair_image, "labels": d.labels}
-                 for d in data],
-        "edges": edges, "user_sketches": [u.name for u in users],
-        "heldout": {"files": [pool.files[i] for i in held_idx]},
-    }
+    meta = set_meta(bundle, cfg, data, edges, FORMAT, VERSION, user_sketches=[u.name for u in users],
+                    heldout={"files": [pool.files[i] for i in held_idx]})
     return TaskSet(meta, tasks, chains, pool.images[held_idx].copy())

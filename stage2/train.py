@@ -10,8 +10,8 @@ Two objectives (docs/method.md, "Stage two"):
   Dist + adversarial (DRAGAN) + keep-the-rest outside the dilated mask + self-supervised
   reconstruction.
 
-Stage one is frozen by default. The run machinery (seeding, data order, DDP, logs, grids,
-checkpoints, resume) is stage one's.
+Stage one is frozen by default. The loop and the run machinery (seeding, data order, DDP,
+logs, grids, checkpoints, resume) are `neuedit.training`'s.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ from neuedit.nets import build
 from neuedit.schema import Schema, empty as empty_schema
 from neuedit.state import sample_z
 from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
-from neuedit.stage1.runner import Run, RunConfig, drive, lr_at
-from neuedit.stage1.train import LossConfig, OptimConfig, TensorData, d_loss_terms
+from neuedit.training import LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms, train_loop
 from neuedit.errors import UsageError
 
 from .batches import PairBatcher, PairMix, pair_tensors
@@ -170,14 +169,120 @@ def corrupt(x: torch.Tensor, mask: torch.Tensor, other: torch.Tensor, k: int) ->
     return x * (1 - region) + other * region
 
 
-# ---- the loop -----------------------------------------------------------------------------------
-def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None = None) -> tuple[Run, dict]:
-    s1 = bundle_mod.read(cfg.stage1)
-    schema = Schema.from_dict(s1.meta["schema"])
+# ---- the stage -----------------------------------------------------------------------------------
+class Stage2(Stage):
+    """Stage two for `neuedit.training.train_loop`: a G2 phase, then a D2 phase."""
+
+    def __init__(self, cfg: Stage2Config, run: Run, images: ImageSet, s1):
+        self.cfg, self.run, self.s1 = cfg, run, s1
+        self.name = f"stage2 {cfg.name or s1.name}"
+        self.schema = Schema.from_dict(s1.meta["schema"])
+        preset = stage2_preset(cfg, s1)
+        self.source = SketchSource(images, cfg, run.is_main)
+        self.data = TensorData(images, run.device)
+        self.G1 = bundle_mod.load_module(s1, "g1", run.device)
+        if cfg.joint:
+            self.G1.train().requires_grad_(True)
+        self.g2_spec = presets.g2_spec(preset)
+        self.g2_spec["kwargs"]["residual"] = cfg.residual
+        d_spec = presets.d2_spec(preset) if cfg.objective == "pairs" else presets.d_spec(preset, 0)
+        self.G2, self.D2 = build(self.g2_spec).to(run.device), build(d_spec).to(run.device)
+        self.optim = o = cfg.optim
+        params = [{"params": self.G2.parameters()}]
+        if cfg.joint:
+            params.append({"params": self.G1.parameters(), "lr_scale": 0.1})
+        pairs = cfg.objective == "pairs"
+        self.phases = [Phase("G", self.G2, o.adam(params), self.g_pairs if pairs else self.g_strokes, "L_G2"),
+                       Phase("D", self.D2, o.adam(self.D2.parameters()), self.d_pairs if pairs else self.d_strokes, "L_D2")]
+        self.modules = {"G2": self.G2, "D2": self.D2, **({"G1": self.G1} if cfg.joint else {})}
+        self.G2_t, self.D2_t = run.wrap(self.G2), run.wrap(self.D2)
+        self.R, self.n_img = s1.resolution, len(images)
+        self.d_cfg = LossConfig(l_adv=1.0, l_gp=cfg.loss.l_gp, l_reg=cfg.loss.l_reg, cls_on_fake=False)
+        self.batcher = PairBatcher(images.images, self.source.edges, self.G1, s1.z_dim, self.schema, cfg.mix, run.device)
+        self.fixed = fixed_pairs(self.batcher, self.R, run.device) if pairs else \
+            fixed_examples(self.source, self.G1, s1, self.schema, run, cfg, self.R)
+        self.plot_keys = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_adv_G2", "L_D2"] if pairs else \
+            ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"]
+
+    # ---- a step's inputs ----
+    def batch(self, step: int) -> dict:
+        run, cfg = self.run, self.cfg
+        rng = run.numpy_rng(step)
+        idx = run.batch_indices(self.n_img, step)
+        if cfg.objective == "pairs":
+            with torch.no_grad():
+                return pair_tensors(self.batcher.pairs(idx.cpu().numpy(), rng), self.R, run.device)
+        g = run.generator(step)
+        n = len(idx)
+        x_real, _ = self.data.get(idx, torch.rand(n, generator=g, device=run.device) < 0.5)
+        i1 = self.make_i1(step, rng, n)
+        # strokes from *other* real images: colours and shapes the edit should move toward
+        src = rng.integers(0, self.n_img, n)
+        sk, mk = (torch.from_numpy(a).to(run.device) for a in self.source.sketches(src, rng, cfg.strokes, self.R))
+        rec = None
+        if cfg.loss.l_rec > 0:
+            # self-supervised pairs: a real image with its stroke region replaced; its own strokes
+            sk_t, mk_t = (torch.from_numpy(a).to(run.device)
+                          for a in self.source.sketches(idx.cpu().numpy(), rng, cfg.strokes, self.R))
+            x_t = self.data.get(idx, None)[0]
+            rec = (corrupt(x_t, mk_t, i1.detach(), cfg.loss.dilate), sk_t, mk_t, x_t)
+        alpha = torch.rand(x_real.shape, generator=g, device=run.device)  # per pixel, as stage one
+        return {"x_real": x_real, "i1": i1, "sketch": sk, "mask": mk, "rec": rec, "alpha": alpha}
+
+    def make_i1(self, step: int, rng: np.random.Generator, n: int) -> torch.Tensor:
+        if rng.random() < self.cfg.p_real:
+            idx = self.run.batch_indices(self.n_img, step + 7919)  # another draw of real images than x_real
+            return self.data.get(idx, None)[0]
+        z = torch.from_numpy(sample_z(n, self.s1.z_dim, rng)).to(self.run.device)
+        c = torch.from_numpy(self.schema.sample(n, rng)).to(self.run.device)
+        with torch.set_grad_enabled(self.cfg.joint):
+            return self.G1(z, c)
+
+    # ---- the phases (the G2 phase leaves its edit in the batch for the D2 phase) ----
+    def g_pairs(self, b: dict, step: int) -> dict:
+        terms, b["i2"] = g2_pair_loss_terms(self.G2_t, self.D2, b, self.cfg.loss)
+        return terms
+
+    def d_pairs(self, b: dict, step: int) -> dict:
+        return {"L_D2": d2_pair_loss(self.D2_t, b, b["i2"])}
+
+    def g_strokes(self, b: dict, step: int) -> dict:
+        terms, b["i2"] = g2_loss_terms(self.G2_t, self.D2, b["i1"], b["sketch"], b["mask"], b["rec"], self.cfg.loss)
+        return terms
+
+    def d_strokes(self, b: dict, step: int) -> dict:
+        empty = torch.zeros(len(b["i1"]), 0, device=self.run.device)
+        d = d_loss_terms(self.D2_t, b["x_real"], b["i2"].detach(), empty, empty, b["alpha"], self.d_cfg)
+        return {"L_D2": d["L_D"], "L_gp": d["L_gp"]}
+
+    # ---- grids and the bundle ----
+    def sample(self, step: int) -> None:
+        i1, sk, mk = self.fixed[:3]
+        self.G2.eval()
+        with torch.no_grad():
+            i2 = self.G2(i1, sk, mk)
+        self.G2.train()
+        over = i1 * (1 - mk) + sk * mk
+        # I1 | sketch over I1 | I2 (| target, for pairs), per example
+        rows = torch.stack([i1, over, i2, *self.fixed[3:]], 1).flatten(0, 1)
+        self.run.save_grid(step, rows.float().cpu().numpy(), nrow=2 * (3 + len(self.fixed[3:])))
+
+    def export(self, step: int) -> None:
+        write_bundle(self.run, self.cfg, self.s1, self.G1, self.G2, self.g2_spec, step)
+
+
+def stage2_preset(cfg: Stage2Config, s1) -> presets.Preset:
+    """G2/D2's preset (default: the stage-one bundle's), checked against the bundle and the data."""
     preset = presets.get(cfg.preset or s1.meta.get("preset", "demo"))
     if preset.resolution != s1.resolution or cfg.data.resolution != s1.resolution:
         raise UsageError(f"stage-one bundle is {s1.resolution}px; preset {preset.name} is {preset.resolution}px "
                          f"and data {cfg.data.resolution}px")
+    return preset
+
+
+def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None = None) -> tuple[Run, dict]:
+    s1 = bundle_mod.read(cfg.stage1)
+    stage2_preset(cfg, s1)  # before the run folder is touched
     run = Run(cfg.run, cfg.to_dict())
     torch.manual_seed(cfg.run.seed)
     if images is None:
@@ -185,114 +290,9 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
         images = load_dataset(cfg.data, empty_schema(), progress=run.is_main and run.cfg.progress)
         if run.is_main:
             print(f"data: {images.summary()}", flush=True)
-    source = SketchSource(images, cfg, run.is_main)
-    data = TensorData(images, run.device)
-    G1 = bundle_mod.load_module(s1, "g1", run.device)
-    if cfg.joint:
-        G1.train().requires_grad_(True)
-    g2_spec = presets.g2_spec(preset)
-    g2_spec["kwargs"]["residual"] = cfg.residual
-    d_spec = presets.d2_spec(preset) if cfg.objective == "pairs" else presets.d_spec(preset, 0)
-    G2, D2 = build(g2_spec).to(run.device), build(d_spec).to(run.device)
-    o = cfg.optim
-    params = [{"params": G2.parameters()}]
-    if cfg.joint:
-        params.append({"params": G1.parameters(), "lr_scale": 0.1})
-    opt_G = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2))
-    opt_D = torch.optim.Adam(D2.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
-    modules = {"G2": G2, "D2": D2, **({"G1": G1} if cfg.joint else {})}
-    optims = {"G": opt_G, "D": opt_D}
-    start = run.load_checkpoint(modules, optims)
-    run.truncate_log(start)
-    G2_t, D2_t = run.wrap(G2), run.wrap(D2)
-    R, n_img = s1.resolution, len(images)
-    d_cfg = LossConfig(l_adv=1.0, l_gp=cfg.loss.l_gp, l_reg=cfg.loss.l_reg, cls_on_fake=False)
-    batcher = PairBatcher(images.images, source.edges, G1, s1.z_dim, schema, cfg.mix, run.device)
-    fixed = fixed_pairs(batcher, R, run.device) if cfg.objective == "pairs" else \
-        fixed_examples(source, G1, s1, schema, run, cfg, R)
-
-    def make_i1(step: int, g: torch.Generator, rng: np.random.Generator, n: int) -> torch.Tensor:
-        if rng.random() < cfg.p_real:
-            idx = run.batch_indices(n_img, step + 7919)  # another draw of real images than x_real
-            return data.get(idx, None)[0]
-        z = torch.from_numpy(sample_z(n, s1.z_dim, rng)).to(run.device)
-        c = torch.from_numpy(schema.sample(n, rng)).to(run.device)
-        with torch.set_grad_enabled(cfg.joint):
-            return G1(z, c)
-
-    def pair_step(step: int) -> dict:
-        rng = run.numpy_rng(step)
-        idx = run.batch_indices(n_img, step).cpu().numpy()
-        with torch.no_grad():
-            b = pair_tensors(batcher.pairs(idx, rng), R, run.device)
-        D2.requires_grad_(False)
-        with run.autocast():
-            g_terms, i2 = g2_pair_loss_terms(G2_t, D2, b, cfg.loss)
-        opt_G.zero_grad(set_to_none=True)
-        g_terms["L_G2"].backward()
-        opt_G.step()
-        D2.requires_grad_(True)
-        with run.autocast():
-            L_D = d2_pair_loss(D2_t, b, i2)
-        opt_D.zero_grad(set_to_none=True)
-        L_D.backward()
-        opt_D.step()
-        return {k: v.item() for k, v in {**g_terms, "L_D2": L_D}.items()}
-
-    def step_fn(step: int) -> dict:
-        g, rng = run.generator(step), run.numpy_rng(step)
-        idx = run.batch_indices(n_img, step)
-        n = len(idx)
-        x_real, _ = data.get(idx, torch.rand(n, generator=g, device=run.device) < 0.5)
-        i1 = make_i1(step, g, rng, n)
-        # strokes from *other* real images: colours and shapes the edit should move toward
-        src = rng.integers(0, n_img, n)
-        sk, mk = (torch.from_numpy(a).to(run.device) for a in source.sketches(src, rng, cfg.strokes, R))
-        rec = None
-        if cfg.loss.l_rec > 0:
-            # self-supervised pairs: a real image with its stroke region replaced; its own strokes
-            ids = idx.cpu().numpy()
-            sk_t, mk_t = (torch.from_numpy(a).to(run.device) for a in source.sketches(ids, rng, cfg.strokes, R))
-            x_t = data.get(idx, None)[0]
-            rec = (corrupt(x_t, mk_t, i1.detach(), cfg.loss.dilate), sk_t, mk_t, x_t)
-        D2.requires_grad_(False)
-        with run.autocast():
-            g_terms, i2 = g2_loss_terms(G2_t, D2, i1, sk, mk, rec, cfg.loss)
-        opt_G.zero_grad(set_to_none=True)
-        g_terms["L_G2"].backward()
-        opt_G.step()
-        D2.requires_grad_(True)
-        alpha = torch.rand(x_real.shape, generator=g, device=run.device)  # per pixel, as stage one
-        empty = torch.zeros(n, 0, device=run.device)
-        with run.autocast():
-            d_terms = d_loss_terms(D2_t, x_real, i2.detach(), empty, empty, alpha, d_cfg)
-        opt_D.zero_grad(set_to_none=True)
-        d_terms["L_D"].backward()
-        opt_D.step()
-        return {k: v.item() for k, v in {**g_terms, "L_D2": d_terms["L_D"], "L_gp": d_terms["L_gp"]}.items()}
-
-    def on_sample(step: int) -> None:
-        i1, sk, mk = fixed[:3]
-        G2.eval()
-        with torch.no_grad():
-            i2 = G2(i1, sk, mk)
-        G2.train()
-        over = i1 * (1 - mk) + sk * mk
-        # I1 | sketch over I1 | I2 (| target, for pairs), per example
-        rows = torch.stack([i1, over, i2, *fixed[3:]], 1).flatten(0, 1)
-        run.save_grid(step, rows.float().cpu().numpy(), nrow=2 * (3 + len(fixed[3:])))
-
-    def on_checkpoint(step: int) -> None:
-        run.save_checkpoint(step, modules, optims)
-        write_bundle(run, cfg, s1, G1, G2, g2_spec, step)
-
-    logged = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_adv_G2", "L_D2"] if cfg.objective == "pairs" else \
-        ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"]
-    drive(run, start, cfg.run.iterations, pair_step if cfg.objective == "pairs" else step_fn, optims,
-          lambda step: lr_at(step, o.lr, o.lr_end, int(o.decay_start * cfg.run.iterations), cfg.run.iterations),
-          on_sample, on_checkpoint, logged,
-          stop_at, f"stage2 {cfg.name or s1.name}")
-    return run, modules
+    stage = Stage2(cfg, run, images, s1)
+    train_loop(run, stage, stop_at)
+    return run, stage.modules
 
 
 def fixed_pairs(batcher: PairBatcher, R: int, device):

@@ -66,7 +66,7 @@ def tiny_exported_empty(tiny_bundle_empty, tmp_path_factory):
 def trained_tiny_bundle(tmp_path_factory, data_dir):
     """A tiny stage-one bundle trained briefly on real faces (for edits that need a real G)."""
     from neuedit.data import DataConfig
-    from neuedit.stage1.runner import RunConfig
+    from neuedit.training import RunConfig
     from neuedit.stage1.train import Stage1Config, train
     out = tmp_path_factory.mktemp("trained") / "run"
     cfg = Stage1Config(

@@ -184,7 +184,7 @@ def test_stage1_write_bundle_writes_todays_layout(tmp_path):
     from neuedit.data import DataConfig
     from neuedit.nets import build
     from neuedit.schema import BUILTIN
-    from neuedit.stage1.runner import RunConfig
+    from neuedit.training import RunConfig
     from neuedit.stage1.train import Stage1Config, write_bundle
     cfg = Stage1Config(data=DataConfig("faces/", resolution=16), run=RunConfig(out=str(tmp_path)), preset="tiny",
                        z_dim=16, name="faces")

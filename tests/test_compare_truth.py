@@ -130,6 +130,7 @@ def test_reshape_lines_of_paired_data_come_from_its_drawings(data_dir):
 
 def test_truth_set_refuses_another_bundle(loud_bundle, tiny_bundle, tiny_bundle_empty, faces):
     from neuedit.compare.sources import prepare_sources
+    from neuedit.editor import TorchBackend
     from neuedit.compare import CompareConfig
     ts = make_truth(loud_bundle, faces, TruthConfig(real=1, samples=1, strokes=(1,), heldout=0, pool=20))
     assert ts.check(tiny_bundle) is ts  # same dimensions
@@ -137,7 +138,7 @@ def test_truth_set_refuses_another_bundle(loud_bundle, tiny_bundle, tiny_bundle_
         ts.check(tiny_bundle_empty)
     cfg = CompareConfig(project_steps=0, project_candidates=1)
     for b, ok in ((loud_bundle, True), (tiny_bundle, False)):  # the samples' targets are this G1's
-        prep = prepare_sources(bundle_mod.load_module(b, "g1"), [t.source for t in ts.tasks.tasks], cfg, b.schema)
+        prep = prepare_sources(TorchBackend.from_bundle(b, g2=False), [t.source for t in ts.tasks.tasks], cfg)
         if ok:
             ts.check_samples(prep.before)
         else:

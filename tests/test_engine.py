@@ -108,6 +108,20 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
         np.testing.assert_allclose(new.c, e.schema.project(st.c), atol=2e-4)  # c~ is logit of c clipped to 1e-4
 
 
+def test_photo_projection_is_the_same_on_both_backends(exported):
+    """The editing core's projection runs torch-free on the engine, step for step as on PyTorch."""
+    from neuedit import editing
+    from neuedit.editor import TorchBackend
+    e = Engine(exported.path)
+    photos = e.generate(*(lambda s: (s.z, s.c))(sample_state(2, e.z_dim, e.schema, np.random.default_rng(4))))
+    got = editing.project(e, photos, 15, rng=np.random.default_rng(0), candidates=4)
+    ref = editing.project(TorchBackend.from_bundle(exported, g2=False), photos, 15, rng=np.random.default_rng(0),
+                          candidates=4)
+    assert got.trace.shape == (16, 2) and (got.trace[-1] < got.trace[0]).all()  # it reconstructs better
+    np.testing.assert_allclose(got.state.z, ref.state.z, atol=1e-4)
+    np.testing.assert_allclose(got.dist, ref.dist, atol=1e-5)
+
+
 def test_latent_edit_zero_steps_renders_the_state(tiny_exported, strokes):
     e = Engine(tiny_exported.path)
     st = sample_state(1, e.z_dim, e.schema, np.random.default_rng(3))

@@ -11,8 +11,9 @@ from neuedit.data import DataConfig, load_dataset
 from neuedit.losses import d_hinge_loss, g_hinge_loss, r1_penalty
 from neuedit.nets import SNDiscriminator, UpGenerator
 from neuedit.schema import anime_faces
-from neuedit.stage1.runner import RunConfig
-from neuedit.stage1.train import LossConfig, OptimConfig, Stage1Config, fit, train
+from neuedit.training import RunConfig
+from neuedit.stage1.train import Stage1Config, fit, train
+from neuedit.training import LossConfig, OptimConfig
 
 CPU_LOSS = LossConfig(adv="hinge", penalty="none", l_adv=1.0, l_reg=0.0, augment="color,translation,cutout")
 
@@ -184,7 +185,7 @@ def test_unknown_recipe_settings_are_refused(tmp_path):
 
 
 def test_standing_stats_measure_the_given_inputs():
-    from neuedit.stage1.runner import standing_stats
+    from neuedit.stage1.train import standing_stats
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     xs = [torch.randn(16, 4, generator=torch.Generator().manual_seed(i)) * 0.5 for i in range(8)]
     standing_stats(net, lambda i: (xs[i],), batches=8)

@@ -11,7 +11,7 @@ import torch
 from neuedit import bundle as bundle_mod
 from neuedit.data import DataConfig, load_dataset
 from neuedit.schema import anime_faces
-from neuedit.stage1.runner import RunConfig
+from neuedit.training import RunConfig
 from neuedit.stage1.train import Stage1Config, fit, train
 
 

@@ -5,7 +5,7 @@ import torch
 from neuedit import bundle as bundle_mod
 from neuedit.data import DataConfig, image_to_model, load_dataset, to_unit_range
 from neuedit.schema import empty
-from neuedit.stage1.runner import RunConfig
+from neuedit.training import RunConfig
 from neuedit.stage2.train import SketchSource, Stage2Config, dilate, fit, train
 from neuedit.state import sample_state
 from neuedit.strokes import StrokeConfig

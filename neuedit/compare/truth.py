@@ -26,7 +26,7 @@ import numpy as np
 from ..bundle import atomic_write_bytes
 from ..errors import UsageError
 from ..state import EditState
-from ..tasks import TaskSet, _read_png, _write_png, read_doc
+from ..tasks import TaskSet, _read_png, _write_png, clear_folder, read_doc
 
 FORMAT = "neuedit-truth"
 VERSION = 1
@@ -84,12 +84,7 @@ class TruthSet:
     # ---- disk -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the set into folder `path` (files a previous set there named are removed first)."""
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        old = p / "truth.json"
-        if old.is_file():
-            for f in _named_files(json.loads(old.read_text())):
-                (p / f).unlink(missing_ok=True)
+        p = clear_folder(path, "truth.json", _named_files)
         self.tasks.save(p)
         groups, docs = {}, []
         for t, a in zip(self.tasks.tasks, self.answers):

@@ -13,7 +13,7 @@ Every draw comes from `np.random.default_rng([seed, stream, index, attempt])`.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from ..pairs import FILLS, PairConfig, changed_attribute, differ_pair, nearby_z,
 from ..state import EditState, sample_state
 from ..strokes import StrokeConfig
 from ..tasks import FORMAT as TASKS_FORMAT, VERSION as TASKS_VERSION
-from ..tasks import Pool, Source, Stroke, Task, TaskSet, _edge_lines, load_pool
+from ..tasks import Pool, Source, Stroke, Task, TaskSet, _edge_lines, pool_for, set_meta
 from ..sketch import from_rgba, to_rgba
 from .truth import Answer, TruthSet
 
@@ -146,20 +146,8 @@ def make_truth(bundle, data: DataConfig | list[DataConfig] | None, cfg: TruthCon
     """Draw a ground-truth set for `bundle` (its dimensions, schema, resolution and, for stage-one
     groups, its G1, loaded unless given) from held-out real images `data` (one or more folders,
     read at the bundle's resolution). The same arguments give the same set."""
-    r = bundle.resolution
-    data = [] if data is None else [data] if isinstance(data, DataConfig) else list(data)
-    data = [replace(d, resolution=r) for d in data]
-    if not data:
-        if cfg.real:
-            raise UsageError("real-photo tasks need held-out real images: give a data folder")
-        pool = Pool(np.zeros((0, r, r, 3), np.uint8), None, [], None)
-    else:
-        pool = load_pool(data, bundle.schema, cfg.pool)
-    edges = cfg.edges
-    if edges == "auto":
-        edges = "pairs" if pool.edge_halves is not None else StrokeConfig().edge_method
-    if edges == "pairs" and pool.edge_halves is None and cfg.real:
-        raise UsageError("edges='pairs' needs paired data (layout 'pair')")
+    data, pool, edges = pool_for(bundle, data, cfg.pool, cfg.edges, StrokeConfig().edge_method, cfg.real > 0,
+                                 cfg.real > 0, "real-photo tasks need held-out real images: give a data folder")
 
     # partition the photos: targets | held-out | donors (disjoint)
     perm = np.random.default_rng([cfg.seed, _PARTITION]).permutation(len(pool.images))
@@ -184,14 +172,7 @@ def make_truth(bundle, data: DataConfig | list[DataConfig] | None, cfg: TruthCon
             skipped += [] if got else [f"s{j:03d}"]
     if not drawn:
         raise UsageError(f"no ground-truth task could be drawn (groups without strokes: {', '.join(skipped)})")
-    meta = {
-        "format": TASKS_FORMAT, "version": TASKS_VERSION, "seed": cfg.seed, "config": cfg.to_dict(),
-        "bundle": {"name": bundle.name, "z_dim": bundle.z_dim, "c_dim": bundle.c_dim, "resolution": r,
-                   "schema": bundle.schema.name},
-        "data": [{"root": str(d.root), "layout": d.layout, "pair_image": d.pair_image, "labels": d.labels}
-                 for d in data],
-        "edges": edges, "user_sketches": [], "skipped_groups": skipped,
-        "heldout": {"files": [pool.files[i] for i in held_idx]},
-    }
+    meta = set_meta(bundle, cfg, data, edges, TASKS_FORMAT, TASKS_VERSION, user_sketches=[], skipped_groups=skipped,
+                    heldout={"files": [pool.files[i] for i in held_idx]})
     tasks = TaskSet(meta, [t for t, _ in drawn], [], pool.images[held_idx].copy())
     return TruthSet(tasks, [a for _, a in drawn])

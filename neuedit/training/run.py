@@ -1,7 +1,6 @@
-"""Training-run machinery shared by both stages: devices and DDP, per-step seeding,
+"""One process's view of a training run, for both stages: devices and DDP, per-step seeding,
 data order, atomic checkpoints and resume, CSV/TensorBoard logs, sample grids and loss plots.
-
-A trainer owns its networks, losses and phases; it asks a `Run` for everything else.
+The loop that drives it is `neuedit.training.loop`.
 """
 from __future__ import annotations
 
@@ -134,7 +133,7 @@ class Run:
         if not self.is_main:
             return
         state = {"step": step, "digest": self.digest,
-                 "modules": {k: _unwrap(m).state_dict() for k, m in modules.items()},
+                 "modules": {k: unwrap(m).state_dict() for k, m in modules.items()},
                  "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                  "torch_rng": torch.get_rng_state()}
         tmp = self.out / ".checkpoint.pt.tmp"
@@ -153,7 +152,7 @@ class Run:
             raise UsageError(f"{self.ckpt_path} was written by a run with a different configuration "
                              f"(digest {state.get('digest')} != {self.digest}); use a new --out folder")
         for k, m in modules.items():
-            _unwrap(m).load_state_dict(state["modules"][k])
+            unwrap(m).load_state_dict(state["modules"][k])
         for k, o in optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -240,6 +239,8 @@ class Run:
         if not rows:
             return
         keys = [k for k in keys if k in rows[0]]
+        if not keys:
+            return
         fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
         steps = [int(r["step"]) for r in rows]
         for ax, k in zip(axes[0], keys):
@@ -252,104 +253,26 @@ class Run:
         plt.close(fig)
 
 
-def _unwrap(m):
+def unwrap(m):
+    """The module inside a DistributedDataParallel wrapper (the module itself otherwise)."""
     return m.module if hasattr(m, "module") else m
 
 
-def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
-    """Copy a bundle's weights into fresh networks before step 0 (`--init-from`): `targets` maps
-    a bundle key ("g1", "d", "g2") to (module, spec) or (module, spec, required). Optimisers stay
-    fresh. The architectures must match, or the run's network must *extend* the bundle's (same
-    name, every bundle tensor present with its shape, e.g. D with a projection head added): the
-    new tensors keep their initialisation. Returns the keys loaded."""
-    from safetensors.torch import load_file
-    from neuedit import bundle as bundle_mod
-    b = bundle_mod.read(bundle_dir)
-    loaded = []
-    for key, (module, spec, *req) in targets.items():
-        net = b.info.networks.get(key)
-        if net is None:
-            if req and req[0]:
-                raise UsageError(f"--init-from {b.path}: the bundle has no {key!r} network")
-            continue
-        if net.weights is None:
-            raise UsageError(f"--init-from {b.path}: it holds no {key} weights (a serve-only bundle has none)")
-        mismatch = UsageError(f"--init-from {b.path}: its {key} is {net.name} {net.kwargs}, this run builds "
-                              f"{spec['name']} {spec.get('kwargs')}; use the same --preset and schema")
-        if net.name != spec["name"]:
-            raise mismatch
-        state = load_file(str(b.file(key)), device=str(next(module.parameters()).device))
-        own = _unwrap(module).state_dict()
-        if any(k not in own or own[k].shape != v.shape for k, v in state.items()):
-            raise mismatch
-        fresh = sorted(set(own) - set(state))
-        _unwrap(module).load_state_dict(state, strict=False)
-        loaded.append(key + (f" (new: {', '.join(fresh)})" if fresh else ""))
-    log(f"initialised {', '.join(loaded) or 'nothing'} from {b.path}")
-    return [k.split(" ")[0] for k in loaded]
+class TensorData:
+    """Training images held as one uint8 tensor on the training device; batches by index."""
 
+    def __init__(self, images, device):
+        self.images = torch.from_numpy(images.images).to(device)  # [N, H, W, 3] uint8
+        self.c = torch.from_numpy(images.c).to(device)
+        self.device = device
 
-def lr_at(step: int, lr: float, lr_end: float, decay_start: int, iterations: int) -> float:
-    """Constant `lr`, then linear decay to `lr_end` from `decay_start` to the last iteration (the report)."""
-    if step < decay_start or iterations <= decay_start:
-        return lr
-    frac = min(1.0, (step - decay_start) / max(1, iterations - decay_start))
-    return lr + (lr_end - lr) * frac
+    def __len__(self):
+        return len(self.images)
 
-
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) copied."""
-    with torch.no_grad():
-        for pe, p in zip(ema.parameters(), _unwrap(model).parameters()):
-            pe.lerp_(p.detach(), 1.0 - beta)
-        for be, b in zip(ema.buffers(), _unwrap(model).buffers()):
-            be.copy_(b)
-
-
-def standing_stats(G: torch.nn.Module, sample_inputs, batches: int = 32) -> torch.nn.Module:
-    """Recompute G's BatchNorm statistics as the mean over `batches` forward passes of
-    `sample_inputs(i) -> args` (standing statistics, as BigGAN does), in place; returns G in eval mode.
-
-    Why: the running statistics a training run ends with are an average of recent *training*
-    batches (and an EMA generator only copies G's); an editor samples z from a truncated prior
-    (|z| < 1, `neuedit.state.sample_z`), whose activations are smaller. Statistics measured on
-    the serving prior give sharp, correctly coloured samples (see docs/method.md §1)."""
-    bns = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return G.eval()
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the passes below
-    G.train()
-    with torch.no_grad():
-        for i in range(batches):
-            G(*sample_inputs(i))
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
-    return G.eval()
-
-
-def drive(run: Run, start: int, total: int, step_fn, optimizers: dict, lr_fn, on_sample, on_checkpoint,
-          plot_keys: list[str], stop_at: int | None = None, desc: str = "train") -> None:
-    """The loop both stages share: lr schedule, one `step_fn(step) -> scalars`, progress,
-    logs, sample grids + loss plots, checkpoints, and an early stop that behaves like a kill."""
-    run.start_progress(start, total, desc)
-    for step in range(start, total):
-        lr = lr_fn(step)
-        for opt in optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-        scalars = step_fn(step)
-        done = step + 1
-        run.tick(scalars)
-        if done % run.cfg.log_every == 0 or done == total:
-            run.log(done, {**scalars, "lr": lr})
-        if done % run.cfg.sample_every == 0 or done == total:
-            on_sample(done)
-            run.plot_losses(plot_keys)
-        if done % run.cfg.ckpt_every == 0 or done == total or done == stop_at:
-            on_checkpoint(done)
-        if done == stop_at:
-            break
-    run.close()
+    def get(self, idx: torch.Tensor, flip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> images [N, 3, R, R] in [-1, 1] (flipped where `flip`), labels c [N, C]."""
+        idx = idx.to(self.device)
+        x = self.images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if flip is not None:
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        return x, self.c[idx]

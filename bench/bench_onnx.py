@@ -116,7 +116,8 @@ def main(argv=None) -> int:
     import torch
     import onnxruntime as ort
     from neuedit import bundle as bundle_mod
-    from neuedit.export.onnx_export import export_bundle, example_inputs
+    from neuedit.export.onnx_export import export_bundle
+    from neuedit.export.parity import example_inputs
     from neuedit.testing import make_random_bundle
 
     torch.set_num_threads(args.threads)

@@ -25,7 +25,6 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +33,9 @@ from ..editor import latent_step
 from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
                       SCALARS, file_digest, graph_inputs, graph_outputs)
 from ..nets import Generator, UpGenerator
-from neuedit.errors import NeueditError, UsageError
+from neuedit.errors import NeueditError
+
+from .parity import check_graph, example_inputs
 
 OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
 
@@ -253,46 +254,6 @@ class _StepNoC(_Step):
 
 
 
-# ---- example inputs ---------------------------------------------------------------------------
-STEP_VARIANTS = ("adam", "gd", "adam_first")
-
-
-def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed: int = 0,
-                   variant: str = "adam") -> dict[str, np.ndarray]:
-    """Random inputs of `graph` (in the ranges the editors produce), keyed by input name.
-
-    `variant` (latent_step only): "adam" (moments under way, anchor on), "gd", or
-    "adam_first" (the first Adam step: zero moments, t 0, c frozen, so some gradients are
-    exactly zero and Adam's eps is all that keeps 0 / 0 away).
-    """
-    if variant not in STEP_VARIANTS:
-        raise UsageError(f"variant must be one of {STEP_VARIANTS}")
-    adam, first = variant != "gd", variant == "adam_first"
-    rng = np.random.default_rng(seed)
-    f = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    z = np.clip(rng.standard_normal((n, z_dim)), -0.99, 0.99)
-    c = (rng.random((n, c_dim)) < 0.3).astype(np.float32)
-    sketch = rng.uniform(-1, 1, (n, 3, r, r))
-    mask = (rng.random((n, 1, r, r)) < 0.3).astype(np.float32)
-    w = z_dim + c_dim
-    table = {
-        "z": z, "c": c,
-        "image": rng.uniform(-0.98, 0.98, (n, 3, r, r)), "sketch": sketch, "mask": mask,
-        "z_t": np.arctanh(z), "c_t": np.log(np.clip(c, 1e-2, 1 - 1e-2) / (1 - np.clip(c, 1e-2, 1 - 1e-2))),
-        "lr": 0.05 if adam else 2.0,
-        "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
-        "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
-    }
-    if first:
-        # Adam's first step moves each coordinate by lr * g / (|g| + eps): where |g| is near
-        # eps (random-weight 128px nets have such gradients) fp32 noise in g is amplified
-        # ~1e7 times, in PyTorch as much as in ONNX. A small lr keeps that within the
-        # tolerance; the eps path itself (c's exact zero gradient) is checked all the same.
-        table.update(m=np.zeros((n, w)), v=np.zeros((n, w)), t=0.0, anchor=0.0, edit_c=0.0, z_anchor=table["z_t"],
-                     lr=1e-3)
-    return {k: f(table[k]) for k in graph_inputs(graph, c_dim)}
-
-
 # ---- export ------------------------------------------------------------------------------------
 def optimize_graph(model) -> None:
     """Constant folding and clean-up of an `onnx_ir.Model`, in place.
@@ -397,7 +358,6 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     The graphs are written under temporary names and put in place only after parity holds
     for all of them: a ParityError leaves the bundle as it was.
     """
-    from .parity import check_graph
     b = bundle_mod.read(bundle_dir)
     if out is not None:
         b = copy_bundle(b, out)

@@ -1,4 +1,5 @@
-"""The JSON API: models, generate, edit, health, and the OpenAPI description.
+"""The JSON API: models, generate, edit, project (a photo into the latent space), health, and
+the OpenAPI description.
 
 A generate or edit request crosses threads twice. The handler reads the raw body on the event
 loop; one job in the decode pool parses and validates the JSON and decodes the images into a
@@ -18,12 +19,13 @@ from typing import Any, Callable
 import numpy as np
 from aiohttp import web
 
+from neuedit import editing
 from neuedit.engine import Engine
 from neuedit.sketch import dist as edit_dist
 from neuedit.state import EditConfig, EditState, sample_state
 
 from . import codec
-from .config import ServerConfig
+from .config import PROJECT_STEPS, ServerConfig
 from .errors import ApiError, bad_request
 from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
 from .openapi import spec
@@ -127,6 +129,12 @@ async def _infer(request: web.Request, call: _Call) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
+def _project_rows(eng: Engine, steps: int, photos: list) -> list:
+    # each photo is projected independently: batching changes nothing but speed
+    r = editing.project(eng, np.concatenate(photos), steps, rng=np.random.default_rng(0))
+    return [_finite(r.image[i]) or (r.state.row(i), r.image[i], float(r.dist[i])) for i in range(len(photos))]
+
+
 # ---- request parsing (runs in the decode pool; raises ApiError for bad input) -------------------------
 def _prepare_generate(engines: dict[str, Engine], data: bytes) -> _Call:
     body = codec.parse_json(data)
@@ -163,7 +171,8 @@ def _prepare_edit(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) ->
         raise bad_request("missing_field" if not has_state else "bad_request",
                           "send exactly one of 'state' (from /api/generate) or 'image' (a photo)")
     if has_image and method != "two-stage":
-        raise bad_request("method_unavailable", "a photo ('image') can only be edited with method 'two-stage'")
+        raise bad_request("method_unavailable", "a photo ('image') is edited with method 'two-stage'; for 'latent', "
+                                                "project it first (/api/project) and send the state it returns")
     state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
     sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
     photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
@@ -182,6 +191,25 @@ def _prepare_edit(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) ->
         return out
     key = (eng.name, "two-stage", "image" if has_image else "state")
     return _Call(key, partial(_two_stage_rows, eng), (source, sketch, mask), reply)
+
+
+def _prepare_project(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) -> _Call:
+    body = codec.parse_json(data)
+    eng = _engine(engines, body)
+    if "latent" not in eng.methods:
+        raise bad_request("method_unavailable", f"model {eng.name} has no latent editor to project a photo for")
+    steps = body.get("steps", min(PROJECT_STEPS, cfg.max_project_steps))
+    if codec.is_number(steps) and steps > cfg.max_project_steps:
+        raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_project_steps}")
+    steps = codec.parse_int(steps, "steps", 0, cfg.max_project_steps)
+    photo_bytes = codec.b64_bytes(codec.require(body, "image"), "image")
+    photo = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels)
+
+    def reply(result: tuple) -> dict:
+        state, image, d = result
+        return {"model": eng.name, "image": codec.encode_png(image), "state": codec.state_json(state),
+                "dist": d, "steps": steps}
+    return _Call((eng.name, "project", steps), partial(_project_rows, eng, steps), photo, reply)
 
 
 def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfig:
@@ -228,6 +256,14 @@ async def edit(request: web.Request) -> web.Response:
     """{model, state | image, sketch, method, steps?, optimizer?, lr?} -> {image, state?, dist}."""
     with request.app[GATE].enter():
         call = await _prepare(request, _prepare_edit, request.app[ENGINES], request.app[CONFIG])
+        return await _infer(request, call)
+
+
+async def project(request: web.Request) -> web.Response:
+    """{model, image, steps?} -> {image, state, dist}: the photo projected into the latent space,
+    so the latent editor can edit it (its image is G1's reconstruction)."""
+    with request.app[GATE].enter():
+        call = await _prepare(request, _prepare_project, request.app[ENGINES], request.app[CONFIG])
         return await _infer(request, call)
 
 

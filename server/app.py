@@ -45,6 +45,7 @@ def create_app(cfg: ServerConfig) -> web.Application:
     app.router.add_get("/api/models", api.models)
     app.router.add_post("/api/generate", api.generate)
     app.router.add_post("/api/edit", api.edit)
+    app.router.add_post("/api/project", api.project)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/openapi.json", api.openapi)
     app.router.add_static("/static/", static, follow_symlinks=False, show_index=False)

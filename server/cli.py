@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-size", type=int, default=d["queue_size"].default,
                    help="requests in flight per process before answering 503")
     p.add_argument("--max-steps", type=int, default=d["max_steps"].default, help="latent edit steps per request")
+    p.add_argument("--max-project-steps", type=int, default=d["max_project_steps"].default,
+                   help="photo projection steps per request")
     p.add_argument("--max-body-mb", type=float, default=d["max_body_bytes"].default / 2**20,
                    help="largest request body in MiB")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
@@ -51,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, bundles: list[str]) -> ServerConfig:
     return ServerConfig(bundles=tuple(bundles), max_body_bytes=int(args.max_body_mb * 2**20), max_steps=args.max_steps,
-                        queue_size=args.queue_size, batching=args.batching == "on",
+                        max_project_steps=args.max_project_steps, queue_size=args.queue_size, batching=args.batching == "on",
                         batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
                         inference_threads=args.inference_threads or max(1, (os.cpu_count() or 1) // args.workers),
                         threads=args.threads or None, providers=args.providers)

@@ -5,11 +5,15 @@ from dataclasses import dataclass
 from neuedit.errors import UsageError
 
 
+PROJECT_STEPS = 100  # a photo projection's Adam steps when the request names none (at most max_project_steps)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     bundles: tuple[str, ...]                # exported bundle folders to serve (each needs its ONNX graphs)
     max_body_bytes: int = 8 * 2**20         # a request body above this gets 413 (base64 images included)
     max_steps: int = 50                     # latent edit: the most optimisation steps one request may ask for
+    max_project_steps: int = 300            # photo projection: the most Adam steps one request may ask for
     max_sketch_pixels: int = 2048 * 2048    # a sketch PNG whose header claims more pixels is refused undecoded
     max_photo_pixels: int = 4096 * 4096     # the same for uploaded photos (PNG or JPEG)
     queue_size: int = 64                    # inference requests in flight (decoding, waiting, running); more: 503
@@ -32,7 +36,7 @@ class ServerConfig:
         object.__setattr__(self, "bundles", tuple(str(b) for b in self.bundles))
         if not self.bundles:
             raise UsageError("no bundles to serve: give at least one exported bundle folder")
-        for name in ("max_body_bytes", "max_steps", "max_sketch_pixels", "max_photo_pixels", "queue_size",
+        for name in ("max_body_bytes", "max_steps", "max_project_steps", "max_sketch_pixels", "max_photo_pixels", "queue_size",
                      "max_batch", "inference_threads", "decode_threads"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of the API, written by hand (served at /openapi.json)."""
 from __future__ import annotations
 
-from .config import ServerConfig
+from .config import PROJECT_STEPS, ServerConfig
 
 
 def _error_response(description: str) -> dict:
@@ -43,6 +43,14 @@ def spec(cfg: ServerConfig, models: list[str]) -> dict:
                     "$ref": "#/components/schemas/EditRequest"}}}},
                 "responses": {"200": {"description": "The edited image (and the new state)", "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/EditResponse"}}}}, **errors}}},
+            "/api/project": {"post": {
+                "summary": "Project a photo into the latent space (the latent editor's start for a photo): the "
+                           "best of a few random z, then Adam steps on (z, c) toward the photo",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/ProjectRequest"}}}},
+                "responses": {"200": {"description": "G1's reconstruction of the photo and its state", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ProjectResponse"}}}},
+                    **errors}}},
             "/healthz": {"get": {
                 "summary": "Liveness and readiness (503 while draining at shutdown)",
                 "responses": {"200": {"description": "Serving", "content": {"application/json": {"schema": {
@@ -109,6 +117,20 @@ def spec(cfg: ServerConfig, models: list[str]) -> dict:
                 "image": {"type": "string", "format": "byte", "description": "base64 PNG"},
                 "state": {"$ref": "#/components/schemas/State"},
                 "dist": {"type": "number", "description": "Dist(image, sketch) over the stroked pixels"},
+                "steps": {"type": "integer"}}},
+            "ProjectRequest": {"type": "object", "required": ["model", "image"], "properties": {
+                "model": {"type": "string", "enum": models},
+                "image": {"type": "string", "format": "byte",
+                          "description": "a photo (base64 PNG/JPEG/WEBP, any size: centre-cropped and resized; at most "
+                                         f"{cfg.max_photo_pixels} pixels)"},
+                "steps": {"type": "integer", "minimum": 0, "maximum": cfg.max_project_steps,
+                          "default": min(PROJECT_STEPS, cfg.max_project_steps), "description": "Adam steps"}}},
+            "ProjectResponse": {"type": "object", "properties": {
+                "model": {"type": "string"},
+                "image": {"type": "string", "format": "byte", "description": "base64 PNG: G1(z, c) of the state"},
+                "state": {"$ref": "#/components/schemas/State"},
+                "dist": {"type": "number", "description": "the reconstruction's Dist to the photo (mean L1 over "
+                                                          "the whole image)"},
                 "steps": {"type": "integer"}}},
             "Health": {"type": "object", "properties": {
                 "status": {"type": "string", "enum": ["ok", "draining"]},

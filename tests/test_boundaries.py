@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-TORCH_FREE = ["neuedit.server.app", "neuedit.server.cli", "neuedit.server.api", "neuedit.engine", "neuedit.bundle",
-              "neuedit.schema", "neuedit.sketch", "neuedit.state", "neuedit.errors", "neuedit.cli"]
+TORCH_FREE = ["neuedit.server.app", "neuedit.server.cli", "neuedit.server.api", "neuedit.engine", "neuedit.editing",
+              "neuedit.bundle", "neuedit.schema", "neuedit.sketch", "neuedit.state", "neuedit.errors", "neuedit.cli"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

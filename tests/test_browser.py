@@ -203,3 +203,29 @@ def test_phone_touch(browser, server):
     assert mask.any() and mask[h // 2:, w // 2:].sum() == mask.sum()  # lower right, where the finger went
     assert page.problems == []
     page.context.close()
+
+
+def test_a_photo_is_projected_for_the_latent_editor(browser, server, tmp_path):
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photo)
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_function("() => document.querySelector('#history li .tag').textContent === 'photo'")
+    assert not page.is_disabled("#method-latent")  # a photo no longer restricts the method
+    box = page.locator("#strokes").bounding_box()
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
+    page.mouse.up()
+    page.check("#method-latent")
+    with page.expect_response("**/api/project") as proj:
+        body, out = submit_and_wait(page, lambda: page.click("#submit"))
+    assert proj.value.status == 200
+    projected = proj.value.json()
+    # the latent edit starts from the photo's projection, not from the photo
+    assert "image" not in body and body["state"] == projected["state"] and body["method"] == "latent"
+    assert out["state"]["z"] != projected["state"]["z"]
+    tags = page.locator("#history li .tag").all_text_contents()
+    assert tags[:3] == [f"latent ×{out['steps']}", "projected", "photo"]
+    assert page.problems == []
+    page.context.close()

@@ -229,6 +229,24 @@ async def test_photo_edit_matches_engine(client, engines):
 
 
 @pytest.mark.asyncio
+async def test_photo_projection_matches_engine_and_starts_latent_edits(client, engines):
+    from neuedit import editing
+    data = photo((48, 30), "PNG")
+    status, out = await post(client, "/api/project", {"model": "tiny", "image": b64(data), "steps": 12})
+    assert status == 200, out
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    ref = editing.project(engines["tiny"], resize_image(rgb, R)[None], 12, rng=np.random.default_rng(0))
+    got = EditState.from_dict(out["state"])
+    np.testing.assert_allclose(got.z, ref.state.z, atol=1e-5)
+    assert abs(out["dist"] - float(ref.dist[0])) < 1e-5 and out["steps"] == 12
+    assert np.abs(decode_image(out["image"]).astype(int) - to_uint8(ref.image[0])).max() <= 1
+    # the state it returns is a latent edit's start
+    status, e = await post(client, "/api/edit", {"model": "tiny", "state": out["state"], "sketch": SKETCH,
+                                                 "method": "latent", "steps": 2})
+    assert status == 200 and e["state"]["z"] != out["state"]["z"]
+
+
+@pytest.mark.asyncio
 async def test_sketch_any_size_and_mode(client):
     _, gen = await post(client, "/api/generate", {"model": "tiny", "seed": 2})
     rgba = stroke_rgba(64)
@@ -292,6 +310,13 @@ BAD = [
     ("photo truncated jpeg", "/api/edit", edit(state=..., method="two-stage", image=b64(photo()[:100])),
      400, "bad_image"),
     ("photo with latent", "/api/edit", edit(state=..., image=b64(photo())), 400, "method_unavailable"),
+    ("project without image", "/api/project", {"model": "tiny"}, 400, "missing_field"),
+    ("project garbage", "/api/project", {"model": "tiny", "image": b64(b"GIF89a" + os.urandom(50))}, 400, "bad_image"),
+    ("project too many steps", "/api/project", {"model": "tiny", "image": b64(photo()), "steps": 10_000}, 400,
+     "too_many_steps"),
+    ("project negative steps", "/api/project", {"model": "tiny", "image": b64(photo()), "steps": -1}, 400,
+     "bad_field"),
+    ("project unknown model", "/api/project", {"model": "nope", "image": b64(photo())}, 404, "unknown_model"),
     ("state not an object", "/api/edit", edit(state=[0.1] * 16), 400, "bad_state"),
     ("z too short", "/api/edit", state(z=[0.1] * 15), 400, "bad_state"),
     ("z too long", "/api/edit", state(z=[0.1] * 17), 400, "bad_state"),

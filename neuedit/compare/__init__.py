@@ -3,8 +3,9 @@
 Every task of a `neuedit.tasks.TaskSet` is edited by the latent editor at each step count
 (`latent-<steps>`) and by the two-stage editor (`two-stage`), each edit alone (batch 1,
 timed). A stage-one sample starts both editors from its state; a real photo goes to the
-two-stage editor as it is and to the latent editor through `project` (iGAN-style: Adam on
-(z, c) to reconstruct it). Each result is scored (`neuedit.metrics`) against the task's
+two-stage editor as it is and to the latent editor through `project` (iGAN-style: the latent
+editor's Adam steps on (z, c) with the photo as the sketch; `neuedit.editing`). The editors
+are the editing core on its PyTorch backend, as the server runs it on ONNX Runtime. Each result is scored (`neuedit.metrics`) against the task's
 strokes and against the image before the edit (the photo, or G1's sample): following the
 strokes, keeping the rest (raw output, no paste-back), realism (KID on the project's
 handcrafted descriptor against held-out real images, the stage-one D's score, agreement of
@@ -18,7 +19,7 @@ paired differences against two-stage), grid.png (original | strokes | each metho
 stability_grid.png, stability.png, projections.json and config.json.
 
 Modules, in the order a run uses them: `config` (settings, method and column names),
-`projection`, `sketches`, `sources` (what the editors start from), `editors`, `scoring`,
+`sketches`, `sources` (what the editors start from), `editors`, `scoring`,
 `harness` (tasks and chains), `stats`, `report` (CSV, Markdown, JSON), `figures`, `run` (`compare`).
 
 Ground truth (`compare_truth`): edits whose answer is known (a held-out photo restored from a

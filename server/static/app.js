@@ -262,7 +262,7 @@ function restore(i) {
 
 function updateInfo(extra) {
   const parts = [];
-  if (S.base.kind === "photo") parts.push("editing an uploaded photo (two-stage)");
+  if (S.base.kind === "photo") parts.push("editing an uploaded photo");
   else if (S.seed !== null) parts.push(`seed ${S.seed}`);
   if (extra) parts.push(extra);
   el.info.textContent = parts.join(" · ");
@@ -346,9 +346,8 @@ function method() { return el.latent.checked ? "latent" : "two-stage"; }
 
 function updateMethods() {
   const m = S.model ? S.model.methods : [];
-  const photo = S.base.kind === "photo";
   el.twoStage.disabled = !m.includes("two-stage");
-  el.latent.disabled = !m.includes("latent") || photo;
+  el.latent.disabled = !m.includes("latent");
   if (el.latent.checked && el.latent.disabled) el.twoStage.checked = true;
   if (el.twoStage.checked && el.twoStage.disabled && !el.latent.disabled) el.latent.checked = true;
   document.body.classList.toggle("method-two-stage", method() === "two-stage");
@@ -371,9 +370,25 @@ async function generate({keepSeed = false, label = "new"} = {}) {
   pushHistory(label);
 }
 
+async function project() {
+  // the latent editor starts from a state: a photo is first projected into the latent space
+  // (the picture becomes G1's reconstruction of it, which is what the latent editor can change)
+  const r = await api("/api/project", {model: S.model.name, image: S.base.data});
+  if (r.model !== S.model.name) return false;
+  S.state = r.state;
+  S.seed = null;
+  S.base = {kind: "state"};
+  if (r.state.c && r.state.c.length) setAttributes(r.state.c);
+  showImage("data:image/png;base64," + r.image);
+  updateInfo(`projected photo · distance to it ${r.dist.toFixed(3)}`);
+  pushHistory("projected");
+  return true;
+}
+
 async function submit() {
   if (!S.model || !S.image || S.busy) return;
   const m = method();
+  if (m === "latent" && S.base.kind === "photo" && !(await project())) return;
   const body = {model: S.model.name, method: m, sketch: await sketchPNG()};
   if (S.base.kind === "photo") body.image = S.base.data;
   else body.state = S.state;

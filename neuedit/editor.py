@@ -90,8 +90,7 @@ class LatentEditor:
         self.z_dim, self.c_dim = G.z_dim, G.c_dim
 
     def render(self, state: EditState) -> np.ndarray:
-        state.validate(self.z_dim, self.c_dim)
-        return self.backend.generate(state.z, state.c)
+        return editing.source_image(self.backend, state)
 
     def edit(self, state: EditState, sketch: np.ndarray, mask: np.ndarray, cfg: EditConfig = EditConfig(),
              frames: bool = False) -> StepResult:

@@ -215,10 +215,7 @@ class Engine:
         return self._run("g2", {"image": image, "sketch": sketch, "mask": mask})["edited"]
 
     def step(self, feeds: dict) -> dict:
-        out = self._run("latent_step", feeds)
-        if not self.c_dim:
-            out["c_t_next"] = feeds["c_t"]
-        return out
+        return self._run("latent_step", feeds)  # without c (c_dim 0) the core keeps c_t itself
 
     # ---- public API ------------------------------------------------------------------------------
     def generate(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
@@ -227,8 +224,7 @@ class Engine:
         return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]
 
     def render(self, state: EditState) -> np.ndarray:
-        state.validate(self.z_dim, self.c_dim)
-        return self.generate(state.z, state.c)
+        return editing.source_image(self, state)
 
     def two_stage_edit(self, source, sketch, mask) -> np.ndarray:
         """G2 over `source` (an EditState, rendered by G1 first, or images [N, 3, R, R] in

@@ -5,7 +5,9 @@ image and over the changed region, Dist on the colour strokes).
     python bench/ablation_stage2.py [--iterations 300]                 # tiny G2 at 16 px, random G1
     python bench/ablation_stage2.py --stage1 neuedit/models/anime --iterations 400   # the 64 px demo
 
-Held-out pairs: recolour and reshape (blur fill) pairs on images the run never sees, 3 strokes.
+Held-out pairs: recolour and reshape (blur fill) pairs on images the run never sees, 3 strokes;
+on the reshape pairs, the chamfer distance (px) from the line strokes to the result's Canny edges.
+`--only SUBSTRING` (repeatable) trains only the variants whose names contain one of them.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from neuedit import bundle as bundle_mod  # noqa: E402
 from neuedit import pairs as P  # noqa: E402
 from neuedit.data import DataConfig, load_dataset  # noqa: E402
 from neuedit.losses import edit_distance, masked_l1  # noqa: E402
+from neuedit.metrics import chamfer, result_edges  # noqa: E402
 from neuedit.schema import empty  # noqa: E402
 from neuedit.training import RunConfig  # noqa: E402
 from neuedit.stage2.batches import PairMix, pair_tensors  # noqa: E402
@@ -40,6 +43,11 @@ VARIANTS = {
     "pairs without differ (G1 pairs)": ("pairs", ("tiny_cpu", "cpu64"), {}, {"differ": 0.0}),
     "pairs, no adversarial/FM": ("pairs", ("tiny_cpu", "cpu64"), {"l_adv": 0.0, "l_fm": 0.0}, {}),
     "pairs, no region L1": ("pairs", ("tiny_cpu", "cpu64"), {"l_region": 0.0}, {}),
+    "pairs, no Dist on lines (before)": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0}, {}),
+    "pairs, Dist on lines 0.25": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.25}, {}),
+    "pairs, Dist on lines 0.5": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.5}, {}),
+    "pairs, no Dist on lines, edge loss 5": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0, "l_edge": 5.0}, {}),
+    "pairs, no Dist on lines, edge loss 20": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0, "l_edge": 20.0}, {}),
     "pairs, first G2 (stride-2, PixelShuffle)": ("pairs", ("tiny", "demo"), {}, {}),
     "strokes (first recipe), U-Net": ("strokes", ("tiny_cpu", "cpu64"), {}, {}),
 }
@@ -58,6 +66,7 @@ def main():
     ap.add_argument("--stage1", help="stage-one bundle (default: random tiny weights at 16 px)")
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", action="append", default=[], help="train only variants whose name contains this")
     ap.add_argument("--json", default="bench/results/ablation_stage2.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,13 +78,19 @@ def main():
     triples = [P.recolour_pair(im, held[::-1], 3, rng) if i % 2 else
                P.reshape_pair(im, edge_map(im), 3, rng, fill="blur") for i, im in enumerate(held)]
     b = pair_tensors(triples, res, "cpu")
-    rows = [{"variant": "unedited source", "PSNR": psnr(b["source"], b["target"]),
-             "PSNR region": psnr(b["source"], b["target"], b["region"]),
-             "Dist colour": edit_distance(b["source"], b["sketch"], b["colour"]).mean().item(),
-             "L1 outside": masked_l1(b["source"], b["target"], 1 - b["region"]).mean().item()}]
+
+    def scores(i2: torch.Tensor) -> dict:
+        reshaped = [(t.lines, im) for t, im in zip(triples, i2.numpy()) if t.lines.any()]
+        return {"PSNR": psnr(i2, b["target"]), "PSNR region": psnr(i2, b["target"], b["region"]),
+                "Dist colour": edit_distance(i2, b["sketch"], b["colour"]).mean().item(),
+                "L1 outside": masked_l1(i2, b["target"], 1 - b["region"]).mean().item(),
+                "chamfer px": float(np.mean([chamfer(lines, result_edges(im)) for lines, im in reshaped]))}
+
+    rows = [{"variant": "unedited source", **scores(b["source"])}, {"variant": "target", **scores(b["target"])}]
+    chosen = {k: v for k, v in VARIANTS.items() if not args.only or any(o in k for o in args.only)}
     with tempfile.TemporaryDirectory() as tmp:
         s1 = args.stage1 or str(make_random_bundle(Path(tmp) / "s1", preset="tiny", with_g2=False).path)
-        for name, (objective, arch, kw, mix) in VARIANTS.items():
+        for name, (objective, arch, kw, mix) in chosen.items():
             cfg = Stage2Config(stage1=s1, preset=arch[res == 64], objective=objective, mix=PairMix(**mix),
                                data=DataConfig(args.data, res, limit=1000),
                                run=RunConfig(out=str(Path(tmp) / name), iterations=args.iterations, batch=16,
@@ -85,9 +100,7 @@ def main():
             _, modules = fit(cfg, train_set)
             with torch.no_grad():
                 i2 = modules["G2"].eval()(b["source"], b["sketch"], b["mask"])
-            rows.append({"variant": name, "PSNR": psnr(i2, b["target"]), "PSNR region": psnr(i2, b["target"], b["region"]),
-                         "Dist colour": edit_distance(i2, b["sketch"], b["colour"]).mean().item(),
-                         "L1 outside": masked_l1(i2, b["target"], 1 - b["region"]).mean().item()})
+            rows.append({"variant": name, **scores(i2)})
             print(rows[-1], flush=True)
     print_table(rows, f"stage-two ablation ({res} px, {args.iterations} iterations, 64 held-out pairs against their targets)")
     write_json(rows, args.json)

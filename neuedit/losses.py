@@ -72,6 +72,21 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Ten
     return num / (keep.flatten(1).sum(1) * a.shape[1]).clamp_min(1.0)
 
 
+def image_gradients(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradients of x's luminance (the channel mean): [N, C, H, W] -> [N, 2, H, W] (d/dx, d/dy),
+    replicate-padded so that the border does not read as an edge."""
+    k = x.new_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+    gray = F.pad(x.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(gray, torch.stack([k, k.t()])[:, None])
+
+
+def gradient_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean |grad a - grad b| (`image_gradients`) over pixels where keep [N, 1, H, W] is 1: an edge
+    of b must be an edge of a at the same place and as sharp (a blur or a thick line costs).
+    Returns [N]."""
+    return masked_l1(image_gradients(a), image_gradients(b), keep)
+
+
 def d_hinge_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """L_adv(D) = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z, c)))] (Lim & Ye 2017)."""
     return F.relu(1.0 - real_logit).mean() + F.relu(1.0 + fake_logit).mean()

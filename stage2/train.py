@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from neuedit import bundle as bundle_mod
 from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
-from neuedit.losses import d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, l2_reg, masked_l1
+from neuedit.losses import (d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, gradient_l1,
+                            l2_reg, masked_l1)
 from neuedit.nets import build
 from neuedit.schema import Schema, empty as empty_schema
 from neuedit.state import sample_z
@@ -45,6 +46,8 @@ class Stage2LossConfig:
     l_l1: float = 10.0           # pairs: weight of L1(I2, target) over the image
     l_region: float = 10.0       # pairs: weight of L1(I2, target) over the changed region (the edit itself)
     l_fm: float = 2.0            # pairs: weight of feature matching on D2's features of I2 and the target
+    l_edge: float = 0.0          # pairs: weight of L1 between I2's and the target's Sobel gradients near the line strokes
+    l_line: float = 1.0          # pairs: weight of Dist(I2, sketch) on the line strokes: draw them as lines
     l_keep: float = 4.0          # strokes: weight of L1(I2, I1) outside the dilated mask: keep the rest
     l_rec: float = 2.0           # strokes: weight of the self-supervised reconstruction loss (0: off)
     l_gp: float = 1.0            # strokes: DRAGAN penalty weight for D2 (stage one's loss)
@@ -123,11 +126,21 @@ def g2_pair_loss_terms(G2, D2, b: dict, cfg: Stage2LossConfig) -> tuple[dict, to
     terms = {"L_l1": (i2 - b["target"]).abs().mean(),
              "L_region": masked_l1(i2, b["target"], b["region"]).mean(),
              "L_fm": feature_matching(fake_f, real_f),
-             # a line stroke asks for an edge there, not for black paint: Dist on the colour strokes only
+             # Dist on the colour strokes; the line strokes have their own weight (l_line) because
+             # the target's edge there is not black paint, but without it lines come out blurred away
              "L_dist": edit_distance(i2, sk, b["colour"]).mean(),
              "L_adv_G2": g_hinge_loss(fake_logit)}
-    terms["L_G2"] = (cfg.l_l1 * terms["L_l1"] + cfg.l_region * terms["L_region"] + cfg.l_fm * terms["L_fm"]
-                     + cfg.l_dist * terms["L_dist"] + cfg.l_adv * terms["L_adv_G2"] + cfg.l_reg * l2_reg(G2.parameters()))
+    L = (cfg.l_l1 * terms["L_l1"] + cfg.l_region * terms["L_region"] + cfg.l_fm * terms["L_fm"]
+         + cfg.l_dist * terms["L_dist"] + cfg.l_adv * terms["L_adv_G2"] + cfg.l_reg * l2_reg(G2.parameters()))
+    if cfg.l_edge > 0:
+        # ...and the edge it asks for is the target's: sharp and where the line is (one pixel of slack)
+        near_lines = dilate(mk - b["colour"], 3)
+        terms["L_edge"] = gradient_l1(i2, b["target"], near_lines).mean()
+        L = L + cfg.l_edge * terms["L_edge"]
+    if cfg.l_line > 0:
+        terms["L_line"] = edit_distance(i2, sk, mk - b["colour"]).mean()
+        L = L + cfg.l_line * terms["L_line"]
+    terms["L_G2"] = L
     return terms, i2
 
 

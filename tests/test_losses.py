@@ -103,3 +103,22 @@ def test_patch_discriminator_sees_the_strokes():
     b, _ = D(x, sk, torch.zeros_like(mk))
     assert a.shape == (2, 1, 4, 4) and len(feats) == 2
     assert not torch.allclose(a, b)
+
+
+def test_image_gradients_by_hand_and_gradient_l1_wants_the_same_sharp_edge():
+    step = torch.full((1, 3, 5, 6), -1.0)
+    step[..., 3:] = 1.0                      # a vertical edge between columns 2 and 3
+    g = losses.image_gradients(step)
+    assert g.shape == (1, 2, 5, 6)
+    # Sobel / 8 is the central difference (x[i+1] - x[i-1]) / 2, smoothed across: a jump of 2
+    # reads 1 in the two columns beside it, nothing along it or at the (replicated) border
+    assert torch.allclose(g[0, 0, 2], torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 0.0]))
+    assert g[0, 1].abs().max() == 0
+    keep = torch.ones(1, 1, 5, 6)
+    assert losses.gradient_l1(step + 0.3, step, keep).item() < 1e-6       # brightness is not an edge
+    moved = torch.roll(step, 1, dims=3)
+    moved[..., 0] = -1.0
+    blurred = torch.nn.functional.avg_pool2d(step, 3, 1, 1, count_include_pad=False)
+    assert losses.gradient_l1(moved, step, keep).item() > 0.1            # the edge one pixel off
+    assert losses.gradient_l1(blurred, step, keep).item() > 0.05         # the edge smeared
+    assert losses.gradient_l1(moved, step, torch.zeros_like(keep)).item() == 0.0

@@ -116,3 +116,29 @@ def test_two_stage_edit_api_on_state_and_real_photo(tiny_bundle, data_dir):
     assert out2.shape == (1, 3, 16, 16) and np.isfinite(out2).all()
     with pytest.raises(ValueError):
         ed.edit(np.zeros((1, 3, 8, 8), np.float32), sketch, mask)
+
+
+def test_line_terms_act_on_the_line_strokes_only():
+    from neuedit import presets
+    from neuedit.nets import build
+    from neuedit.stage2.train import Stage2LossConfig, g2_pair_loss_terms
+    torch.manual_seed(0)
+    p = presets.get("tiny")
+    G2, D2 = build(presets.g2_spec(p)).eval(), build(presets.d2_spec(p)).eval()  # eval: the same I2 twice
+    n, r = 2, p.resolution
+    target = torch.rand(n, 3, r, r) * 2 - 1
+    mask, colour = torch.zeros(n, 1, r, r), torch.zeros(n, 1, r, r)
+    mask[:, :, 8, 2:14] = 1.0                # a line stroke: in the mask, not a colour stroke
+    b = {"source": target.flip(3), "target": target, "sketch": torch.full((n, 3, r, r), -1.0) * mask,
+         "mask": mask, "colour": colour, "region": mask}
+    off, _ = g2_pair_loss_terms(G2, D2, b, Stage2LossConfig(l_reg=0.0))
+    assert "L_edge" not in off
+    assert off["L_line"] > 0                 # Dist on the line stroke, on by default
+    on, _ = g2_pair_loss_terms(G2, D2, b, Stage2LossConfig(l_edge=3.0, l_reg=0.0))
+    assert on["L_edge"] > 0
+    assert torch.isclose(on["L_G2"] - off["L_G2"], 3.0 * on["L_edge"], atol=0.02)  # float32 at the size of L_G2
+    on["L_edge"].backward()
+    assert any(q.grad is not None and q.grad.abs().sum() > 0 for q in G2.parameters())
+    # without line strokes there is no edge to ask for
+    none, _ = g2_pair_loss_terms(G2, D2, {**b, "colour": mask.clone()}, Stage2LossConfig(l_edge=3.0))
+    assert none["L_edge"] == 0 and none["L_line"] == 0

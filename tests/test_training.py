@@ -151,6 +151,8 @@ def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
         d["run"]["batch"] = d["run"].get("batch", 16)
         cfg = cfg_mod.from_dict(Stage2Config, d)
         assert cfg.objective == "pairs" and cfg.run.iterations == 1500 and cfg.name == path.stem
+        # the shoes G2 shipped before the line term; its recipe says so rather than silently changing
+        assert cfg.loss.l_line == (0.0 if path.stem == "shoes" else 1.0)
 
 
 # ---- structure --------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ VARIANTS = {
     "pairs, no region L1": ("pairs", ("tiny_cpu", "cpu64"), {"l_region": 0.0}, {}),
     "pairs, no Dist on lines (before)": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0}, {}),
     "pairs, Dist on lines 0.25": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.25}, {}),
-    "pairs, Dist on lines 0.5": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.5}, {}),
+    "pairs, Dist on lines 1": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 1.0}, {}),
     "pairs, no Dist on lines, edge loss 5": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0, "l_edge": 5.0}, {}),
     "pairs, no Dist on lines, edge loss 20": ("pairs", ("tiny_cpu", "cpu64"), {"l_line": 0.0, "l_edge": 20.0}, {}),
     "pairs, first G2 (stride-2, PixelShuffle)": ("pairs", ("tiny", "demo"), {}, {}),

@@ -137,6 +137,10 @@ def run_onnx(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # one thread: ONNX Runtime's multi-threaded kernels sum in a varying order, and the latent
+    # step's gradient (thousands of cancelling per-pixel terms) then moved z_t_next by up to
+    # 1e-3 from run to run on the same inputs; single-threaded it is reproducible and within 3e-7
+    opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, feeds)))

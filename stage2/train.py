@@ -47,7 +47,7 @@ class Stage2LossConfig:
     l_region: float = 10.0       # pairs: weight of L1(I2, target) over the changed region (the edit itself)
     l_fm: float = 2.0            # pairs: weight of feature matching on D2's features of I2 and the target
     l_edge: float = 0.0          # pairs: weight of L1 between I2's and the target's Sobel gradients near the line strokes
-    l_line: float = 1.0          # pairs: weight of Dist(I2, sketch) on the line strokes: draw them as lines
+    l_line: float = 0.5          # pairs: weight of Dist(I2, sketch) on the line strokes: draw them as lines
     l_keep: float = 4.0          # strokes: weight of L1(I2, I1) outside the dilated mask: keep the rest
     l_rec: float = 2.0           # strokes: weight of the self-supervised reconstruction loss (0: off)
     l_gp: float = 1.0            # strokes: DRAGAN penalty weight for D2 (stage one's loss)

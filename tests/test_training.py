@@ -152,7 +152,7 @@ def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
         cfg = cfg_mod.from_dict(Stage2Config, d)
         assert cfg.objective == "pairs" and cfg.run.iterations == 1500 and cfg.name == path.stem
         # the shoes G2 shipped before the line term; its recipe says so rather than silently changing
-        assert cfg.loss.l_line == (0.0 if path.stem == "shoes" else 1.0)
+        assert cfg.loss.l_line == {"shoes": 0.0, "anime": 0.5, "handbags": 1.0}[path.stem]
 
 
 # ---- structure --------------------------------------------------------------------------------------

@@ -132,13 +132,13 @@ def g2_pair_loss_terms(G2, D2, b: dict, cfg: Stage2LossConfig) -> tuple[dict, to
              "L_adv_G2": g_hinge_loss(fake_logit)}
     L = (cfg.l_l1 * terms["L_l1"] + cfg.l_region * terms["L_region"] + cfg.l_fm * terms["L_fm"]
          + cfg.l_dist * terms["L_dist"] + cfg.l_adv * terms["L_adv_G2"] + cfg.l_reg * l2_reg(G2.parameters()))
+    lines = mk - b["colour"]  # the line strokes' mask
     if cfg.l_edge > 0:
         # ...and the edge it asks for is the target's: sharp and where the line is (one pixel of slack)
-        near_lines = dilate(mk - b["colour"], 3)
-        terms["L_edge"] = gradient_l1(i2, b["target"], near_lines).mean()
+        terms["L_edge"] = gradient_l1(i2, b["target"], dilate(lines, 3)).mean()
         L = L + cfg.l_edge * terms["L_edge"]
     if cfg.l_line > 0:
-        terms["L_line"] = edit_distance(i2, sk, mk - b["colour"]).mean()
+        terms["L_line"] = edit_distance(i2, sk, lines).mean()
         L = L + cfg.l_line * terms["L_line"]
     terms["L_G2"] = L
     return terms, i2
@@ -214,7 +214,7 @@ class Stage2(Stage):
         self.batcher = PairBatcher(images.images, self.source.edges, self.G1, s1.z_dim, self.schema, cfg.mix, run.device)
         self.fixed = fixed_pairs(self.batcher, self.R, run.device) if pairs else \
             fixed_examples(self.source, self.G1, s1, self.schema, run, cfg, self.R)
-        self.plot_keys = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_adv_G2", "L_D2"] if pairs else \
+        self.plot_keys = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_line", "L_adv_G2", "L_D2"] if pairs else \
             ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"]
 
     # ---- a step's inputs ----

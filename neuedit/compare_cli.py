@@ -41,6 +41,10 @@ from neuedit.errors import UsageError, MissingFileError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # defaults come from the configs, so the CLI and the Python API cannot disagree
+    from .compare.config import CompareConfig as C
+    from .compare.truth_draw import TruthConfig as R
+    from .tasks import TaskConfig as T
     p.add_argument("--bundle", required=True, help="model bundle folder (g1; g2 for two-stage; d for realism)")
     p.add_argument("--tasks", type=Path, help="task set folder (written with --make-tasks, read otherwise)")
     p.add_argument("--out", type=Path, help="report folder (results.csv, summary.md, grid.png, ...)")
@@ -54,39 +58,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", type=int, default=0,
                    help="leave out the first N images of each data folder (sorted by name): the training split")
     g = p.add_argument_group("task set (--make-tasks)")
-    g.add_argument("--n", type=int, default=32, help="synthetic tasks")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--kinds", nargs="+", default=["colour", "edge"], choices=["colour", "edge"])
-    g.add_argument("--sources", nargs="+", default=["sample", "real"], choices=["sample", "real"])
+    g.add_argument("--n", type=int, default=T.n, help="synthetic tasks")
+    g.add_argument("--seed", type=int, default=T.seed)
+    g.add_argument("--kinds", nargs="+", default=list(T.kinds), choices=["colour", "edge"])
+    g.add_argument("--sources", nargs="+", default=list(T.sources), choices=["sample", "real"])
     g.add_argument("--user-sketches", type=Path, help="folder of RGBA PNG sketches to add (one task per source kind)")
-    g.add_argument("--chains", type=int, default=8, help="stability chains")
-    g.add_argument("--rounds", type=int, default=5, help="successive edits per chain (K)")
-    g.add_argument("--heldout", type=int, default=256, help="held-out real images for KID")
-    g.add_argument("--pool", type=int, default=2000, help="read at most this many images per data folder")
-    g.add_argument("--edges", choices=["auto", "pairs", "canny", "xdog"], default="auto",
+    g.add_argument("--chains", type=int, default=T.chains, help="stability chains")
+    g.add_argument("--rounds", type=int, default=T.rounds, help="successive edits per chain (K)")
+    g.add_argument("--heldout", type=int, default=T.heldout, help="held-out real images for KID")
+    g.add_argument("--pool", type=int, default=T.pool, help="read at most this many images per data folder")
+    g.add_argument("--edges", choices=["auto", "pairs", "canny", "xdog"], default=T.edges,
                    help="edge lines of donors (auto: the dataset's drawings for pairs, else Canny)")
     g = p.add_argument_group("ground truth (--truth)")
     g.add_argument("--truth", action="store_true",
                    help="draw (or with --tasks, load) a ground-truth set and score the editors against its targets "
                         "into OUT/truth")
-    g.add_argument("--truth-real", type=int, default=16, help="sources on held-out photos (recolour, reshape pairs)")
-    g.add_argument("--truth-samples", type=int, default=8, help="sources on G1 samples (differ pairs)")
-    g.add_argument("--truth-strokes", nargs="+", type=int, default=[1, 3, 10], help="strokes per task")
-    g.add_argument("--truth-kinds", nargs="+", default=["recolour", "reshape"], choices=["recolour", "reshape"],
+    g.add_argument("--truth-real", type=int, default=R.real, help="sources on held-out photos (recolour, reshape pairs)")
+    g.add_argument("--truth-samples", type=int, default=R.samples, help="sources on G1 samples (differ pairs)")
+    g.add_argument("--truth-strokes", nargs="+", type=int, default=list(R.strokes), help="strokes per task")
+    g.add_argument("--truth-kinds", nargs="+", default=list(R.kinds), choices=["recolour", "reshape"],
                    help="photo pair kinds, cycled over sources")
-    g.add_argument("--truth-fills", nargs="+", default=["donor", "blur"], choices=["donor", "blur"],
+    g.add_argument("--truth-fills", nargs="+", default=list(R.fills), choices=["donor", "blur"],
                    help="what replaces a reshape pair's region in the source, cycled")
     g = p.add_argument_group("comparison")
-    g.add_argument("--latent-steps", nargs="*", type=int, default=[1, 10, 50],
+    g.add_argument("--latent-steps", nargs="*", type=int, default=list(C.latent_steps),
                    help="latent-editor step counts (none: the two-stage editor alone, no projection)")
-    g.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="latent editor's optimiser")
+    g.add_argument("--optimizer", choices=["gd", "adam"], default=C.optimizer, help="latent editor's optimiser")
     g.add_argument("--lr", type=float, help="latent step size (default 0.05 adam, 2.0 gd)")
-    g.add_argument("--anchor", type=float, default=0.0, help="latent pull toward the starting z")
+    g.add_argument("--anchor", type=float, default=C.anchor, help="latent pull toward the starting z")
     g.add_argument("--no-two-stage", action="store_true", help="compare latent step counts only")
-    g.add_argument("--project-steps", type=int, default=200, help="Adam steps projecting a photo for the latent editor")
-    g.add_argument("--dilate", type=int, default=5, help="keep metrics leave out the mask dilated by k x k")
-    g.add_argument("--edge-tol", type=int, default=1, help="px tolerance of the edge F1")
-    g.add_argument("--grid-tasks", type=int, default=8,
+    g.add_argument("--project-steps", type=int, default=C.project_steps, help="Adam steps projecting a photo for the latent editor")
+    g.add_argument("--dilate", type=int, default=C.dilate, help="keep metrics leave out the mask dilated by k x k")
+    g.add_argument("--edge-tol", type=int, default=C.edge_tol, help="px tolerance of the edge F1")
+    g.add_argument("--grid-tasks", type=int, default=C.grid_tasks,
                    help="tasks shown in grid.png (--truth: at least this many, whole sources, every kind)")
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -43,7 +43,7 @@ class TruthConfig:
     seed: int = 0                                    # every draw derives from it
     kinds: tuple[str, ...] = REAL_KINDS              # photo pair kinds, cycled over groups
     fills: tuple[str, ...] = ("donor", "blur")       # reshape fills, cycled over reshape groups
-    heldout: int = 64                                # held-out photos for realism (at most half of the rest)
+    heldout: int = 256                               # held-out photos for realism (at most half of the rest)
     pool: int = 2000                                 # read at most this many images per data folder
     edges: str = "auto"                              # target edge lines: "pairs" (drawings), "canny", "xdog", "auto"
     z_noise: float = 0.5                             # unconditional differ: z' = (z + z_noise * noise), rescaled

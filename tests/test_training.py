@@ -155,6 +155,32 @@ def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
         assert cfg.loss.l_line == {"shoes": 0.0, "anime": 0.5, "handbags": 1.0}[path.stem]
 
 
+def test_train_demos_chains_every_recipe_in_order():
+    """scripts/train_demos.sh reproduces the shipped models: every recipe is in one demo's list,
+    each stage-one phase warm-starts from the previous phase's bundle, and stage two is built on
+    the last one (a recipe added but not chained would ship weights nobody can reproduce)."""
+    import re
+    from neuedit import config as cfg_mod
+    text = (ROOT / "scripts" / "train_demos.sh").read_text()
+    chains = dict(re.findall(r'\[(\w+)\]="([^"]+)"', text))
+    assert set(chains) == {"anime", "shoes", "handbags"}
+    listed = []
+    for name, items in chains.items():
+        prev = None
+        for item in items.split():
+            cmd, path = item.split(":")
+            d = cfg_mod.read(ROOT / path)
+            listed.append(path)
+            if cmd == "train-stage1":
+                assert d.get("init_from") == (prev and f"{prev}/bundle"), path
+                prev = d["run"]["out"]
+            else:
+                assert cmd == "train-stage2" and d["stage1"] == f"{prev}/bundle" and d["name"] == name, path
+        assert item.startswith("train-stage2:"), f"{name} ends without stage two"
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.toml"))
+    assert sorted(listed) == files
+
+
 # ---- structure --------------------------------------------------------------------------------------
 def _imports(folder: Path) -> set[str]:
     out = set()

@@ -1,6 +1,6 @@
 """Screenshots of the web client for the docs: desktop (1280x800) and phone (390x844).
 
-    python bench/screenshots.py                          # the shipped bundles (else a random demo bundle)
+    python bench/screenshots.py                          # the shipped bundles (else a random demo bundle), seed 3
     python bench/screenshots.py --bundle runs/anime/bundle --out docs
 
 Starts the server in a thread, drives Debian's chromium (/usr/bin/chromium) through
@@ -11,6 +11,7 @@ models ship.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,9 +52,20 @@ def stroke(page, points, touch: bool) -> None:
         page.mouse.up()
 
 
-def shoot(browser, url: str, path: Path, touch: bool, **context) -> None:
+def pin_seed(page, seed: int) -> None:
+    """Make the page's "New" pictures reproducible: /api/generate requests get `seed` unless they carry one."""
+    def handle(route):
+        body = json.loads(route.request.post_data or "{}")
+        body.setdefault("seed", seed)
+        route.continue_(post_data=json.dumps(body))
+    page.route("**/api/generate", handle)
+
+
+def shoot(browser, url: str, path: Path, touch: bool, seed: int | None, **context) -> None:
     ctx = browser.new_context(**context)
     page = ctx.new_page()
+    if seed is not None:
+        pin_seed(page, seed)
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
     page.fill("#brush-colour", "#f4dc4a")
@@ -74,6 +86,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", action="append", help="exported bundle(s) to show (repeat)")
     p.add_argument("--out", default="docs", help="folder for the PNGs")
+    p.add_argument("--seed", type=int, default=3, help="seed of the first picture (-1: random, as the page does)")
     p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "neuedit-bench"),
                    help="where a random demo bundle is built when no bundle is shipped")
     args = p.parse_args(argv)
@@ -85,11 +98,12 @@ def main(argv=None) -> int:
     from neuedit.server.config import ServerConfig
     from neuedit.server.testing import ServerThread
     out = Path(args.out)
+    seed = None if args.seed < 0 else args.seed
     out.mkdir(parents=True, exist_ok=True)
     with ServerThread(ServerConfig(bundles=tuple(bundles(args)))) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        shoot(browser, server.url, out / "screenshot-desktop.png", False, viewport={"width": 1280, "height": 800})
-        shoot(browser, server.url, out / "screenshot-phone.png", True, viewport={"width": 390, "height": 844},
+        shoot(browser, server.url, out / "screenshot-desktop.png", False, seed, viewport={"width": 1280, "height": 800})
+        shoot(browser, server.url, out / "screenshot-phone.png", True, seed, viewport={"width": 390, "height": 844},
               device_scale_factor=2, is_mobile=True, has_touch=True)
         browser.close()
     return 0

@@ -43,8 +43,8 @@ from neuedit.errors import UsageError, MissingFileError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # defaults come from the configs, so the CLI and the Python API cannot disagree
     from .compare.config import CompareConfig as C
-    from .compare.truth_draw import TruthConfig as R
-    from .tasks import TaskConfig as T
+    from .compare.truth_draw import REAL_KINDS, TruthConfig as R
+    from .tasks import SOURCE_KINDS, STROKE_KINDS, TaskConfig as T
     p.add_argument("--bundle", required=True, help="model bundle folder (g1; g2 for two-stage; d for realism)")
     p.add_argument("--tasks", type=Path, help="task set folder (written with --make-tasks, read otherwise)")
     p.add_argument("--out", type=Path, help="report folder (results.csv, summary.md, grid.png, ...)")
@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("task set (--make-tasks)")
     g.add_argument("--n", type=int, default=T.n, help="synthetic tasks")
     g.add_argument("--seed", type=int, default=T.seed)
-    g.add_argument("--kinds", nargs="+", default=list(T.kinds), choices=["colour", "edge"])
-    g.add_argument("--sources", nargs="+", default=list(T.sources), choices=["sample", "real"])
+    g.add_argument("--kinds", nargs="+", default=list(T.kinds), choices=STROKE_KINDS)
+    g.add_argument("--sources", nargs="+", default=list(T.sources), choices=SOURCE_KINDS)
     g.add_argument("--user-sketches", type=Path, help="folder of RGBA PNG sketches to add (one task per source kind)")
     g.add_argument("--chains", type=int, default=T.chains, help="stability chains")
     g.add_argument("--rounds", type=int, default=T.rounds, help="successive edits per chain (K)")
@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--truth-real", type=int, default=R.real, help="sources on held-out photos (recolour, reshape pairs)")
     g.add_argument("--truth-samples", type=int, default=R.samples, help="sources on G1 samples (differ pairs)")
     g.add_argument("--truth-strokes", nargs="+", type=int, default=list(R.strokes), help="strokes per task")
-    g.add_argument("--truth-kinds", nargs="+", default=list(R.kinds), choices=["recolour", "reshape"],
+    g.add_argument("--truth-kinds", nargs="+", default=list(R.kinds), choices=REAL_KINDS,
                    help="photo pair kinds, cycled over sources")
     g.add_argument("--truth-fills", nargs="+", default=list(R.fills), choices=["donor", "blur"],
                    help="what replaces a reshape pair's region in the source, cycled")

@@ -107,6 +107,16 @@ def agreement(logits: np.ndarray, c: np.ndarray, schema: Schema) -> dict:
             for g, s in schema.slices() if g.exclusive}
 
 
+def scores(f_hand: np.ndarray, f_learned: np.ndarray, ref: "Reference", cfg: EvalConfig,
+           rng: np.random.Generator | None = None) -> dict:
+    """KID in both feature spaces and diversity of one image set ([N, D] features) against the
+    held-out reference."""
+    rng = rng if rng is not None else np.random.default_rng(cfg.seed)
+    return {"kid_handcrafted": kid(f_hand, ref.f_hand, seed=cfg.seed)[0],
+            "kid_learned": kid(f_learned, ref.f_learned, seed=cfg.seed)[0],
+            **diversity(f_learned, ref.f_learned, min(cfg.diversity_pairs_of, len(f_learned), ref.n), rng)}
+
+
 class Reference:
     """The held-out real set, its features, and the classifier that judges samples."""
 
@@ -126,6 +136,12 @@ class Reference:
         self.f_learned, logits = clf.embed(self.net, x_real)
         self.f_hand = image_features(real.images)
         self.accuracy = real_accuracy(logits, real.c, schema)
+        # The floor: what a generator that drew its training set exactly would score. A random
+        # cfg.samples of the classifier's (= G's) training images, scored like a bundle's samples.
+        pick = np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.samples]
+        x_train = train.images[pick].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        self.floor = {"label": "real training images (the floor)", "samples": len(pick),
+                      **scores(image_features(train.images[pick]), clf.embed(self.net, x_train)[0], self, cfg)}
         self.info = {"real": asdict(cfg.real), "real_images": len(real), "classifier_train": asdict(cfg.train),
                      "classifier_train_images": len(train), "classifier": asdict(cfg.classifier)}
 
@@ -140,12 +156,8 @@ def evaluate_bundle(path: str | Path, ref: Reference, cfg: EvalConfig, label: st
     x = G(st.z, st.c)
     f_learned, _ = clf.embed(ref.net, x)
     u8 = to_uint8(x)
-    f_hand = image_features(u8)
     res = {"bundle": str(b.path), "label": label or b.name, "samples": cfg.samples,
-           "training_steps": b.training_steps,
-           "kid_handcrafted": kid(f_hand, ref.f_hand, seed=cfg.seed)[0],
-           "kid_learned": kid(f_learned, ref.f_learned, seed=cfg.seed)[0],
-           **diversity(f_learned, ref.f_learned, min(cfg.diversity_pairs_of, cfg.samples, ref.n), rng)}
+           "training_steps": b.training_steps, **scores(image_features(u8), f_learned, ref, cfg, rng)}
     if any(g.exclusive for g in b.schema.groups):
         c = one_per_group(cfg.attr_samples, b.schema, rng)
         _, logits = clf.embed(ref.net, G(sample_z(len(c), b.z_dim, rng), c))
@@ -165,11 +177,13 @@ def _slug(s: str) -> str:
 
 def markdown(results: list[dict], ref: Reference) -> str:
     lines = [f"Held-out real images: {ref.n}. KID: lower is better; duplicate share: real images give "
-             f"{DUPLICATE_QUANTILE:.0%} by construction, collapse approaches 100 %.", "",
+             f"{DUPLICATE_QUANTILE:.0%} by construction, collapse approaches 100 %. The first row scores "
+             f"{ref.floor['samples']} real training images as if they were samples: a generator that drew "
+             "its training set exactly would score it.", "",
              "| model | steps | KID (handcrafted) | KID (learned) | duplicate share | pairwise distance / real |",
              "|---|---|---|---|---|---|"]
-    for r in results:
-        steps = r["training_steps"].get("stage1", "?")
+    for r in [ref.floor] + results:
+        steps = r["training_steps"].get("stage1", "?") if "training_steps" in r else "-"
         lines.append(f"| {r['label']} | {steps} | {r['kid_handcrafted']:.4f} | {r['kid_learned']:.4f} | "
                      f"{r['duplicate_share']:.1%} | {r['pairwise_ratio']:.2f} |")
     groups = [g for g in ref.accuracy]
@@ -188,7 +202,7 @@ def markdown(results: list[dict], ref: Reference) -> str:
 def evaluate(bundles: list[str], labels: list[str], cfg: EvalConfig, schema: Schema, progress: bool = True) -> dict:
     ref = Reference(cfg, schema, progress)
     results = [evaluate_bundle(b, ref, cfg, lab) for b, lab in zip(bundles, labels)]
-    report = {"reference": ref.info, "classifier_accuracy": ref.accuracy, "results": results}
+    report = {"reference": ref.info, "classifier_accuracy": ref.accuracy, "floor": ref.floor, "results": results}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluate.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -72,6 +72,11 @@ def test_evaluate_command_writes_json_markdown_and_grid(tmp_path, data_dir, tiny
     assert report["reference"]["real_images"] == 100 and report["reference"]["classifier_train_images"] == 300
     assert "| tiny |" in (out / "evaluate.md").read_text() and (out / r["grid"]).is_file()
     assert (out / "classifier.safetensors").is_file()
+    # the floor row: real training images, scored like samples, are far closer to the held-out
+    # set than an untrained generator's blotches
+    floor = report["floor"]
+    assert floor["samples"] == 100 and "| real training images (the floor) | - |" in (out / "evaluate.md").read_text()
+    assert floor["kid_handcrafted"] < r["kid_handcrafted"] / 5
 
 
 def test_evaluate_refuses_overlapping_held_out_and_classifier_sets(tmp_path, data_dir, tiny_exported):

@@ -139,3 +139,20 @@ def test_acgan_head_beats_chance_on_held_out_faces(tmp_path, data_dir):
     acc = (pred == truth).mean()
     chance = np.bincount(truth, minlength=12).max() / len(truth)
     assert acc > chance + 0.1, f"hair-colour accuracy {acc:.2f} vs majority {chance:.2f}"
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_real_batches_are_mirrored_only_when_flips_are_on(tmp_path, data_dir, faces64, flip):
+    """`flip = false` (one-pose photo sets such as the shoes) must feed D every photo as stored."""
+    from neuedit.stage1.train import sample_batch
+    from neuedit.training import Run, TensorData
+    cfg = tiny_cfg(tmp_path, data_dir, batch=32)
+    cfg = replace(cfg, data=replace(cfg.data, flip=flip))
+    run = Run(cfg.run, {})
+    data = TensorData(faces64, run.device)
+    x_real = sample_batch(run, data, anime_faces(), cfg, 1, None)["x_real"]
+    stored = data.get(run.batch_indices(len(data), 1), None)[0]
+    mirrored = (x_real == stored.flip(3)).all(3).all(2).all(1) & (x_real != stored).any(3).any(2).any(1)
+    assert bool(mirrored.any()) == flip
+    if not flip:
+        assert torch.equal(x_real, stored)

@@ -42,6 +42,7 @@ class EvalConfig:
     samples: int = 2000                   # generated images for KID and diversity
     attr_samples: int = 1000              # generated images with one requested attribute per group
     diversity_pairs_of: int = 1000        # images per set in the pairwise-distance statistics
+    floor_images: int = 1000              # training images held back from the classifier for the floor (at most 1/5)
     seed: int = 0
     classifier: clf.ClassifierConfig = field(default_factory=clf.ClassifierConfig)
     classifier_path: str = ""             # cache file (default <out>/classifier.safetensors)
@@ -128,22 +129,26 @@ class Reference:
         if overlap and Path(cfg.real.root).resolve() == Path(cfg.train.root).resolve():
             raise UsageError(f"{len(overlap)} held-out images are also classifier training images: "
                              "use --skip N for the held-out set and --train-limit N for the classifier")
+        # The floor: real training images the classifier does not learn from (so they are as new
+        # to it as samples are; in its features the images it learned from score a higher KID),
+        # scored like a bundle's samples: what a generator that drew its training set would score.
+        k = min(cfg.floor_images, len(train) // 5)
+        order = np.random.default_rng(cfg.seed).permutation(len(train))
+        held, learn = np.sort(order[:k]), np.sort(order[k:])
         path = Path(cfg.classifier_path or Path(cfg.out) / "classifier.safetensors")
-        key = clf.digest([str(f) for f in train.files], schema, cfg.classifier)
-        self.net = clf.load_or_train(path, key, train.images, train.c, schema, cfg.classifier, progress)
+        key = clf.digest([str(train.files[i]) for i in learn], schema, cfg.classifier)
+        self.net = clf.load_or_train(path, key, train.images[learn], train.c[learn], schema, cfg.classifier, progress)
         x_real = real.images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
         self.n = len(real)
         self.f_learned, logits = clf.embed(self.net, x_real)
         self.f_hand = image_features(real.images)
         self.accuracy = real_accuracy(logits, real.c, schema)
-        # The floor: what a generator that drew its training set exactly would score. A random
-        # cfg.samples of the classifier's (= G's) training images, scored like a bundle's samples.
-        pick = np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.samples]
-        x_train = train.images[pick].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-        self.floor = {"label": "real training images (the floor)", "samples": len(pick),
-                      **scores(image_features(train.images[pick]), clf.embed(self.net, x_train)[0], self, cfg)}
+        x_held = train.images[held].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        self.floor = {"label": "real training images (the floor)", "samples": len(held),
+                      **scores(image_features(train.images[held]), clf.embed(self.net, x_held)[0], self, cfg)}
         self.info = {"real": asdict(cfg.real), "real_images": len(real), "classifier_train": asdict(cfg.train),
-                     "classifier_train_images": len(train), "classifier": asdict(cfg.classifier)}
+                     "classifier_train_images": len(learn), "floor_images": len(held),
+                     "classifier": asdict(cfg.classifier)}
 
 
 def evaluate_bundle(path: str | Path, ref: Reference, cfg: EvalConfig, label: str = "") -> dict:
@@ -178,8 +183,8 @@ def _slug(s: str) -> str:
 def markdown(results: list[dict], ref: Reference) -> str:
     lines = [f"Held-out real images: {ref.n}. KID: lower is better; duplicate share: real images give "
              f"{DUPLICATE_QUANTILE:.0%} by construction, collapse approaches 100 %. The first row scores "
-             f"{ref.floor['samples']} real training images as if they were samples: a generator that drew "
-             "its training set exactly would score it.", "",
+             f"{ref.floor['samples']} real training images, held back from the evaluation classifier, as if they "
+             "were samples: a generator that drew its training set exactly would score it.", "",
              "| model | steps | KID (handcrafted) | KID (learned) | duplicate share | pairwise distance / real |",
              "|---|---|---|---|---|---|"]
     for r in [ref.floor] + results:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .classifier import ClassifierConfig
 from .data import DataConfig
+from .evaluate import EvalConfig
 from .schema import Schema
 from neuedit.errors import UsageError
 
@@ -25,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", help="schema (default: the first bundle's)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--attr-samples", type=int, default=1000)
+    p.add_argument("--floor-images", type=int, default=EvalConfig.floor_images,
+                   help="training images held back from the classifier and scored as the floor (at most 1/5)")
     p.add_argument("--classifier-steps", type=int, default=ClassifierConfig.steps)
     p.add_argument("--classifier", default="", help="classifier cache file (default <out>/classifier.safetensors)")
     p.add_argument("--seed", type=int, default=0)
@@ -33,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from . import bundle as bundle_mod
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import evaluate
     first = bundle_mod.read(args.bundles[0])
     schema = Schema.load(args.schema) if args.schema else first.schema
     r = first.resolution
@@ -46,7 +49,7 @@ def run(args) -> int:
     else:
         raise UsageError("give --train-data for the classifier, or --skip N to hold out all but the first N images")
     cfg = EvalConfig(real=real, train=train, out=args.out, samples=args.samples, attr_samples=args.attr_samples,
-                     seed=args.seed, classifier=ClassifierConfig(steps=args.classifier_steps),
+                     seed=args.seed, floor_images=args.floor_images, classifier=ClassifierConfig(steps=args.classifier_steps),
                      classifier_path=args.classifier)
     labels = args.label + [bundle_mod.read(b).name for b in args.bundles[len(args.label):]]
     evaluate(args.bundles, labels, cfg, schema)

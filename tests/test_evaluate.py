@@ -69,13 +69,13 @@ def test_evaluate_command_writes_json_markdown_and_grid(tmp_path, data_dir, tiny
     r = report["results"][0]
     assert r["label"] == "tiny" and set(r["agreement"]) == {"hair_colour", "hair_length", "eye_colour"}
     assert np.isfinite(r["kid_handcrafted"]) and np.isfinite(r["kid_learned"]) and 0 <= r["duplicate_share"] <= 1
-    assert report["reference"]["real_images"] == 100 and report["reference"]["classifier_train_images"] == 300
+    assert report["reference"]["real_images"] == 100 and report["reference"]["classifier_train_images"] == 240
     assert "| tiny |" in (out / "evaluate.md").read_text() and (out / r["grid"]).is_file()
     assert (out / "classifier.safetensors").is_file()
-    # the floor row: real training images, scored like samples, are far closer to the held-out
-    # set than an untrained generator's blotches
+    # the floor row: a fifth of the training images, held back from the classifier and scored
+    # like samples, are far closer to the held-out set than an untrained generator's blotches
     floor = report["floor"]
-    assert floor["samples"] == 100 and "| real training images (the floor) | - |" in (out / "evaluate.md").read_text()
+    assert floor["samples"] == 60 and report["reference"]["floor_images"] == 60 and "| real training images (the floor) | - |" in (out / "evaluate.md").read_text()
     assert floor["kid_handcrafted"] < r["kid_handcrafted"] / 5
 
 

@@ -54,6 +54,7 @@ def torch_callable(bundle, graph: str, feeds: dict):
     import torch
     from neuedit import bundle as bundle_mod
     from neuedit.editor import latent_step
+    from neuedit.state import group_matrix
     x = {k: torch.from_numpy(v) for k, v in feeds.items()}
     if graph == "g1":
         G = bundle_mod.load_module(bundle, "g1")
@@ -64,8 +65,9 @@ def torch_callable(bundle, graph: str, feeds: dict):
         return lambda: G2(x["image"], x["sketch"], x["mask"])
     G = bundle_mod.load_module(bundle, "g1")
     c_t = x.get("c_t", x["z_t"][:, :0])
-    return lambda: latent_step(G, x["z_t"], c_t, x["sketch"], x["mask"], x["lr"], x["m"], x["v"], x["t"],
-                               x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
+    groups = torch.from_numpy(group_matrix(bundle.schema, bundle.c_dim))
+    return lambda: latent_step(G, groups, x["z_t"], c_t, x["sketch"], x["mask"], x["lr"], x["lr_c"], x["m"], x["v"],
+                               x["t"], x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
 
 
 def count_flops(fn) -> int:

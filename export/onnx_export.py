@@ -25,6 +25,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +34,7 @@ from ..editor import latent_step
 from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
                       SCALARS, file_digest, graph_inputs, graph_outputs)
 from ..nets import Generator, UpGenerator
+from ..state import group_matrix
 from neuedit.errors import NeueditError
 
 from .parity import check_graph, example_inputs
@@ -120,14 +122,16 @@ class _G2(nn.Module):
 
 
 # ---- the latent step with its backward pass ----------------------------------------------------
-def _step_fn(G: nn.Module, c_dim: int):
-    """latent_step as a function of the graph's inputs (no c_t, no c_t_next when c_dim is 0)."""
-    if c_dim:
-        def step(z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
-            return latent_step(G, z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c)
+def _step_fn(G: nn.Module, groups: torch.Tensor):
+    """latent_step as a function of the graph's inputs (no c_t, no c_t_next when c_dim is 0);
+    `groups` [C, C] becomes a constant of the graph."""
+    if groups.shape[0]:
+        def step(z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
+            return latent_step(G, groups, z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c)
     else:
-        def step(z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
-            out = latent_step(G, z_t, z_t[:, :0], sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c)
+        def step(z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
+            out = latent_step(G, groups, z_t, z_t[:, :0], sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor,
+                              edit_c)
             return out[:1] + out[2:]
     return step
 
@@ -226,11 +230,13 @@ def _static_zero(node, dim: int) -> bool:
     return isinstance(size, int) and size == 0
 
 
-def trace_latent_step(G: nn.Module, c_dim: int, example: tuple) -> torch.fx.GraphModule:
-    """The latent step of `G` (BatchNorm folded, frozen) as an ATen graph with its backward
-    pass written in forward ops only. Shapes stay symbolic in the batch."""
+def trace_latent_step(G: nn.Module, groups: np.ndarray, example: tuple) -> torch.fx.GraphModule:
+    """The latent step of `G` (BatchNorm folded, frozen) with the schema's group matrix `groups`
+    [C, C] as an ATen graph with its backward pass written in forward ops only. Shapes stay
+    symbolic in the batch."""
     from torch.fx.experimental.proxy_tensor import make_fx
-    gm = make_fx(_step_fn(G, c_dim), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    fn = _step_fn(G, torch.from_numpy(np.asarray(groups, np.float32)))
+    gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
     conv_input_grads_to_forward_ops(gm)
     drop_empty_cat_inputs(gm)
     return gm
@@ -244,13 +250,13 @@ class _Step(nn.Module):
         super().__init__()
         self.gm = gm
 
-    def forward(self, z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
-        return tuple(self.gm(z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c))
+    def forward(self, z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
+        return tuple(self.gm(z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c))
 
 
 class _StepNoC(_Step):
-    def forward(self, z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c):
-        return tuple(self.gm(z_t, sketch, mask, lr, m, v, t, adam, z_anchor, anchor, edit_c))
+    def forward(self, z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
+        return tuple(self.gm(z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c))
 
 
 
@@ -324,7 +330,7 @@ def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batc
     elif graph == "g2":
         module = _G2(G)
     else:
-        module = (_Step if c_dim else _StepNoC)(trace_latent_step(G, c_dim, args))
+        module = (_Step if c_dim else _StepNoC)(trace_latent_step(G, group_matrix(bundle.schema, c_dim), args))
     meta = {k: v for k, v in bundle.meta.items() if k != "onnx"}
     metadata = {
         META_BUNDLE: json.dumps(meta, sort_keys=True),

@@ -17,6 +17,7 @@ import torch
 
 from .. import bundle as bundle_mod
 from ..editor import latent_step
+from ..state import group_matrix
 from ..engine import GRAPH_FILES, GRAPH_NET, graph_inputs, graph_outputs
 from neuedit.errors import NeueditError, UsageError
 
@@ -52,7 +53,7 @@ def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed:
         "z": z, "c": c,
         "image": rng.uniform(-0.98, 0.98, (n, 3, r, r)), "sketch": sketch, "mask": mask,
         "z_t": np.arctanh(z), "c_t": np.log(np.clip(c, 1e-2, 1 - 1e-2) / (1 - np.clip(c, 1e-2, 1 - 1e-2))),
-        "lr": 0.05 if adam else 2.0,
+        "lr": 0.05 if adam else 2.0, "lr_c": 0.5 if adam else 2.0,
         "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
         "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
     }
@@ -62,7 +63,7 @@ def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed:
         # ~1e7 times, in PyTorch as much as in ONNX. A small lr keeps that within the
         # tolerance; the eps path itself (c's exact zero gradient) is checked all the same.
         table.update(m=np.zeros((n, w)), v=np.zeros((n, w)), t=0.0, anchor=0.0, edit_c=0.0, z_anchor=table["z_t"],
-                     lr=1e-3)
+                     lr=1e-3, lr_c=1e-3)
     return {k: f(table[k]) for k in graph_inputs(graph, c_dim)}
 
 
@@ -161,8 +162,9 @@ def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray
         elif graph == "g2":
             outs = (net(x["image"], x["sketch"], x["mask"]),)
         else:
-            outs = latent_step(net, x["z_t"], x["c_t"], x["sketch"], x["mask"], x["lr"], x["m"], x["v"], x["t"],
-                               x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
+            groups = torch.from_numpy(group_matrix(bundle.schema, bundle.c_dim))
+            outs = latent_step(net, groups, x["z_t"], x["c_t"], x["sketch"], x["mask"], x["lr"], x["lr_c"], x["m"],
+                               x["v"], x["t"], x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
     named = dict(zip(graph_outputs(graph, 1), outs))  # all outputs, c_t_next included
     return {k: named[k].detach().numpy() for k in graph_outputs(graph, bundle.c_dim)}
 

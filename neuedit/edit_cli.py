@@ -22,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", type=Path, help="two-stage only: edit this photo instead of a state")
     p.add_argument("--method", choices=["latent", "two-stage"], default="latent")
     p.add_argument("--steps", type=int, default=1, help="latent: optimisation steps")
-    p.add_argument("--optimizer", choices=["gd", "adam"], default="gd")
-    p.add_argument("--lr", type=float, help="latent: step size (default 2.0 for gd, 0.05 for adam)")
+    p.add_argument("--optimizer", choices=["gd", "adam"], default=EditConfig().optimizer)
+    p.add_argument("--lr", type=float, help="latent: step size of z (default: EditConfig.step_sizes; 0 holds z)")
+    p.add_argument("--lr-c", type=float, help="latent: step size of c's group logits (default: EditConfig.step_sizes)")
+    p.add_argument("--paste", type=float, default=EditConfig().paste,
+                   help="latent: keep the picture's own pixels except within this ΔE of the colour under the "
+                        "strokes where G1 changed them (0: the result is G1(z, c))")
     p.add_argument("--anchor", type=float, default=0.0, help="latent: pull toward the starting z")
     p.add_argument("--restarts", type=int, default=1, help="latent: random restarts, best kept")
     p.add_argument("--project-c", action="store_true", help="latent: project c onto exclusive groups")
@@ -62,7 +66,8 @@ def run(args) -> int:
     if args.image:
         raise UsageError("--image works with --method two-stage; the latent editor needs a state")
     from .editor import LatentEditor
-    cfg = EditConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, anchor=args.anchor,
+    cfg = EditConfig(optimizer=args.optimizer, lr=args.lr, lr_c=args.lr_c, paste=args.paste, steps=args.steps,
+                     anchor=args.anchor,
                      restarts=args.restarts, project_c=args.project_c)
     torch.manual_seed(args.seed)
     ed = LatentEditor(bundle_mod.load_module(b, "g1"), b.schema)

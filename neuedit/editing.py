@@ -26,7 +26,7 @@ from .state import EditConfig, EditState, sample_z
 
 
 # one latent step's feeds and results (`neuedit.editor.latent_step`; the latent_step.onnx contract)
-STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
+STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "lr_c", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
 STEP_OUTPUTS = ("z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next")
 
 
@@ -35,6 +35,7 @@ class Backend(Protocol):
     z_dim: int
     c_dim: int
     schema: object          # neuedit.schema.Schema (projection of c, sampling c for restarts)
+    groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.state.group_matrix`)
     has_g2: bool
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray: ...
@@ -105,12 +106,79 @@ def two_stage(be: Backend, source, sketch, mask) -> np.ndarray:
 
 
 # ---- the latent editor ----------------------------------------------------------------------------
+def _lab(x: np.ndarray) -> np.ndarray:
+    """[N, 3, R, R] in [-1, 1] (sRGB) -> CIELAB [N, R, R, 3] (D65), numpy: the server has no scikit-image."""
+    rgb = np.clip((x.transpose(0, 2, 3, 1) + 1.0) / 2.0, 0.0, 1.0).astype(np.float64)
+    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = lin @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def _blur(a: np.ndarray) -> np.ndarray:
+    """[N, R, R] smoothed by the separable kernel [1, 4, 6, 4, 1] / 16 (a Gaussian of sigma ~1 px), edges clamped."""
+    k = np.array([1, 4, 6, 4, 1], np.float64) / 16
+    for axis in (1, 2):
+        p = np.pad(a, [(0, 0)] + [(2, 2) if ax == axis else (0, 0) for ax in (1, 2)], mode="edge")
+        a = sum(k[i] * np.take(p, np.arange(i, i + a.shape[axis]), axis=axis) for i in range(5))
+    return a
+
+
+def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: float,
+                 changed: float = 0.1) -> np.ndarray:
+    """Where the picture may change -> weights [N, 1, R, R] in [0, 1]: the pixels of `source` whose
+    colour lies within `tol` (CIE76 ΔE) of the median colour under the strokes (mask [N, 1, R, R])
+    and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale), softened by ~1 px.
+    Three strokes on the hair: the hair, not the face that G1's condition redraws with it."""
+    lab = _lab(source)
+    on = mask[:, 0] > 0
+    w = np.zeros(on.shape, np.float64)
+    for i in range(len(source)):
+        if on[i].any():
+            ref = np.median(lab[i][on[i]], 0)
+            w[i] = np.clip(1.5 - np.sqrt(((lab[i] - ref) ** 2).sum(-1)) / tol, 0.0, 1.0)
+    moved = _blur((np.abs(edited - source).max(1) > changed).astype(np.float64))
+    return np.clip(1.5 * _blur(w) * np.clip(2 * moved, 0, 1), 0.0, 1.0)[:, None].astype(np.float32)
+
+
+def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float) -> np.ndarray:
+    """`edited` inside `paste_region`, `source`'s own pixels elsewhere (the picture the edit started
+    from keeps what the strokes are not about; Neural Photo Editor's masked change) -> [N, 3, R, R]."""
+    if tol <= 0:
+        return edited
+    w = paste_region(source, mask, edited, tol)
+    return (source + w * (edited - source)).astype(np.float32)
+
+
+def choose_c(be: Backend, state: EditState, sketch: np.ndarray, mask: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """c [N, C] per row: the state's own c or one of its single swaps (one exclusive group set to one
+    of its values), whichever G1 draws nearest the strokes (Dist). A colour stroke on the hair then
+    picks the hair colour it names in one batched pass, before any step refines it."""
+    n, c_dim = len(state), be.c_dim
+    swaps = [(s, k) for g, s in be.schema.slices() if g.exclusive and len(g.attributes) > 1
+             for k in range(s.start, s.stop)]
+    cands = np.repeat(state.c[:, None], 1 + len(swaps), 1)  # [N, K, C]
+    for j, (s, k) in enumerate(swaps, 1):
+        cands[:, j, s] = 0.0
+        cands[:, j, k] = 1.0
+    kk = cands.shape[1]
+    z = np.repeat(state.z, kk, 0)
+    flat = cands.reshape(n * kk, c_dim)
+    sk, mk = np.repeat(sketch, kk, 0), np.repeat(mask, kk, 0)
+    d = np.concatenate([edit_dist(be.generate(z[i:i + chunk], flat[i:i + chunk]), sk[i:i + chunk], mk[i:i + chunk])
+                        for i in range(0, n * kk, chunk)]).reshape(n, kk)
+    return cands[np.arange(n), d.argmin(1)].astype(np.float32)
+
+
 def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = EditConfig(),
                 steps: int | None = None, frames: bool = False) -> StepResult:
     """`steps` (default `cfg.steps`) steps from `state` toward sketch [N|1, 3, R, R] / mask.
 
     One step is the report's interactive "submit"; Adam moments carry over in the returned
-    state, so successive calls continue one optimisation."""
+    state, so successive calls continue one optimisation. With `cfg.paste` the returned picture
+    is the one the edit started from (the state's z0, c0, else its own z, c; kept in the returned
+    state) with G1's change pasted where the strokes concern it (`paste`)."""
     steps = cfg.steps if steps is None else steps
     if steps < 0:
         raise UsageError("steps must be >= 0")
@@ -118,14 +186,18 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
     n, width, r = len(state), be.z_dim + be.c_dim, be.resolution
     sk, mk = broadcast(sketch, n, 3, r, "sketch"), broadcast(mask, n, 1, r, "mask")
     adam = cfg.optimizer == "adam"
-    z_t, c_t = state.z_tilde(), state.c_tilde()
+    origin = (state.z0, state.c0) if state.z0 is not None else (state.z, state.c)
+    if cfg.choose_c and cfg.edit_c and steps and be.c_dim and be.schema is not None:
+        state = EditState(state.z, choose_c(be, state, sk, mk), state.m, state.v, state.t)
+    z_t, c_t = state.z_tilde(), state.c_tilde(be.groups)
     if adam and state.m is not None:
         m, v, t = state.m, state.v, np.float32(state.t)
     else:
         m, v, t = np.zeros((n, width), np.float32), np.zeros((n, width), np.float32), np.float32(0)
     scal = lambda x: np.asarray(x, np.float32)  # noqa: E731  0-d inputs
-    fixed = {"sketch": sk, "mask": mk, "lr": scal(cfg.step_size), "adam": scal(float(adam)),
-             "z_anchor": z_t, "anchor": scal(cfg.anchor), "edit_c": scal(float(cfg.edit_c))}
+    lr, lr_c = cfg.step_sizes(be.c_dim)
+    fixed = {"sketch": sk, "mask": mk, "lr": scal(lr), "lr_c": scal(lr_c),
+             "adam": scal(float(adam)), "z_anchor": z_t, "anchor": scal(cfg.anchor), "edit_c": scal(float(cfg.edit_c))}
     trace, imgs = [], []
     for _ in range(steps):
         out = be.step({**fixed, "z_t": z_t, "c_t": c_t, "m": m, "v": v, "t": scal(t)})
@@ -135,11 +207,17 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
         trace.append(out["dist"])
         if frames:
             imgs.append(out["image"])
-    new = EditState.from_tilde(z_t, c_t, m if adam else None, v if adam else None,
+    new = EditState.from_tilde(z_t, c_t, be.groups, m if adam else None, v if adam else None,
                                int(round(float(t))) if adam else 0)
+    if not (cfg.edit_c and steps):
+        new.c = state.c.copy()  # c did not move: keep it exactly (the logits clamp one-hot values)
     if cfg.project_c and be.c_dim and be.schema is not None:
         new.c = be.schema.project(new.c)
     image = be.generate(new.z, new.c)
+    if cfg.paste > 0 and steps:  # against the picture the edit started from, over all its calls
+        z0, c0 = origin
+        image = paste(be.generate(z0, c0), image, mk, cfg.paste)
+        new.z0, new.c0 = z0.copy(), c0.copy()
     d = edit_dist(image, sk, mk).astype(np.float32)
     trace.append(d)
     if frames:
@@ -186,4 +264,4 @@ def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | 
         k = int(edit_dist(rec, np.broadcast_to(x[i:i + 1], rec.shape), whole).argmin())
         z0[i], c_start[i] = zs[k], cs[i, k]
     return latent_edit(be, EditState(z0, c_start), x, np.ones((n, 1, r, r), np.float32),
-                       EditConfig(optimizer="adam", lr=lr), steps=steps)
+                       EditConfig(optimizer="adam", lr=lr, lr_c=lr, paste=0.0), steps=steps)

@@ -1,7 +1,7 @@
 """The baseline one-stage editor: latent optimisation over a stage-one generator (iGAN-style).
 
-Steps are taken on `z~ = arctanh(z)` and `c~ = logit(c)` (docs/method.md §3), so `z` stays in
-(-1, 1) and `c` in (0, 1). `latent_step` is a pure function of tensors: the PyTorch editor
+Steps are taken on `z~ = arctanh(z)` and `c~`, the logits of a softmax per exclusive group
+(docs/method.md §3), so `z` stays in (-1, 1) and each group of `c` sums to at most 1. `latent_step` is a pure function of tensors: the PyTorch editor
 backend calls it, and the ONNX export traces exactly it, so both follow the same trajectory;
 the loop around it is `neuedit.editing`, shared with the ONNX engine.
 """
@@ -13,24 +13,38 @@ import torch
 from . import editing
 from .editing import StepResult  # noqa: F401  (re-exported)
 from .sketch import dist as edit_distance
-from .state import EditConfig, EditState  # noqa: F401  (EditConfig re-exported)
+from .state import LOGIT_MAX, EditConfig, EditState, group_matrix  # noqa: F401  (EditConfig re-exported)
 
 
-def latent_step(G, z_t: torch.Tensor, c_t: torch.Tensor, sketch: torch.Tensor, mask: torch.Tensor,
-                lr: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: torch.Tensor,
-                adam: torch.Tensor, z_anchor: torch.Tensor, anchor: torch.Tensor, edit_c: torch.Tensor,
-                beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-    """One optimisation step, batched and traceable.
+def group_softmax(c_t: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """c~ [N, C] -> c [N, C], a softmax per exclusive group with a "none" slot of logit 0
+    (`neuedit.state.c_from_logits`, the same formula in numpy); groups [C, C] from
+    `neuedit.state.group_matrix`."""
+    if c_t.shape[1] == 0:  # no condition (shoes, handbags): amax over nothing is undefined
+        return c_t
+    l = c_t.clamp(-LOGIT_MAX, LOGIT_MAX)
+    top = l.amax(1, keepdim=True).clamp(min=0.0)
+    e = torch.exp(l - top)
+    return e / (torch.exp(-top) + e @ groups)
 
-    z_t [N, Z], c_t [N, C]: the unconstrained state; sketch [N, 3, R, R], mask [N, 1, R, R];
-    lr, t, adam (0/1), anchor, edit_c (0/1): scalars [] float; m, v [N, Z + C] Adam moments;
-    z_anchor [N, Z]: z~ to pull toward with weight `anchor`.
+
+def latent_step(G, groups: torch.Tensor, z_t: torch.Tensor, c_t: torch.Tensor, sketch: torch.Tensor,
+                mask: torch.Tensor, lr: torch.Tensor, lr_c: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                t: torch.Tensor, adam: torch.Tensor, z_anchor: torch.Tensor, anchor: torch.Tensor,
+                edit_c: torch.Tensor, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+    """One optimisation step, batched and traceable; `groups` [C, C] is the bundle's constant.
+
+    z_t [N, Z], c_t [N, C]: the unconstrained state (z = tanh(z~), c = group_softmax(c~));
+    sketch [N, 3, R, R], mask [N, 1, R, R] (weights in [0, 1]: the strokes, and the keep term's
+    pixels when the core adds them); lr, lr_c (step sizes of z~ and c~), t, adam (0/1), anchor,
+    edit_c (0/1): scalars [] float; m, v [N, Z + C] Adam moments; z_anchor [N, Z]: z~ to pull
+    toward with weight `anchor`.
     Returns (z_t', c_t', image [N, 3, R, R] and dist [N] at the *input* state, m', v', t').
     """
     with torch.enable_grad():
         z_t = z_t.detach().requires_grad_(True)
         c_t = c_t.detach().requires_grad_(True)
-        image = G(torch.tanh(z_t), torch.sigmoid(c_t))
+        image = G(torch.tanh(z_t), group_softmax(c_t, groups))
         dist = edit_distance(image, sketch, mask)
         loss = dist + anchor * ((z_t - z_anchor) ** 2).mean(1)
         gz, gc = torch.autograd.grad(loss.sum(), [z_t, c_t])
@@ -40,10 +54,9 @@ def latent_step(G, z_t: torch.Tensor, c_t: torch.Tensor, sketch: torch.Tensor, m
     v1 = beta2 * v + (1 - beta2) * g * g
     adam_upd = (m1 / (1 - beta1 ** t1)) / (torch.sqrt(v1 / (1 - beta2 ** t1)) + eps)
     upd = adam * adam_upd + (1 - adam) * g
-    x1 = torch.cat([z_t, c_t], 1).detach() - lr * upd
     Z = z_t.shape[1]
     keep = 1 - adam  # gd leaves the moments untouched
-    return (x1[:, :Z], x1[:, Z:], image.detach(), dist.detach(),
+    return (z_t.detach() - lr * upd[:, :Z], c_t.detach() - lr_c * upd[:, Z:], image.detach(), dist.detach(),
             adam * m1 + keep * m, adam * v1 + keep * v, adam * t1 + keep * t)
 
 
@@ -57,6 +70,8 @@ class TorchBackend:
         self.schema, self.device = schema, device
         self.resolution, self.z_dim, self.c_dim = G1.resolution, G1.z_dim, G1.c_dim
         self.has_g2 = G2 is not None
+        self.groups = group_matrix(schema, self.c_dim)
+        self._groups_t = torch.from_numpy(self.groups).to(device)
 
     @classmethod
     def from_bundle(cls, b, device="cpu", g2: bool = True) -> "TorchBackend":
@@ -76,7 +91,7 @@ class TorchBackend:
         return self.G2(self._t(image), self._t(sketch), self._t(mask)).cpu().numpy()
 
     def step(self, feeds: dict) -> dict:
-        out = latent_step(self.G1, *(self._t(feeds[k]) for k in editing.STEP_INPUTS))
+        out = latent_step(self.G1, self._groups_t, *(self._t(feeds[k]) for k in editing.STEP_INPUTS))
         return {k: v.cpu().numpy() for k, v in zip(editing.STEP_OUTPUTS, out)}
 
 

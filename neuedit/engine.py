@@ -6,7 +6,7 @@ torch). It loads the graphs that `neuedit export` wrote into a bundle:
     g1.onnx           z [N, Z], c [N, C]                 -> image [N, 3, R, R]
     g2.onnx           image, sketch [N, 3, R, R], mask [N, 1, R, R] -> edited [N, 3, R, R]
     latent_step.onnx  one step of `neuedit.editor.latent_step` (forward and backward pass
-                      in the graph): z_t, c_t, sketch, mask, lr, m, v, t, adam, z_anchor,
+                      in the graph): z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor,
                       anchor, edit_c -> z_t_next, c_t_next, image, dist, m_next, v_next, t_next
 
 For a bundle with c_dim 0 (shoes, handbags) the graphs have no `c` / `c_t` input and
@@ -30,7 +30,7 @@ from . import editing
 from .data import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
 from .editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
 from .schema import Schema
-from .state import EditConfig, EditState
+from .state import EditConfig, EditState, group_matrix
 from neuedit.errors import NeueditError
 
 # ---- the graph contract, shared with neuedit.export (which imports these) -----------------
@@ -40,7 +40,7 @@ G2_INPUTS = ("image", "sketch", "mask")
 G2_OUTPUTS = ("edited",)  # ONNX names must be unique: "image" is the input
 GRAPH_FILES = {"g1": "g1.onnx", "g2": "g2.onnx", "latent_step": "latent_step.onnx"}
 GRAPH_NET = {"g1": "g1", "g2": "g2", "latent_step": "g1"}  # the network whose weights a graph holds
-SCALARS = ("lr", "t", "adam", "anchor", "edit_c")  # latent_step's 0-d float inputs
+SCALARS = ("lr", "lr_c", "t", "adam", "anchor", "edit_c")  # latent_step's 0-d float inputs
 
 META_BUNDLE = "neuedit_bundle"     # bundle.json (without "onnx") as JSON
 META_GRAPH = "neuedit_graph"       # "g1", "g2" or "latent_step"
@@ -124,6 +124,7 @@ class Engine:
         b = self.bundle
         self.name, self.resolution, self.z_dim, self.c_dim = b.name, b.resolution, b.z_dim, b.c_dim
         self.schema: Schema = b.schema
+        self.groups = group_matrix(self.schema, self.c_dim)
         self._providers = resolve_providers(providers)
         self._threads = threads
         if "g1" not in b.meta.get("onnx", {}):

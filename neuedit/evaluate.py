@@ -118,6 +118,21 @@ def scores(f_hand: np.ndarray, f_learned: np.ndarray, ref: "Reference", cfg: Eva
             **diversity(f_learned, ref.f_learned, min(cfg.diversity_pairs_of, len(f_learned), ref.n), rng)}
 
 
+def floor_split(n: int, cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the classifier's training images held back for the floor, and the rest."""
+    k = min(cfg.floor_images, n // 5)
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+def evaluation_classifier(train, learn: np.ndarray, schema: Schema, cfg: EvalConfig, progress: bool = True):
+    """The evaluation classifier trained on the real images `train[learn]` (cached by digest at
+    `cfg.classifier_path`, default <out>/classifier.safetensors)."""
+    path = Path(cfg.classifier_path or Path(cfg.out) / "classifier.safetensors")
+    key = clf.digest([str(train.files[i]) for i in learn], schema, cfg.classifier)
+    return clf.load_or_train(path, key, train.images[learn], train.c[learn], schema, cfg.classifier, progress)
+
+
 class Reference:
     """The held-out real set, its features, and the classifier that judges samples."""
 
@@ -132,12 +147,8 @@ class Reference:
         # The floor: real training images the classifier does not learn from (so they are as new
         # to it as samples are; in its features the images it learned from score a higher KID),
         # scored like a bundle's samples: what a generator that drew its training set would score.
-        k = min(cfg.floor_images, len(train) // 5)
-        order = np.random.default_rng(cfg.seed).permutation(len(train))
-        held, learn = np.sort(order[:k]), np.sort(order[k:])
-        path = Path(cfg.classifier_path or Path(cfg.out) / "classifier.safetensors")
-        key = clf.digest([str(train.files[i]) for i in learn], schema, cfg.classifier)
-        self.net = clf.load_or_train(path, key, train.images[learn], train.c[learn], schema, cfg.classifier, progress)
+        held, learn = floor_split(len(train), cfg)
+        self.net = evaluation_classifier(train, learn, schema, cfg, progress)
         x_real = real.images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
         self.n = len(real)
         self.f_learned, logits = clf.embed(self.net, x_real)

@@ -16,6 +16,13 @@ comparison scores editors against their targets (`neuedit compare`). Four kinds
 - **differ**: two given images (stage-one samples with another attribute or a nearby z):
   the strokes are drawn where they differ most, in the target's colours.
 - **empty**: no strokes; the target is the source.
+- **attribute**: a stage-one sample and the same z with one exclusive attribute changed
+  (`G1(z, c)` -> `G1(z, c')`, e.g. another hair colour): the region is everything the change
+  touched, the target is `G1(z, c')` there and the source elsewhere (so the background stays),
+  and the strokes are a few brush strokes there in the target's colours. This is what a stroke
+  on the hair means: the whole hair changes (docs/method.md, "Where an edit's meaning lives").
+- **object**: a real photo of an object on a plain background with the whole object moved to
+  another colour (its shading kept), in either direction; strokes on the object.
 
 Every function is numpy/OpenCV/scikit-image (no torch) and a pure function of its
 arguments and `rng`. Images are uint8 [H, W, 3]; sketches are RGBA uint8 [H, W, 4] as the
@@ -32,7 +39,7 @@ from .errors import UsageError
 from .strokes import drop_fragments, default_min_fragment, free_form_mask, random_region, \
     stroke_colour, StrokeConfig
 
-KINDS = ("recolour", "reshape", "differ", "empty")
+KINDS = ("recolour", "reshape", "differ", "empty", "attribute", "object")
 FILLS = ("donor", "blur", "given")
 
 
@@ -48,6 +55,7 @@ class PairConfig:
     p_line_colour: float = 0.3                    # reshape: probability of one colour stroke beside the lines
     differ_quantile: float = 0.8                  # differ: the region is where the difference is above this quantile
     feather: float = 0.7                          # Gaussian sigma (px) of the blend at a region's border
+    attribute_delta: float = 15.0                 # attribute: Lab distance above which a pixel changed
 
     def __post_init__(self):
         if not 2 <= self.clusters[0] <= self.clusters[1]:
@@ -317,6 +325,80 @@ def differ_pair(source: np.ndarray, target: np.ndarray, n: int, rng: np.random.G
     return Pair(source, sketch, target, region, "differ", lines)
 
 
+def changed_region(source: np.ndarray, target: np.ndarray, delta: float, min_area: float = 0.004) -> np.ndarray:
+    """Where two images of one z differ: Lab distance of the lightly blurred images above `delta`,
+    opened, small components (below `min_area` of the image) dropped, holes filled -> bool [H, W]."""
+    blur = lambda a: cv2.GaussianBlur(a, (0, 0), 0.8)  # noqa: E731
+    diff = np.linalg.norm(to_lab(blur(source)) - to_lab(blur(target)), axis=-1)
+    region = cv2.morphologyEx((diff > delta).astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    h, w = region.shape
+    big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area * h * w]
+    return fill_holes(np.isin(cc, big), h * w // 50)
+
+
+def attribute_pair(source: np.ndarray, changed: np.ndarray, n: int, rng: np.random.Generator,
+                   cfg: PairConfig = PairConfig()) -> Pair:
+    """`source` = G1(z, c) and `changed` = G1(z, c') (one attribute changed): the target is `changed`
+    over the region where the two differ (feathered) and `source` elsewhere; n strokes in the
+    region, started where the change is largest, in the target's colours."""
+    source, changed = _check(source, "source"), _check(changed, "changed")
+    region = changed_region(source, changed, cfg.attribute_delta)
+    if not region.any():
+        return empty_pair(source)
+    a = feathered(cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, cfg.feather)
+    target = np.clip(np.rint(source * (1 - a) + changed.astype(np.float32) * a), 0, 255).astype(np.uint8)
+    diff = np.linalg.norm(to_lab(source) - to_lab(target), axis=-1)
+    sketch = strokes_inside(target, region, n, rng, cfg, weight=diff)
+    return Pair(source, sketch, target, _changed(source, target, region), "attribute", np.zeros_like(region))
+
+
+def object_region(image: np.ndarray, white: float = 90.0, chroma: float = 10.0) -> np.ndarray:
+    """The object of a product photo on a plain light background -> bool [H, W]: everything but
+    the near-white pixels (L above `white`, Lab chroma below `chroma`) connected to the border,
+    holes filled; empty when nothing is left."""
+    image = _check(image, "image")
+    lab = to_lab(cv2.medianBlur(image, 3))
+    light = (lab[..., 0] > white) & (np.hypot(lab[..., 1], lab[..., 2]) < chroma)
+    n, cc = cv2.connectedComponents(light.astype(np.uint8), connectivity=4)
+    border = np.setdiff1d(np.unique(np.concatenate([cc[0], cc[-1], cc[:, 0], cc[:, -1]])), [0])
+    background = np.isin(cc, border) & light
+    obj = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    return fill_holes(obj, obj.size // 4)
+
+
+def random_colour(avoid_lab: np.ndarray, rng: np.random.Generator, min_shift: float, tries: int = 20) -> np.ndarray:
+    """A colour a person might pick for an object, Lab [3], at least `min_shift` from `avoid_lab`:
+    a chromatic one (L 25-75, chroma 25-70, any hue) or, one time in five, a grey from black to white."""
+    for _ in range(tries):
+        if rng.random() < 0.2:
+            c = np.array([rng.uniform(12, 92), rng.normal(0, 2), rng.normal(0, 2)], np.float32)
+        else:
+            h, ch = rng.uniform(0, 2 * np.pi), rng.uniform(25, 70)
+            c = np.array([rng.uniform(25, 75), ch * np.cos(h), ch * np.sin(h)], np.float32)
+        if np.linalg.norm(c - avoid_lab) >= min_shift:
+            break
+    return c
+
+
+def object_pair(image: np.ndarray, donors: np.ndarray, n: int, rng: np.random.Generator,
+                cfg: PairConfig = PairConfig(), ask: bool | None = None) -> Pair:
+    """A whole-object recolour of a real product photo: the object (`object_region`) moved to a
+    random colour (`random_colour`; `donors` unused, kept for the kinds' common signature) with its shading kept. `ask` (default: a coin): the photo is the source and the
+    recoloured one the target (what a user asks), else the other way round (the target is real);
+    n strokes on the object in the target's colours."""
+    image = _check(image, "image")
+    region = object_region(image)
+    if region.sum() < 0.02 * region.size:
+        return empty_pair(image)
+    colour = random_colour(to_lab(image)[region].mean(0), rng, cfg.min_shift)
+    moved = recoloured(image, region, colour, cfg.feather)
+    ask = bool(rng.random() < 0.5) if ask is None else ask
+    source, target = (image, moved) if ask else (moved, image)
+    sketch = strokes_inside(target, region, n, rng, cfg)
+    return Pair(source, sketch, target, _changed(source, target, region), "object", np.zeros_like(region))
+
+
 def empty_pair(image: np.ndarray) -> Pair:
     """No strokes: the target is the source."""
     image = _check(image, "image")
@@ -347,12 +429,13 @@ def nearby_z(z: np.ndarray, rng: np.random.Generator, scale: float = 0.5) -> np.
     return out.astype(np.float32)
 
 
-def changed_attribute(schema, c: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """c [c_dim] (one row) with one exclusive group set to another of its attributes (none -> one, one ->
-    another, or off for a one-attribute group); with no exclusive group, one free attribute
-    flipped -> (c', what changed)."""
+def changed_attribute(schema, c: np.ndarray, rng: np.random.Generator,
+                      among: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
+    """c [c_dim] (one row) with one exclusive group (of `among` when given, by name) set to another
+    of its attributes (none -> one, one -> another, or off for a one-attribute group); with no
+    exclusive group, one free attribute flipped -> (c', what changed)."""
     c = np.array(c, np.float32).ravel()
-    groups = [(g, s) for g, s in schema.slices() if g.exclusive]
+    groups = [(g, s) for g, s in schema.slices() if g.exclusive and (not among or g.name in among)]
     if not groups:
         k = int(rng.integers(len(c)))
         c[k] = 1.0 - float(c[k] > 0.5)

@@ -1,8 +1,11 @@
 """The editing state that travels with the client: `z`, `c` and the optimiser's moments.
 
 numpy only. `z` lives in (-1, 1) and `c` in [0, 1] because the latent editor steps in
-`z~ = arctanh(z)`, `c~ = logit(c)`. JSON stores float32 values as Python floats, which
-round-trip bit-exactly.
+`z~ = arctanh(z)` and `c~`, the logits of a softmax per exclusive group with a "none" slot
+whose logit is fixed at 0 (`c_from_logits`; a free attribute is its own one-attribute group,
+where this is the sigmoid): a hair colour is then *chosen* by the step, one group's values
+sum to at most 1, and swapping one for another takes a few steps (docs/method.md §3).
+JSON stores float32 values as Python floats, which round-trip bit-exactly.
 """
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from neuedit.errors import NeueditError, UsageError
 
-C_EPS = 1e-4  # c is clamped to [C_EPS, 1 - C_EPS] before logit, so hard 0/1 labels are valid
+C_EPS = 3e-3  # c is clamped to [C_EPS, 1 - C_EPS] before the logits, so hard 0/1 labels are valid: a
+#               one-hot group starts at logits 5.8 (on) and 0 (off, level with "none"), a few Adam
+#               steps from another value, and renders as c_on 0.965 in a 12-attribute group
+LOGIT_MAX = 30.0  # |c~| is clipped here: exp() stays finite in float32
 Z_MAX = 1 - 1e-6  # |z| above this would make arctanh(z) overflow float32
 T_MAX = 10_000_000  # Adam's step count; beyond it bias correction is 1 anyway
 
@@ -29,6 +35,8 @@ class EditState:
     m: np.ndarray | None = None   # Adam first moment [N, z_dim + c_dim]
     v: np.ndarray | None = None   # Adam second moment [N, z_dim + c_dim]
     t: int = 0                    # Adam step count
+    z0: np.ndarray | None = None  # the (z, c) whose picture a latent edit started from: what
+    c0: np.ndarray | None = None  #   `EditConfig.paste` keeps across calls (None: this state's own)
 
     def __post_init__(self):
         self.z = np.asarray(self.z, np.float32)
@@ -40,6 +48,9 @@ class EditState:
         if self.m is not None:
             self.m = np.asarray(self.m, np.float32).reshape(len(self.z), -1)
             self.v = np.asarray(self.v, np.float32).reshape(len(self.z), -1)
+        if self.z0 is not None:
+            self.z0 = np.asarray(self.z0, np.float32).reshape(self.z.shape)
+            self.c0 = np.asarray(self.c0, np.float32).reshape(len(self.z), -1)
 
     def __len__(self):
         return len(self.z)
@@ -60,6 +71,13 @@ class EditState:
             raise StateError(f"z has {len(self.z)} rows but c has {len(self.c)}")
         if (self.m is None) != (self.v is None):
             raise StateError("Adam moments m and v come together")
+        if (self.z0 is None) != (self.c0 is None):
+            raise StateError("the starting point z0 and c0 come together")
+        if self.z0 is not None:
+            check("z0", self.z0, z_dim, -1.0, 1.0)
+            check("c0", self.c0, c_dim, 0.0, 1.0)
+            if np.any(np.abs(self.z0) >= 1.0):
+                raise StateError("z0 values must lie strictly inside (-1, 1)")
         if self.m is not None:
             check("m", self.m, z_dim + c_dim, None, None)
             check("v", self.v, z_dim + c_dim, None, None)
@@ -73,21 +91,22 @@ class EditState:
     def z_tilde(self) -> np.ndarray:
         return np.arctanh(np.clip(self.z, -Z_MAX, Z_MAX)).astype(np.float32)
 
-    def c_tilde(self) -> np.ndarray:
-        c = np.clip(self.c, C_EPS, 1 - C_EPS).astype(np.float32)
-        return np.log(c / (1 - c)).astype(np.float32)
+    def c_tilde(self, groups: np.ndarray) -> np.ndarray:
+        """c~ [N, C]: the group logits of c (`c_logits`) for the group matrix `groups` [C, C]."""
+        return c_logits(self.c, groups)
 
     @classmethod
-    def from_tilde(cls, z_t, c_t, m=None, v=None, t=0) -> "EditState":
+    def from_tilde(cls, z_t, c_t, groups: np.ndarray, m=None, v=None, t=0) -> "EditState":
         z = np.clip(np.tanh(np.asarray(z_t, np.float32)), -Z_MAX, Z_MAX)
-        c = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(c_t, np.float32)))  # sigmoid without exp overflow
-        return cls(z, c.astype(np.float32), m, v, t)
+        return cls(z, c_from_logits(c_t, groups), m, v, t)
 
     # ---- JSON -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = {"z": self.z.tolist(), "c": self.c.tolist()}
         if self.m is not None:
             d.update(m=self.m.tolist(), v=self.v.tolist(), t=int(self.t))
+        if self.z0 is not None:
+            d.update(z0=self.z0.tolist(), c0=self.c0.tolist())
         return d
 
     @classmethod
@@ -97,7 +116,7 @@ class EditState:
         if "z" not in d or "c" not in d:
             raise StateError("state needs both 'z' and 'c'")
         try:
-            arrs = {k: np.asarray(d[k], np.float32) for k in ("z", "c", "m", "v") if d.get(k) is not None}
+            arrs = {k: np.asarray(d[k], np.float32) for k in ("z", "c", "m", "v", "z0", "c0") if d.get(k) is not None}
         except (ValueError, TypeError, OverflowError) as e:
             raise StateError(f"state values must be (lists of) float32 numbers: {e}") from None
         t = d.get("t", 0)
@@ -105,7 +124,10 @@ class EditState:
             raise StateError("t must be an integer")
         if arrs["z"].ndim not in (1, 2):
             raise StateError("z must be a list of numbers (or a list of such lists)")
-        return cls(arrs["z"], arrs["c"], arrs.get("m"), arrs.get("v"), t)
+        try:
+            return cls(arrs["z"], arrs["c"], arrs.get("m"), arrs.get("v"), t, arrs.get("z0"), arrs.get("c0"))
+        except ValueError as e:  # a z0/c0/m/v that does not fit z's rows
+            raise StateError(f"state arrays do not fit together: {e}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -116,8 +138,38 @@ class EditState:
 
     def row(self, i: int) -> "EditState":
         sl = slice(i, i + 1)
-        return EditState(self.z[sl], self.c[sl], None if self.m is None else self.m[sl],
-                         None if self.v is None else self.v[sl], self.t)
+        pick = lambda a: None if a is None else a[sl]  # noqa: E731
+        return EditState(self.z[sl], self.c[sl], pick(self.m), pick(self.v), self.t, pick(self.z0), pick(self.c0))
+
+
+# ---- c as logits of a softmax per group -------------------------------------------------------
+def group_matrix(schema, c_dim: int | None = None) -> np.ndarray:
+    """[C, C] float32, 1 where attributes i and j share an exclusive group (and on the diagonal):
+    the softmax's denominator `1 + exp(c~) @ groups`. Without a schema every attribute is free."""
+    c_dim = schema.c_dim if schema is not None else int(c_dim or 0)
+    a = np.eye(c_dim, dtype=np.float32)
+    for g, s in (schema.slices() if schema is not None else ()):
+        if g.exclusive:
+            a[s, s] = 1.0
+    return a
+
+
+def c_from_logits(c_t, groups: np.ndarray) -> np.ndarray:
+    """c~ [N, C] -> c [N, C]: c_i = exp(c~_i) / (1 + sum_{j in i's group} exp(c~_j)); the 1 is the
+    "none" slot (logit 0). The same formula as `neuedit.editor.group_softmax`, in numpy."""
+    l = np.clip(np.asarray(c_t, np.float64), -LOGIT_MAX, LOGIT_MAX)
+    top = np.maximum(l.max(1, keepdims=True, initial=0.0), 0.0)  # subtracted for exp's range
+    e = np.exp(l - top)
+    return (e / (np.exp(-top) + e @ np.asarray(groups, np.float64))).astype(np.float32)
+
+
+def c_logits(c, groups: np.ndarray) -> np.ndarray:
+    """c [N, C] -> c~: log(c_i) - log(none), none = 1 - the sum of i's group, both clamped to
+    [C_EPS, 1 - C_EPS] (the inverse of `c_from_logits` inside that range)."""
+    c = np.asarray(c, np.float64)
+    none = 1.0 - c @ np.asarray(groups, np.float64)
+    clamp = lambda a: np.clip(a, C_EPS, 1 - C_EPS)  # noqa: E731
+    return np.clip(np.log(clamp(c)) - np.log(clamp(none)), -LOGIT_MAX, LOGIT_MAX).astype(np.float32)
 
 
 def sample_z(n: int, z_dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -140,25 +192,38 @@ def sample_state(n: int, z_dim: int, schema, rng: np.random.Generator, c=None) -
 
 @dataclass(frozen=True)
 class EditConfig:
-    optimizer: str = "gd"         # "gd" (the report's plain gradient descent) or "adam" (iGAN)
-    lr: float | None = None       # step size; None: 2.0 for gd, 0.05 for adam
+    """The latent editor's settings (docs/method.md §3); the defaults are what the semantic-edit
+    benchmark chose (README, "Edits that do what the strokes ask")."""
+    optimizer: str = "adam"       # "adam" (iGAN) or "gd" (the report's plain gradient descent)
+    lr: float | None = None       # step size of z~ (0 holds z); None: `step_sizes`
+    lr_c: float | None = None     # step size of c~ (the group logits); None: `step_sizes`
     steps: int = 1                # steps per call (the report's web app: 1 per submit)
     edit_c: bool = True           # also move c (False: only z moves, the condition is kept)
     anchor: float = 0.0           # weight of a pull toward the starting z~ (keeps unedited content)
+    paste: float = 25.0           # > 0: the result keeps the starting picture's pixels except where they
+    #                               lie within this CIE76 ΔE of the colour under the strokes and G1 changed
+    #                               them (neuedit.editing.paste); 0: the result is G1(z, c)
+    choose_c: bool = True         # first set c to the single swap of an exclusive group (or none) that
+    #                               G1 draws nearest the strokes (neuedit.editing.choose_c)
     restarts: int = 1             # batch mode: random restarts, the lowest final Dist kept
     project_c: bool = False       # project c onto the schema's exclusive groups after the steps
-    beta1: float = 0.9            # Adam
-    beta2: float = 0.999          # Adam
-    eps: float = 1e-8             # Adam
 
     def __post_init__(self):
         if self.optimizer not in ("gd", "adam"):
             raise UsageError(f"optimizer must be 'gd' or 'adam', not {self.optimizer!r}")
         if self.steps < 0 or self.restarts < 1:
             raise UsageError("steps must be >= 0 and restarts >= 1")
-        if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
-            raise UsageError("lr must be a positive number")
+        for name in ("lr", "lr_c", "anchor", "paste"):  # lr 0 holds z; lr_c 0 (or edit_c off) holds c
+            v = getattr(self, name)
+            if v is not None and not (v >= 0 and np.isfinite(v)):
+                raise UsageError(f"{name} must be a non-negative number")
 
-    @property
-    def step_size(self) -> float:
-        return self.lr if self.lr is not None else (2.0 if self.optimizer == "gd" else 0.05)
+    def step_sizes(self, c_dim: int) -> tuple[float, float]:
+        """(step size of z~, of c~) for a generator with `c_dim` condition values. Unset, Adam holds z
+        where there is a condition (a colour stroke's meaning is in c; z holds the face: README, "Edits
+        that do what the strokes ask") and steps z by 0.05 where there is none; c~ steps by 0.5. Plain
+        gradient descent steps both by 2.0 (the report)."""
+        gd = self.optimizer == "gd"
+        lr = self.lr if self.lr is not None else (2.0 if gd else (0.0 if c_dim else 0.05))
+        lr_c = self.lr_c if self.lr_c is not None else (lr if gd else 0.5)
+        return lr, lr_c

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable
 
@@ -218,7 +218,8 @@ def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfi
     if codec.is_number(steps) and steps > cfg.max_steps:
         raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_steps}")
     steps = codec.parse_int(steps, "steps", 0, cfg.max_steps)
-    optimizer = body.get("optimizer", "gd")
+    defaults = EditConfig()  # the benchmark's choice (README, "Edits that do what the strokes ask")
+    optimizer = body.get("optimizer", defaults.optimizer)
     if optimizer not in ("gd", "adam"):
         raise bad_request("bad_field", "optimizer must be 'gd' or 'adam'")
     lr = body.get("lr")
@@ -226,7 +227,7 @@ def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfi
     if optimizer == "gd":  # plain gradient descent keeps no moments
         state.m = state.v = None
         state.t = 0
-    return EditConfig(optimizer=optimizer, lr=lr, steps=steps)
+    return replace(defaults, optimizer=optimizer, lr=lr, steps=steps)
 
 
 def _latent_call(eng: Engine, edit_cfg: EditConfig, state: EditState, sketch: np.ndarray, mask: np.ndarray) -> _Call:

@@ -100,7 +100,7 @@ def vector(value, n: int, name: str, code: str = "bad_state") -> np.ndarray:
 
 
 def parse_state(value, z_dim: int, c_dim: int) -> EditState:
-    """The client's state {z, c[, m, v, t]} for one image -> a validated EditState."""
+    """The client's state {z, c[, m, v, t][, z0, c0]} for one image -> a validated EditState."""
     if not isinstance(value, dict):
         raise bad_request("bad_state", "state must be an object {z, c} (as returned by /api/generate)")
     z = vector(value.get("z"), z_dim, "state.z")
@@ -112,7 +112,11 @@ def parse_state(value, z_dim: int, c_dim: int) -> EditState:
         if np.abs(m).max(initial=0) > M_MAX or v.max(initial=0) > V_MAX:
             raise bad_request("bad_state", f"state.m / state.v are out of range (|m| <= {M_MAX:g}, v <= {V_MAX:g})")
     t = parse_int(value.get("t", 0), "state.t", 0, T_MAX, "bad_state")
-    state = EditState(z, c, m, v, t)
+    z0 = c0 = None
+    if value.get("z0") is not None or value.get("c0") is not None:
+        z0 = vector(value.get("z0"), z_dim, "state.z0")
+        c0 = vector(value.get("c0", [] if c_dim == 0 else None), c_dim, "state.c0")
+    state = EditState(z, c, m, v, t, z0, c0)
     try:
         state.validate(z_dim, c_dim)
     except StateError as e:
@@ -125,6 +129,8 @@ def state_json(state: EditState) -> dict:
     d = {"z": state.z[0].tolist(), "c": state.c[0].tolist()}
     if state.m is not None:
         d.update(m=state.m[0].tolist(), v=state.v[0].tolist(), t=int(state.t))
+    if state.z0 is not None:
+        d.update(z0=state.z0[0].tolist(), c0=state.c0[0].tolist())
     return d
 
 

@@ -1,6 +1,8 @@
 """The OpenAPI 3 description of the API, written by hand (served at /openapi.json)."""
 from __future__ import annotations
 
+from neuedit.state import EditConfig
+
 from .config import PROJECT_STEPS, ServerConfig
 
 
@@ -82,8 +84,10 @@ def spec(cfg: ServerConfig, models: list[str]) -> dict:
             "State": {"type": "object", "required": ["z", "c"],
                       "description": "One image's editing state: z in (-1, 1) (z_dim values), c in [0, 1] "
                                      "(c_dim values); Adam's moments m, v (z_dim + c_dim values) and step t "
-                                     "after a latent edit with optimizer adam",
-                      "properties": {"z": vec, "c": vec, "m": vec, "v": vec, "t": {"type": "integer", "minimum": 0}}},
+                                     "after a latent edit with optimizer adam; z0, c0: the state whose picture a latent edit "
+                                     "started from (kept across calls, so the edit keeps that picture)",
+                      "properties": {"z": vec, "c": vec, "m": vec, "v": vec, "t": {"type": "integer", "minimum": 0},
+                                     "z0": vec, "c0": vec}},
             "GenerateRequest": {"type": "object", "required": ["model"], "properties": {
                 "model": {"type": "string", "enum": models},
                 "seed": {"type": "integer", "minimum": 0, "maximum": 2**53 - 1,
@@ -108,10 +112,11 @@ def spec(cfg: ServerConfig, models: list[str]) -> dict:
                 "method": {"type": "string", "enum": ["two-stage", "latent"], "default": "two-stage"},
                 "steps": {"type": "integer", "minimum": 0, "maximum": cfg.max_steps, "default": 1,
                           "description": "latent: optimisation steps"},
-                "optimizer": {"type": "string", "enum": ["gd", "adam"], "default": "gd",
+                "optimizer": {"type": "string", "enum": ["gd", "adam"], "default": EditConfig().optimizer,
                               "description": "latent: plain gradient descent (the report) or Adam (iGAN)"},
                 "lr": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": cfg.max_lr,
-                       "description": "latent: step size (default 2.0 for gd, 0.05 for adam)"}}},
+                       "description": "latent: step size of z (default 2.0 for gd; for adam 0, z held, on a model "
+                                      "with a condition c, which then carries the edit, else 0.05)"}}},
             "EditResponse": {"type": "object", "properties": {
                 "model": {"type": "string"}, "method": {"type": "string"},
                 "image": {"type": "string", "format": "byte", "description": "base64 PNG"},

@@ -28,6 +28,9 @@ class PairMix:
     reshape: float = 0.3
     differ: float = 0.25
     empty: float = 0.1
+    attribute: float = 0.0                    # G1(z, c) -> G1(z, c') with one exclusive attribute changed
+    object: float = 0.0                       # a real product photo with the whole object recoloured
+    attribute_groups: tuple[str, ...] = ()    # exclusive groups an attribute pair changes (empty: all)
     p_generated: float = 0.3                  # recolour/reshape target is a stage-one sample instead of a real image
     p_differ_lines: float = 0.3               # differ pair's strokes are the target's edge lines (a shape edit)
     strokes: tuple[int, int] = (1, 6)         # strokes (or line fragments) per non-empty pair, inclusive
@@ -47,7 +50,7 @@ class PairMix:
             raise UsageError(f"fills must be among {P.FILLS}, not {self.fills}")
 
     def weights(self) -> np.ndarray:
-        return np.array([self.recolour, self.reshape, self.differ, self.empty], np.float64)
+        return np.array([getattr(self, k) for k in P.KINDS], np.float64)
 
 
 def to_tensor(images: np.ndarray, device) -> torch.Tensor:
@@ -78,6 +81,17 @@ class PairBatcher:
             a, b = self.G1(t(z), t(c)), self.G1(t(z2), t(c2))
         return to_uint8(a.float().cpu().numpy()), to_uint8(b.float().cpu().numpy())
 
+    def attribute_changes(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n stage-one pairs (G1(z, c), G1(z, c')), c' with one of `mix.attribute_groups` changed
+        -> two uint8 [n, R, R, 3]."""
+        z = sample_z(n, self.z_dim, rng)
+        c = self.schema.sample(n, rng)
+        c2 = np.stack([P.changed_attribute(self.schema, c[i], rng, self.mix.attribute_groups)[0] for i in range(n)])
+        t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        with torch.no_grad():
+            a, b = self.G1(t(z), t(c)), self.G1(t(z), t(c2))
+        return to_uint8(a.float().cpu().numpy()), to_uint8(b.float().cpu().numpy())
+
     def pairs(self, idx: np.ndarray, rng: np.random.Generator) -> list[P.Pair]:
         """One pair per real image index in `idx` (each flipped with probability 0.5)."""
         n, mix = len(idx), self.mix
@@ -91,6 +105,9 @@ class PairBatcher:
                                                      for k, f in zip(kinds, fills)]))
         gen_a, gen_b = self.generated(len(need), rng) if len(need) else (None, None)
         slot = {int(i): j for j, i in enumerate(need)}
+        attr = np.flatnonzero(np.array(kinds) == "attribute")
+        att_a, att_b = self.attribute_changes(len(attr), rng) if len(attr) else (None, None)
+        att_slot = {int(i): j for j, i in enumerate(attr)}
         out = []
         for i, kind in enumerate(kinds):
             target, edges = self.images[idx[i]], self.edges[idx[i]]
@@ -112,6 +129,12 @@ class PairBatcher:
                 b = gen_b[slot[i]]
                 lines = edge_map(b) if rng.random() < mix.p_differ_lines else None
                 out.append(P.differ_pair(gen_a[slot[i]], b, int(strokes[i]), rng, mix.pair, edges=lines))
+            elif kind == "attribute":
+                j = att_slot[i]
+                out.append(P.attribute_pair(att_a[j], att_b[j], int(strokes[i]), rng, mix.pair))
+            elif kind == "object":
+                donors = self.images[rng.integers(0, len(self.images), 4)]
+                out.append(P.object_pair(target, donors, int(strokes[i]), rng, mix.pair))
             else:
                 out.append(P.empty_pair(target))
         return out

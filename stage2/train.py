@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from neuedit import bundle as bundle_mod
+from neuedit import pairs as P
 from neuedit import presets
 from neuedit.data import DataConfig, ImageSet, load_dataset
 from neuedit.losses import (d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, gradient_l1,
@@ -31,7 +32,8 @@ from neuedit.nets import build
 from neuedit.schema import Schema, empty as empty_schema
 from neuedit.state import sample_z
 from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
-from neuedit.training import LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms, train_loop
+from neuedit.training import (LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms, train_loop,
+                              warm_start)
 from neuedit.errors import UsageError
 
 from .batches import PairBatcher, PairMix, pair_tensors
@@ -75,6 +77,7 @@ class Stage2Config:
     name: str = ""               # model name (default: the stage-one bundle's)
     objective: str = "pairs"     # "pairs" (edit pairs with a target) or "strokes" (the first recipe)
     mix: PairMix = field(default_factory=PairMix)  # pairs: which edit pairs, how many strokes
+    init_from: str = ""          # two-stage bundle whose G2 starts the run (fresh optimisers and D2)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -217,6 +220,11 @@ class Stage2(Stage):
         self.plot_keys = ["L_G2", "L_l1", "L_region", "L_fm", "L_dist", "L_line", "L_adv_G2", "L_D2"] if pairs else \
             ["L_G2", "L_dist", "L_keep", "L_rec", "L_adv_G2", "L_D2", "L_gp"]
 
+    def warm_start(self) -> None:
+        if self.cfg.init_from:
+            warm_start(self.cfg.init_from, {"g2": (self.G2, self.g2_spec, True)},
+                       log=print if self.run.is_main else (lambda *_: None))
+
     # ---- a step's inputs ----
     def batch(self, step: int) -> dict:
         run, cfg = self.run, self.cfg
@@ -309,12 +317,12 @@ def fit(cfg: Stage2Config, images: ImageSet | None = None, stop_at: int | None =
 
 
 def fixed_pairs(batcher: PairBatcher, R: int, device):
-    """8 fixed edit pairs for the sample grids, two of each kind -> (source, sketch, mask, target)."""
+    """Fixed edit pairs for the sample grids, two of each kind the mix draws -> (source, sketch, mask, target)."""
     rng = np.random.default_rng(4321)
     mix = batcher.mix
     per_kind = []
-    for k in ("recolour", "reshape", "differ", "empty"):
-        one = replace(mix, **{n: float(n == k) for n in ("recolour", "reshape", "differ", "empty")})
+    for k in (k for k, w in zip(P.KINDS, mix.weights()) if w > 0):
+        one = replace(mix, **{n: float(n == k) for n in P.KINDS})
         per_kind += PairBatcher(batcher.images, batcher.edges, batcher.G1, batcher.z_dim, batcher.schema,
                                 one, device).pairs(rng.integers(0, len(batcher.images), 2), rng)
     b = pair_tensors(per_kind, R, device)

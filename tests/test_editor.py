@@ -10,7 +10,7 @@ from PIL import Image
 from neuedit import bundle as bundle_mod
 from neuedit.editor import LatentEditor
 from neuedit.sketch import SketchError, decode_png, dist, from_rgb, from_rgba
-from neuedit.state import EditConfig, EditState, StateError, sample_state
+from neuedit.state import EditConfig, EditState, StateError, group_matrix, sample_state
 
 
 def _png(arr) -> bytes:
@@ -98,8 +98,9 @@ def test_bad_states_are_refused():
         EditState(np.array([[np.nan, 0, 0, 0]]), np.zeros((1, 2))).validate(4, 2)
     with pytest.raises(StateError):
         EditState.from_dict({"z": ["a"], "c": []})
-    st = sample_state(100, 8, __import__("neuedit.schema").schema.anime_faces(), np.random.default_rng(0))
-    assert np.isfinite(st.z_tilde()).all() and np.isfinite(st.c_tilde()).all()
+    schema = __import__("neuedit.schema").schema.anime_faces()
+    st = sample_state(100, 8, schema, np.random.default_rng(0))
+    assert np.isfinite(st.z_tilde()).all() and np.isfinite(st.c_tilde(group_matrix(schema))).all()
 
 
 def test_edit_pulls_a_region_toward_a_colour_and_leaves_the_rest(trained_tiny_bundle):

@@ -75,9 +75,10 @@ def test_two_stage_edit_matches_pytorch(exported, strokes):
         e.two_stage_edit(src.numpy(), sketch[:, :, :8], mask)
 
 
-@pytest.mark.parametrize("cfg", [EditConfig("gd", steps=5), EditConfig("adam", steps=5),
-                                 EditConfig("adam", steps=5, anchor=0.2, edit_c=False, project_c=True)],
-                         ids=["gd", "adam", "adam-anchor-frozen-c"])
+@pytest.mark.parametrize("cfg", [EditConfig("gd", steps=5, paste=0.0), EditConfig("adam", lr=0.05, steps=5),
+                                 EditConfig("adam", lr=0.05, steps=5, anchor=0.2, edit_c=False, project_c=True),
+                                 EditConfig(steps=5)],
+                         ids=["gd", "adam", "adam-anchor-frozen-c", "default"])
 def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
     from neuedit.bundle import load_module
     from neuedit.editor import LatentEditor
@@ -88,7 +89,8 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
     r = e.latent_edit(st, sketch, mask, 5, cfg)
     new, image, dist, trace = r.state, r.image, r.dist, r.trace
     ref = ed.edit(st, sketch, mask, cfg)
-    assert np.abs(new.z - st.z).max() > 1e-3  # the edit moved z
+    assert np.abs(new.z - st.z).max() > 1e-3 or cfg.step_sizes(e.c_dim)[0] == 0  # the edit moved z
+    assert np.abs(new.c - st.c).max(initial=0) > 1e-3 or not (cfg.edit_c and e.c_dim)  # and c
     np.testing.assert_allclose(new.z, ref.state.z, atol=1e-4)
     np.testing.assert_allclose(new.c, ref.state.c, atol=1e-4)
     np.testing.assert_allclose(image, ref.image, atol=1e-4)
@@ -99,7 +101,7 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
     if cfg.optimizer == "adam":
         np.testing.assert_allclose(new.m, ref.state.m, atol=1e-6)
         # the moments travel in the state: three more steps continue the same optimisation
-        cont = EditConfig("adam", steps=3, anchor=cfg.anchor, edit_c=cfg.edit_c)
+        cont = EditConfig("adam", lr=cfg.lr, steps=3, anchor=cfg.anchor, edit_c=cfg.edit_c)
         new2 = e.latent_edit(new, sketch, mask, 3, cont).state
         ref2 = ed.edit(ref.state, sketch, mask, cont)
         assert new2.t == 8

@@ -40,7 +40,7 @@ def test_graph_interfaces_with_labels(tiny_exported):
     assert list(ins) == ["image", "sketch", "mask"] and ins["mask"] == ["N", 1, r, r]
     assert outs == {"edited": ["N", 3, r, r]}
     _, ins, outs = _io(b.path / "latent_step.onnx")
-    assert list(ins) == ["z_t", "c_t", "sketch", "mask", "lr", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c"]
+    assert list(ins) == ["z_t", "c_t", "sketch", "mask", "lr", "lr_c", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c"]
     assert ins["m"] == ["N", z + c] and ins["lr"] == [] and ins["c_t"] == ["N", c]
     assert list(outs) == ["z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next"]
     assert outs["dist"] == ["N"] and outs["t_next"] == []

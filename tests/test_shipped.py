@@ -121,6 +121,22 @@ def test_two_stage_recolour_spreads_over_the_region(engine, data_dir):
     assert d_after < 0.8 * d_before, f"L1 to the target beyond the strokes {d_before:.3f} -> {d_after:.3f}"
 
 
+def test_one_default_latent_step_moves_the_picture_toward_the_strokes(engine, real_photos):
+    """What the page's Submit does with the defaults: a colour stroke over each sample's middle,
+    one step; Dist to the strokes falls on every shipped model."""
+    from neuedit.state import EditConfig
+    st, before = _samples(engine, n=8, seed=3)
+    r = engine.resolution
+    mask = np.zeros((1, 1, r, r), np.float32)
+    mask[..., r // 4:r // 2, r // 4:3 * r // 4] = 1
+    colour = np.array([0.8, -0.8, -0.6], np.float32)
+    sketch = colour[None, :, None, None] * mask
+    from neuedit.sketch import dist
+    d0 = dist(before, sketch, mask)
+    res = engine.latent_edit(st, sketch, mask, 1, EditConfig())
+    assert (res.dist < d0).mean() >= 0.75 and res.dist.mean() < d0.mean(), (d0, res.dist)
+
+
 def test_every_file_a_shipped_bundle_names_exists():
     for path in SHIPPED:
         meta = bundle_mod.read(path).meta

@@ -60,7 +60,7 @@ def judge(anime, data_dir):
     from neuedit import classifier as clf
     from neuedit.data import DataConfig, load_dataset
     b, _ = anime
-    train = load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), 64, limit=3000, flip=False), b.schema)
+    train = load_dataset(DataConfig(str(data_dir / "anime-faces"), 64, limit=3000, flip=False), b.schema)
     net = clf.train_classifier(train.images, train.c, b.schema, clf.ClassifierConfig(steps=300, batch=64, width=16))
     return lambda x: clf.embed(net, x)[1]
 
@@ -118,8 +118,8 @@ def test_object_success_is_the_objects_colour_halving_toward_the_stroke(data_dir
     ideal = S.score(t, recoloured)
     assert unchanged["success"].mean() == 0.0 and ideal["success"].mean() > 0.9
     assert unchanged["edge_f1"].min() == pytest.approx(1.0)
-    noise = np.random.default_rng(1).uniform(-1, 1, t.source.shape).astype(np.float32)
-    assert S.score(t, noise)["edge_f1"].mean() < 0.3
+    moved = np.roll(t.source, 8, axis=-1)  # the same product 8 px to the side: its edges are not kept
+    assert np.nan_to_num(S.score(t, moved)["edge_f1"]).mean() < 0.5
 
 
 def test_paste_keeps_the_pictures_own_pixels_where_the_strokes_are_not_about(anime):

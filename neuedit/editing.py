@@ -129,7 +129,8 @@ def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: 
                  changed: float = 0.1) -> np.ndarray:
     """Where the picture may change -> weights [N, 1, R, R] in [0, 1]: the pixels of `source` whose
     colour lies within `tol` (CIE76 ΔE) of the median colour under the strokes (mask [N, 1, R, R])
-    and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale), softened by ~1 px.
+    and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale), softened by ~1 px;
+    the stroke pixels themselves always take the change.
     Three strokes on the hair: the hair, not the face that G1's condition redraws with it."""
     lab = _lab(source)
     on = mask[:, 0] > 0
@@ -139,7 +140,8 @@ def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: 
             ref = np.median(lab[i][on[i]], 0)
             w[i] = np.clip(1.5 - np.sqrt(((lab[i] - ref) ** 2).sum(-1)) / tol, 0.0, 1.0)
     moved = _blur((np.abs(edited - source).max(1) > changed).astype(np.float64))
-    return np.clip(1.5 * _blur(w) * np.clip(2 * moved, 0, 1), 0.0, 1.0)[:, None].astype(np.float32)
+    w = np.clip(1.5 * _blur(w) * np.clip(2 * moved, 0, 1), 0.0, 1.0)
+    return np.maximum(w, mask[:, 0] > 0)[:, None].astype(np.float32)  # the stroke pixels: what was asked there
 
 
 def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float) -> np.ndarray:

@@ -101,9 +101,10 @@ def _two_stage_rows(eng: Engine, payloads: list) -> list:
 def _latent_rows(eng: Engine, steps: int, cfg: EditConfig, payloads: list) -> list:
     states = [p[0] for p in payloads]
     adam = states[0].m is not None
-    state = EditState(np.concatenate([s.z for s in states]), np.concatenate([s.c for s in states]),
-                      np.concatenate([s.m for s in states]) if adam else None,
-                      np.concatenate([s.v for s in states]) if adam else None, states[0].t)
+    origin = states[0].z0 is not None  # rows are batched only with rows alike in both (the call's key)
+    cat = lambda name, on: np.concatenate([getattr(s, name) for s in states]) if on else None  # noqa: E731
+    state = EditState(cat("z", True), cat("c", True), cat("m", adam), cat("v", adam), states[0].t,
+                      cat("z0", origin), cat("c0", origin))
     r = eng.latent_edit(state, np.concatenate([p[1] for p in payloads]),
                         np.concatenate([p[2] for p in payloads]), steps, cfg)
     new, image, d = r.state, r.image, r.dist
@@ -237,7 +238,7 @@ def _latent_call(eng: Engine, edit_cfg: EditConfig, state: EditState, sketch: np
         new, image, d = result
         return {"model": eng.name, "method": "latent", "dist": d, "state": codec.state_json(new), "steps": steps,
                 "image": codec.encode_png(image)}
-    key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t)
+    key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t, state.z0 is not None)
     return _Call(key, partial(_latent_rows, eng, steps, edit_cfg), (state, sketch, mask), reply)
 
 

@@ -107,7 +107,9 @@ def test_projection_reconstructs_a_generator_sample(tiny_bundle):
     r.state.validate(tiny_bundle.z_dim, tiny_bundle.c_dim)
     # images are projected independently: alone gives the same as in the batch
     err1 = project(be, x[1:2], 40, rng=np.random.default_rng(0)).dist
-    assert err1[0] == pytest.approx(float(r.dist[1]), rel=1e-4, abs=1e-7)
+    # (to float32 noise: Adam's normalised steps on c~ entries with near-zero gradients amplify the
+    # last bits that batched and single convolutions differ in; a coupling of rows would be far larger)
+    assert err1[0] == pytest.approx(float(r.dist[1]), rel=3e-3, abs=1e-7)
 
 
 def test_cumulative_sketches_paint_later_strokes_over_earlier_ones():

@@ -183,7 +183,9 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     body = {"model": model, "sketch": SKETCH, "method": "latent", "steps": 3, "optimizer": "adam", "lr": 0.1}
     status, e1 = await post(client, "/api/edit", {**body, "state": gen["state"]})
     assert status == 200, e1
-    assert set(e1["state"]) == {"z", "c", "m", "v", "t"} and e1["state"]["t"] == 3
+    # the moments, and the state the edit started from (what the paste keeps across calls)
+    assert set(e1["state"]) == {"z", "c", "m", "v", "t", "z0", "c0"} and e1["state"]["t"] == 3
+    assert e1["state"]["z0"] == gen["state"]["z"] and e1["state"]["c0"] == gen["state"]["c"]
     status, e2 = await post(client, "/api/edit", {**body, "steps": 2, "state": e1["state"]})
     assert status == 200, e2
     cfg = EditConfig(optimizer="adam", lr=0.1)
@@ -206,8 +208,9 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     assert np.abs(decode_image(ts["image"]).astype(int) - to_uint8(ref[0])).max() <= 1
     # gd (the report's one step per submit) keeps no moments
     status, gd = await post(client, "/api/edit", {"model": model, "sketch": SKETCH, "method": "latent",
-                                                  "state": e2["state"]})
-    assert status == 200 and set(gd["state"]) == {"z", "c"}
+                                                  "optimizer": "gd", "state": e2["state"]})
+    assert status == 200 and set(gd["state"]) == {"z", "c", "z0", "c0"}
+    assert gd["state"]["z0"] == gen["state"]["z"]  # still pasting onto the picture the edit started from
 
 
 @pytest.mark.asyncio

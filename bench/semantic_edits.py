@@ -98,10 +98,10 @@ def editors(be: TorchBackend, variants: list[str], project_steps: int):
 
 
 def figure(rows: list[np.ndarray], path: Path) -> None:
-    """Rows of [3, R, R] pictures (original | strokes | one-stage | two-stage) -> a PNG, 3x upscaled."""
+    """Rows of [3, R, R] pictures (original | strokes | one-stage | two-stage) -> a PNG, 2x upscaled."""
     from PIL import Image
     grid = image_grid(to_uint8(np.stack([x for r in rows for x in r])), len(rows[0]))
-    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.LANCZOS).save(path)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.LANCZOS).save(path, optimize=True)
 
 
 def main():

@@ -1,8 +1,9 @@
 """The baseline one-stage editor: latent optimisation over a stage-one generator (iGAN-style).
 
 Steps are taken on `z~ = arctanh(z)` and `c~`, the logits of a softmax per exclusive group
-(docs/method.md §3), so `z` stays in (-1, 1) and each group of `c` sums to at most 1. `latent_step` is a pure function of tensors: the PyTorch editor
-backend calls it, and the ONNX export traces exactly it, so both follow the same trajectory;
+(docs/method.md §3), so `z` stays in (-1, 1) and each group of `c` sums to at most 1.
+`latent_step` is a pure function of tensors: the PyTorch editor backend calls it, and the ONNX
+export traces exactly it, so both follow the same trajectory;
 the loop around it is `neuedit.editing`, shared with the ONNX engine.
 """
 from __future__ import annotations

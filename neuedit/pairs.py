@@ -384,7 +384,8 @@ def random_colour(avoid_lab: np.ndarray, rng: np.random.Generator, min_shift: fl
 def object_pair(image: np.ndarray, donors: np.ndarray, n: int, rng: np.random.Generator,
                 cfg: PairConfig = PairConfig(), ask: bool | None = None) -> Pair:
     """A whole-object recolour of a real product photo: the object (`object_region`) moved to a
-    random colour (`random_colour`; `donors` unused, kept for the kinds' common signature) with its shading kept. `ask` (default: a coin): the photo is the source and the
+    random colour (`random_colour`; `donors` unused, kept for the kinds' common signature) with
+    its shading kept. `ask` (default: a coin): the photo is the source and the
     recoloured one the target (what a user asks), else the other way round (the target is real);
     n strokes on the object in the target's colours."""
     image = _check(image, "image")

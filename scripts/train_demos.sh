@@ -35,14 +35,16 @@ for n in ${@:-anime shoes handbags}; do
   # ONNX graphs + the PyTorch weights (for --init-from), parity-checked
   rm -rf "neuedit/models/$n"
   neuedit export "$out/bundle" --out "neuedit/models/$n"
-  # stage two's semantic phase continues from the exported bundle (its recipe names neuedit/models/<n>),
-  # then its bundle (stage one included) is exported in its place
-  recipe=recipes/stage2/$n-semantic.toml
-  out=$(setting "$recipe" run out)
-  args=(--config "$recipe")
-  [ -f "$out/checkpoint.pt" ] && args+=(--resume)
-  [ -n "${NEUEDIT_DATA:-}" ] && args+=(--data "$NEUEDIT_DATA/$(setting "$recipe" data root | sed 's#^../shared/data/##')")
-  neuedit train-stage2 "${args[@]}"
-  rm -rf "neuedit/models/$n"
-  neuedit export "$out/bundle" --out "neuedit/models/$n"
+  # stage two's semantic phases continue from the exported bundle (their recipes name neuedit/models/<n>),
+  # each exported in its place (stage one included) before the next
+  for recipe in recipes/stage2/$n-semantic.toml recipes/stage2/$n-semantic-[0-9].toml; do
+    [ -f "$recipe" ] || continue
+    out=$(setting "$recipe" run out)
+    args=(--config "$recipe")
+    [ -f "$out/checkpoint.pt" ] && args+=(--resume)
+    [ -n "${NEUEDIT_DATA:-}" ] && args+=(--data "$NEUEDIT_DATA/$(setting "$recipe" data root | sed 's#^../shared/data/##')")
+    neuedit train-stage2 "${args[@]}"
+    rm -rf "neuedit/models/$n"
+    neuedit export "$out/bundle" --out "neuedit/models/$n"
+  done
 done

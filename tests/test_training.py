@@ -145,19 +145,19 @@ def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
     from neuedit.stage2.train import Stage2Config
     recipes = sorted((ROOT / "recipes" / "stage2").glob("*.toml"))
     names = {"anime", "shoes", "handbags"}
-    assert {p.stem for p in recipes} == names | {f"{n}-semantic" for n in names}
+    assert {p.stem for p in recipes} == names | {f"{n}-semantic" for n in names} | {"anime-semantic-2"}
     for path in recipes:
         d = cfg_mod.read(path)
         d["data"]["resolution"] = 64
         d["run"]["batch"] = d["run"].get("batch", 16)
         cfg = cfg_mod.from_dict(Stage2Config, d)
-        name = path.stem.removesuffix("-semantic")
+        name = path.stem.split("-")[0]
         assert cfg.objective == "pairs" and cfg.name == name
         # the weights each shipped G2 was trained with (README, "Lines at 64 px")
         assert cfg.loss.l_line == {"shoes": 0.5, "anime": 0.5, "handbags": 1.0}[name]
-        if path.stem.endswith("-semantic"):  # phase two continues the exported first G2 on semantic pairs
+        if "-semantic" in path.stem:  # the semantic phases continue the exported G2 on semantic pairs
             assert cfg.init_from == cfg.stage1 == f"neuedit/models/{name}"
-            assert (cfg.mix.attribute if name == "anime" else cfg.mix.object) >= 0.5
+            assert (cfg.mix.attribute if name == "anime" else cfg.mix.object) >= 0.45
         else:
             assert cfg.run.iterations == 1500
 
@@ -185,8 +185,8 @@ def test_train_demos_chains_every_recipe_in_order():
                 assert cmd == "train-stage2" and d["stage1"] == f"{prev}/bundle" and d["name"] == name, path
         assert item.startswith("train-stage2:"), f"{name} ends without stage two"
     # each demo's semantic phase runs after the export, from it (its recipe names neuedit/models/<n>)
-    assert 'recipe=recipes/stage2/$n-semantic.toml' in text
-    listed += [f"recipes/stage2/{n}-semantic.toml" for n in chains]
+    assert 'for recipe in recipes/stage2/$n-semantic.toml recipes/stage2/$n-semantic-[0-9].toml' in text
+    listed += [str(p.relative_to(ROOT)) for n in chains for p in (ROOT / "recipes" / "stage2").glob(f"{n}-semantic*.toml")]
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.toml"))
     assert sorted(listed) == files
 

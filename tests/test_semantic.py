@@ -134,3 +134,11 @@ def test_paste_keeps_the_pictures_own_pixels_where_the_strokes_are_not_about(ani
     assert 0.02 < (w > 0.5).mean() < 0.7                                # a region, not the whole picture
     # where G1 changed nothing, nothing changes
     assert np.array_equal(editing.paste(t.source, t.source.copy(), t.mask, 25.0), t.source)
+
+
+def test_the_servers_numpy_lab_matches_scikit_image():
+    from skimage.color import rgb2lab
+    from neuedit import editing
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    ref = rgb2lab((x.transpose(0, 2, 3, 1) + 1) / 2)
+    np.testing.assert_allclose(editing._lab(x), ref, atol=0.3)

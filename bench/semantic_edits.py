@@ -49,6 +49,12 @@ VARIANTS = {
                                            (20, 30)),
     "choose c, z held, c 0.5, paste 35": (EditConfig(paste=35.0), (1, 10, 30)),
     "choose c, z held, c 0.5, no paste": (EditConfig(paste=0.0), (1, 30)),
+    "choose c, z held, c 1.0, paste 25": (EditConfig(lr_c=1.0), (10, 30)),
+    "choose c, z held, c 0.5, paste 30": (EditConfig(paste=30.0), (10, 30)),
+    "choose c, z 0.01 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=1.0), (10, 30)),
+    "choose c, z 0.02 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.02, anchor=1.0), (10, 30)),
+    "choose c, z 0.01 + anchor 1, c 1.0, paste 25": (EditConfig(lr=0.01, lr_c=1.0, anchor=1.0), (10, 30)),
+    "choose c, z 0.02 + anchor 1, c 0.5, paste 20": (EditConfig(lr=0.02, anchor=1.0, paste=20.0), (30,)),
     "default": (EditConfig(), (1, 10, 30)),
 }
 

@@ -22,21 +22,11 @@ from common import print_table, write_json  # noqa: E402
 from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range  # noqa: E402
 from neuedit.engine import Engine  # noqa: E402
 from neuedit.schema import empty  # noqa: E402
-from neuedit.strokes import free_form_mask  # noqa: E402
+from neuedit.compare import semantic as S  # noqa: E402
 
 COLOURS = {"red": (220, 30, 40), "blue": (40, 80, 230), "green": (40, 170, 60), "pink": (250, 120, 200)}
-UPPER = 0.4  # the top 40 % of an aligned face crop: mostly hair
-
-
-def strokes(r: int, rng: np.random.Generator, n: int = 3) -> np.ndarray:
-    """n brush strokes started in the top quarter, cut to the upper band -> bool [R, R]."""
-    band = np.zeros((r, r), bool)
-    band[: int(UPPER * r)] = True
-    m = np.zeros((r, r), bool)
-    for _ in range(n):
-        start = (rng.uniform(0.15, 0.85) * (r - 1), rng.uniform(0.05, 0.25) * (r - 1))
-        m |= free_form_mask(r, r, rng, vertices=(2, 3), width=(0.04, 0.06), length=(0.1, 0.2), start=start)
-    return m & band
+UPPER = S.UPPER  # the top 40 % of an aligned face crop: mostly hair
+strokes = S.hair_strokes  # 3 brush strokes across the top of the head (the semantic benchmark's)
 
 
 def upper_delta_e(images: np.ndarray, colours: np.ndarray, masks: np.ndarray) -> np.ndarray:

@@ -205,11 +205,7 @@ def main():
 
 def _ideal_hair(be, t, schema):
     """G1(z, c') with the requested hair colour: what a perfect edit of a stage-one sample gives."""
-    g, s = next((g, s) for g, s in schema.slices() if g.name == "hair_colour")
-    c2 = t.state.c.copy()
-    c2[:, s] = 0.0
-    c2[np.arange(len(t)), s.start + np.asarray(t.target)] = 1.0
-    return be.generate(t.state.z, c2)
+    return be.generate(t.state.z, S.with_group(t.state.c, schema, "hair_colour", t.target))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,16 @@ def _paint(mask: np.ndarray, colour) -> tuple[np.ndarray, np.ndarray]:
     return from_rgba(rgba, mask.shape[0])
 
 
+def with_group(c: np.ndarray, schema, group: str, values) -> np.ndarray:
+    """A copy of c [N, C] with the exclusive group `group` set one-hot to `values` [N] (indices
+    within the group)."""
+    _, s = next((g, s) for g, s in schema.slices() if g.name == group)
+    out = np.array(c, np.float32, copy=True)
+    out[:, s] = 0.0
+    out[np.arange(len(out)), s.start + np.asarray(values)] = 1.0
+    return out
+
+
 # ---- palettes -------------------------------------------------------------------------------------
 def hair_palette(images: np.ndarray, c: np.ndarray, schema) -> dict[str, np.ndarray]:
     """Hair colour -> RGB uint8 [3]: the median over real faces labelled with it (uint8 [N, 64, 64, 3])
@@ -127,12 +137,12 @@ def eye_palette(generate, schema, z_dim: int, rng: np.random.Generator, n: int =
     """Eye colour -> RGB uint8 [3]: the median colour G1 gives the pixels that change when only the
     eye colour is set to it (n samples each, from another eye colour)."""
     from ..state import sample_state
-    g, s = next((g, s) for g, s in schema.slices() if g.name == "eye_colour")
+    g = next(g for g in schema.groups if g.name == "eye_colour")
     out = {}
     for k, name in enumerate(g.attributes):
         st = sample_state(n, z_dim, schema, rng)
-        st.c[:, s] = 0.0
-        st.c[np.arange(n), s.start + (k + 1 + rng.integers(len(g.attributes) - 1, size=n)) % len(g.attributes)] = 1.0
+        others = (k + 1 + rng.integers(len(g.attributes) - 1, size=n)) % len(g.attributes)
+        st.c = with_group(st.c, schema, "eye_colour", others)
         _, b, diff = eye_changes(generate, schema, st.z, st.c, np.full(n, k))
         band = np.zeros_like(diff)
         band[:, int(0.35 * diff.shape[1]):int(0.75 * diff.shape[1])] = True
@@ -145,11 +155,7 @@ def eye_palette(generate, schema, z_dim: int, rng: np.random.Generator, n: int =
 
 def eye_changes(generate, schema, z: np.ndarray, c: np.ndarray, targets: np.ndarray) -> tuple:
     """G1(z, c) and G1(z, c') with the eye colour set to `targets` -> (source, changed, changed pixels bool)."""
-    g, s = next((g, s) for g, s in schema.slices() if g.name == "eye_colour")
-    c2 = c.copy()
-    c2[:, s] = 0.0
-    c2[np.arange(len(c)), s.start + targets] = 1.0
-    a, b = generate(z, c), generate(z, c2)
+    a, b = generate(z, c), generate(z, with_group(c, schema, "eye_colour", targets))
     diff = np.abs(a - b).max(1) > 0.25
     return a, b, diff
 
@@ -161,7 +167,7 @@ def anime_tasks(kind: str, origin: str, n: int, generate, z_dim: int, schema, pa
     than the target) or on `photos` [>= n, 3, R, R]."""
     from ..state import sample_state
     group = "hair_colour" if kind == "hair" else "eye_colour"
-    g, s = next((g, s) for g, s in schema.slices() if g.name == group)
+    g = next(g for g in schema.groups if g.name == group)
     names = [t for t in (HAIR_TARGETS if kind == "hair" else EYE_TARGETS) if t in (palette if kind == "hair" else eye_palette)]
     target = np.array([g.attributes.index(names[i % len(names)]) for i in range(n)])
     colours = np.stack([(palette if kind == "hair" else eye_palette)[g.attributes[t]] for t in target])
@@ -169,8 +175,7 @@ def anime_tasks(kind: str, origin: str, n: int, generate, z_dim: int, schema, pa
     if origin == "sample":
         state = sample_state(n, z_dim, schema, rng)
         others = [(t + 1 + rng.integers(len(g.attributes) - 1)) % len(g.attributes) for t in target]
-        state.c[:, s] = 0.0
-        state.c[np.arange(n), s.start + np.array(others)] = 1.0
+        state.c = with_group(state.c, schema, group, others)
         source = generate(state.z, state.c)
     else:
         source = np.asarray(photos[:n], np.float32)

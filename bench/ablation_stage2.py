@@ -23,17 +23,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
-from neuedit import bundle as bundle_mod  # noqa: E402
-from neuedit import pairs as P  # noqa: E402
-from neuedit.data import DataConfig, load_dataset  # noqa: E402
-from neuedit.losses import edit_distance, masked_l1  # noqa: E402
-from neuedit.metrics import chamfer, result_edges  # noqa: E402
-from neuedit.schema import empty  # noqa: E402
+from neuedit.runtime import bundle as bundle_mod  # noqa: E402
+from neuedit.synth import pairs as P  # noqa: E402
+from neuedit.data.datasets import DataConfig, load_dataset  # noqa: E402
+from neuedit.nn.losses import edit_distance, masked_l1  # noqa: E402
+from neuedit.evaluation.metrics import chamfer, result_edges  # noqa: E402
+from neuedit.runtime.schema import empty  # noqa: E402
 from neuedit.training import RunConfig  # noqa: E402
 from neuedit.stage2.batches import PairMix, pair_tensors  # noqa: E402
 from neuedit.stage2.train import Stage2Config, Stage2LossConfig, fit  # noqa: E402
-from neuedit.strokes import edge_map  # noqa: E402
-from neuedit.testing import make_random_bundle  # noqa: E402
+from neuedit.synth.strokes import edge_map  # noqa: E402
+from neuedit.nn.testing import make_random_bundle  # noqa: E402
 
 # name -> (objective, architecture preset at 16 px / at 64 px, loss overrides, pair-mix overrides)
 VARIANTS = {

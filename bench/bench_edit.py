@@ -17,11 +17,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, timeit, write_json  # noqa: E402
 
-from neuedit import bundle as bundle_mod  # noqa: E402
-from neuedit.editor import LatentEditor  # noqa: E402
-from neuedit.state import EditConfig, sample_state  # noqa: E402
-from neuedit.testing import make_random_bundle  # noqa: E402
-from neuedit.two_stage import TwoStageEditor  # noqa: E402
+from neuedit.runtime import bundle as bundle_mod  # noqa: E402
+from neuedit.nn.backend import LatentEditor  # noqa: E402
+from neuedit.runtime.state import EditConfig, sample_state  # noqa: E402
+from neuedit.nn.testing import make_random_bundle  # noqa: E402
+from neuedit.nn.two_stage import TwoStageEditor  # noqa: E402
 
 
 def main():

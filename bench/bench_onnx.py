@@ -52,9 +52,9 @@ def matmul_gflops(threads: int, n: int = 1024) -> float:
 def torch_callable(bundle, graph: str, feeds: dict):
     """A zero-argument PyTorch eager call of `graph` on `feeds` (the unfolded networks)."""
     import torch
-    from neuedit import bundle as bundle_mod
-    from neuedit.editor import latent_step
-    from neuedit.state import group_matrix
+    from neuedit.runtime import bundle as bundle_mod
+    from neuedit.nn.backend import latent_step
+    from neuedit.runtime.state import group_matrix
     x = {k: torch.from_numpy(v) for k, v in feeds.items()}
     if graph == "g1":
         G = bundle_mod.load_module(bundle, "g1")
@@ -117,10 +117,10 @@ def main(argv=None) -> int:
 
     import torch
     import onnxruntime as ort
-    from neuedit import bundle as bundle_mod
+    from neuedit.runtime import bundle as bundle_mod
     from neuedit.export.onnx_export import export_bundle
     from neuedit.export.parity import example_inputs
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
 
     torch.set_num_threads(args.threads)
     peak = matmul_gflops(args.threads)

@@ -33,7 +33,7 @@ import numpy as np
 
 def demo_bundle(work: Path) -> Path:
     """A random-weight `demo` bundle (64x64, z 128, anime_faces schema), exported once."""
-    from neuedit import bundle as bundle_mod
+    from neuedit.runtime import bundle as bundle_mod
     path = work / "demo"
     try:
         if "latent_step" in bundle_mod.read(path).meta.get("onnx", {}):
@@ -43,7 +43,7 @@ def demo_bundle(work: Path) -> Path:
     import torch
 
     from neuedit.export.onnx_export import export_bundle
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     print(f"building and exporting a random demo bundle into {path} (once)...", file=sys.stderr)
     make_random_bundle(path, preset="demo", z_dim=128, name="demo", with_d=False)
@@ -54,7 +54,7 @@ def demo_bundle(work: Path) -> Path:
 def pick_bundle(args) -> Path:
     if args.bundle:
         return Path(args.bundle)
-    from neuedit.bundle import shipped
+    from neuedit.runtime.bundle import shipped
     ships = shipped()
     return ships[0] if ships else demo_bundle(Path(args.work))
 
@@ -84,7 +84,7 @@ class Server:
     def __init__(self, bundle: Path, batching: bool, args):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "neuedit.cli", "serve", "--bundle", str(bundle), "--port", str(self.port),
+        cmd = [sys.executable, "-m", "neuedit.cli.main", "serve", "--bundle", str(bundle), "--port", str(self.port),
                "--batching", "on" if batching else "off", "--queue-size", "4096", "--log-level", "warning",
                "--max-steps", str(max(50, args.steps))]
         if args.threads:

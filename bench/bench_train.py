@@ -15,8 +15,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, timeit, write_json  # noqa: E402
 
-from neuedit import presets  # noqa: E402
-from neuedit.nets import build, count_params  # noqa: E402
+from neuedit.nn import presets  # noqa: E402
+from neuedit.nn.nets import build, count_params  # noqa: E402
 from neuedit.training import LossConfig, d_loss_terms, g_loss_terms  # noqa: E402
 
 

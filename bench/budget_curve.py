@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
-from neuedit import config as cfg_mod  # noqa: E402
-from neuedit.data import DataConfig, load_dataset  # noqa: E402
-from neuedit.evaluate import EvalConfig, Reference, evaluate_bundle  # noqa: E402
-from neuedit.schema import Schema  # noqa: E402
+from neuedit.config import recipes as cfg_mod  # noqa: E402
+from neuedit.data.datasets import DataConfig, load_dataset  # noqa: E402
+from neuedit.evaluation.evaluate import EvalConfig, Reference, evaluate_bundle  # noqa: E402
+from neuedit.runtime.schema import Schema  # noqa: E402
 from neuedit.stage1.train import Stage1Config, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, timeit, write_json  # noqa: E402
 
-from neuedit import bundle as bundle_mod  # noqa: E402
-from neuedit.engine import Engine  # noqa: E402
-from neuedit.state import EditConfig, sample_state  # noqa: E402
+from neuedit.runtime import bundle as bundle_mod  # noqa: E402
+from neuedit.runtime.engine import Engine  # noqa: E402
+from neuedit.runtime.state import EditConfig, sample_state  # noqa: E402
 
 VARIANTS = {"defaults": EditConfig(), "no choose_c": EditConfig(choose_c=False),
             "no choose_c, no paste": EditConfig(choose_c=False, paste=0.0)}

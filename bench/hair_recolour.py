@@ -19,9 +19,9 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
-from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range  # noqa: E402
-from neuedit.engine import Engine  # noqa: E402
-from neuedit.schema import empty  # noqa: E402
+from neuedit.data.datasets import DataConfig, load_dataset, to_uint8, to_unit_range  # noqa: E402
+from neuedit.runtime.engine import Engine  # noqa: E402
+from neuedit.runtime.schema import empty  # noqa: E402
 from neuedit.compare import semantic as S  # noqa: E402
 
 COLOURS = {"red": (220, 30, 40), "blue": (40, 80, 230), "green": (40, 170, 60), "pink": (250, 120, 200)}

@@ -24,7 +24,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def bundles(args) -> list[str]:
     if args.bundle:
         return args.bundle
-    from neuedit.bundle import shipped
+    from neuedit.runtime.bundle import shipped
     ships = shipped()
     if ships:
         return [str(p) for p in ships]

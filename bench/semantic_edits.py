@@ -20,14 +20,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
-from neuedit import bundle as bundle_mod, editing  # noqa: E402
-from neuedit import classifier as clf  # noqa: E402
+from neuedit.runtime import bundle as bundle_mod
+
+from neuedit.runtime import editing  # noqa: E402
+from neuedit.evaluation import classifier as clf  # noqa: E402
 from neuedit.compare import semantic as S  # noqa: E402
-from neuedit.data import DataConfig, image_grid, load_dataset, to_uint8, to_unit_range  # noqa: E402
-from neuedit.editor import TorchBackend  # noqa: E402
-from neuedit.evaluate import EvalConfig, evaluation_classifier, floor_split  # noqa: E402
-from neuedit.schema import empty  # noqa: E402
-from neuedit.state import EditConfig, EditState  # noqa: E402
+from neuedit.data.datasets import DataConfig, image_grid, load_dataset, to_uint8, to_unit_range  # noqa: E402
+from neuedit.nn.backend import TorchBackend  # noqa: E402
+from neuedit.evaluation.evaluate import EvalConfig, evaluation_classifier, floor_split  # noqa: E402
+from neuedit.runtime.schema import empty  # noqa: E402
+from neuedit.runtime.state import EditConfig, EditState  # noqa: E402
 
 DOMAINS = {
     "anime": dict(bundle="neuedit/models/anime", data="../shared/data/anime-faces", layout="single", split=16000,
@@ -156,7 +158,7 @@ def main():
         for origin in args.sources:
             st = None
             if origin == "sample":
-                from neuedit.state import sample_state
+                from neuedit.runtime.state import sample_state
                 st = sample_state(n, b.z_dim, schema, rng)
                 src = be.generate(st.z, st.c)
             else:

@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .onnx_export import OPSET, export_bundle, serve_only
-    from .parity import ParityError, check_bundle
-    from ..engine import Engine, EngineError
+    from neuedit.export.onnx_export import OPSET, export_bundle, serve_only
+    from neuedit.export.parity import ParityError, check_bundle
+    from neuedit.runtime.engine import Engine, EngineError
     try:
         if args.check:
             if args.out or args.opset:

@@ -5,14 +5,14 @@
   BatchNormalization node; the PyTorch originals stay the parity reference.
 - G1 and G2 are exported with the dynamo exporter (`torch.onnx.export(dynamo=True)`).
 - ONNX has no autograd, so the latent editor's step is traced *with its backward pass*:
-  `make_fx` records `neuedit.editor.latent_step` (forward + `torch.autograd.grad`) as ATen
+  `make_fx` records `neuedit.nn.backend.latent_step` (forward + `torch.autograd.grad`) as ATen
   ops; every `aten.convolution_backward` that only needs the input gradient (weights are
   frozen) becomes a forward op (`conv_input_grads_to_forward_ops`): a convolution with the
   flipped weight at stride 1, else a transposed convolution with the same weight. The
   resulting graph goes through the same dynamo exporter. The other backward ops
   (threshold, tanh, sigmoid backward, pixel_unshuffle) have ONNX translations.
 - Each graph gets a dynamic batch axis "N", named inputs and outputs (the contract in
-  `neuedit.engine`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
+  `neuedit.runtime.engine`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
   inputs (and `c_t_next`) are dropped: the graph builds the empty tensor itself.
 """
 from __future__ import annotations
@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import bundle as bundle_mod
-from ..editor import latent_step
-from ..engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn.backend import latent_step
+from neuedit.runtime.engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
                       SCALARS, file_digest, graph_inputs, graph_outputs)
-from ..nets import Generator, UpGenerator
-from ..state import group_matrix
+from neuedit.nn.nets import Generator, UpGenerator
+from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
 
-from .parity import check_graph, example_inputs
+from neuedit.export.parity import check_graph, example_inputs
 
 OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
 

@@ -3,7 +3,7 @@
 Like optimum's `validate_model_outputs`: `onnx.checker` first, then on fresh random inputs
 the output *names*, then *shapes*, then *values* are compared, each output against its own
 absolute tolerance (1e-4 in fp32 by default). The PyTorch side is the bundle's original
-network (BatchNorm unfolded) and `neuedit.editor.latent_step` itself, so the check covers
+network (BatchNorm unfolded) and `neuedit.nn.backend.latent_step` itself, so the check covers
 BatchNorm folding and the hand-written backward pass too. A mismatch raises `ParityError`
 naming the graph, the output and the largest difference.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import bundle as bundle_mod
-from ..editor import latent_step
-from ..state import group_matrix
-from ..engine import GRAPH_FILES, GRAPH_NET, graph_inputs, graph_outputs
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn.backend import latent_step
+from neuedit.runtime.state import group_matrix
+from neuedit.runtime.engine import GRAPH_FILES, GRAPH_NET, graph_inputs, graph_outputs
 from neuedit.errors import NeueditError, UsageError
 
 ATOL = 1e-4  # fp32, absolute, per output unless overridden

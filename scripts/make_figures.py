@@ -18,18 +18,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from neuedit import bundle as bundle_mod
-from neuedit import pairs as P
-from neuedit.editing import project
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.synth import pairs as P
+from neuedit.runtime.editing import project
 from neuedit.compare.truth_draw import target_state
-from neuedit.data import DataConfig, load_dataset, to_uint8, to_unit_range
-from neuedit.editor import LatentEditor
-from neuedit.sample_cli import grid_image
-from neuedit.schema import empty
-from neuedit.state import EditConfig, sample_state
-from neuedit.sketch import from_rgba
-from neuedit.strokes import edge_map, edge_maps, edges_from_pair_half
-from neuedit.two_stage import TwoStageEditor
+from neuedit.data.datasets import DataConfig, load_dataset, to_uint8, to_unit_range
+from neuedit.nn.backend import LatentEditor
+from neuedit.cli.sample import grid_image
+from neuedit.runtime.schema import empty
+from neuedit.runtime.state import EditConfig, sample_state
+from neuedit.runtime.sketch import from_rgba
+from neuedit.synth.strokes import edge_map, edge_maps, edges_from_pair_half
+from neuedit.nn.two_stage import TwoStageEditor
 
 SCALE = 3
 
@@ -56,7 +56,7 @@ def labelled_rows(columns: list[np.ndarray], names: list[str], scale: int = SCAL
 def attribute_grid(latent: LatentEditor, b, rng: np.random.Generator, cols: int = 8) -> Image.Image:
     """Rows: a few attributes of each exclusive group asked for alone (other groups empty);
     columns: the same z in every row, so only the request changes."""
-    from neuedit.state import EditState, sample_z
+    from neuedit.runtime.state import EditState, sample_z
     z = sample_z(cols, b.z_dim, rng)
     rows, names = [], []
     wanted = {"hair_colour": ["blonde", "brown", "black", "blue", "pink", "red", "green", "white"],

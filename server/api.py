@@ -19,16 +19,16 @@ from typing import Any, Callable
 import numpy as np
 from aiohttp import web
 
-from neuedit import editing
-from neuedit.engine import Engine
-from neuedit.sketch import dist as edit_dist
-from neuedit.state import EditConfig, EditState, sample_state
+from neuedit.runtime import editing
+from neuedit.runtime.engine import Engine
+from neuedit.runtime.sketch import dist as edit_dist
+from neuedit.runtime.state import EditConfig, EditState, sample_state
 
-from . import codec
-from .config import PROJECT_STEPS, ServerConfig
-from .errors import ApiError, bad_request
-from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
-from .openapi import spec
+from neuedit.server import codec
+from neuedit.server.config import PROJECT_STEPS, ServerConfig
+from neuedit.server.errors import ApiError, bad_request
+from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
+from neuedit.server.openapi import spec
 
 METHODS = ("two-stage", "latent")
 

@@ -13,13 +13,13 @@ import numpy as np
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from neuedit.engine import Engine
+from neuedit.runtime.engine import Engine
 
-from . import api
-from .batching import Batcher, Gate
-from .config import ServerConfig
-from .errors import error_middleware
-from .keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, Runtime
+from neuedit.server import api
+from neuedit.server.batching import Batcher, Gate
+from neuedit.server.config import ServerConfig
+from neuedit.server.errors import error_middleware
+from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, Runtime
 from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")

@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-from .errors import ApiError
+from neuedit.server.errors import ApiError
 
 
 class Gate:

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from .config import ServerConfig
+from neuedit.server.config import ServerConfig
 from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
@@ -61,7 +61,7 @@ def config_from_args(args: argparse.Namespace, bundles: list[str]) -> ServerConf
 
 def resolve_bundles(given: list[str] | None) -> list[str]:
     """The bundle folders to serve, checked (metadata only, no ONNX Runtime) before any fork."""
-    from neuedit import bundle as bundle_mod
+    from neuedit.runtime import bundle as bundle_mod
     if given:
         paths = [str(p) for p in given]
     else:
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
 def _serve(cfg: ServerConfig, args: argparse.Namespace, reuse_port: bool) -> int:
     from aiohttp import web
 
-    from neuedit.engine import EngineError
+    from neuedit.runtime.engine import EngineError
 
-    from .app import AccessLogger, create_app
+    from neuedit.server.app import AccessLogger, create_app
     try:
         web.run_app(create_app(cfg), host=args.host, port=args.port, reuse_port=reuse_port or None,
                     shutdown_timeout=args.shutdown_timeout, access_log_class=AccessLogger,

@@ -15,12 +15,12 @@ import math
 import numpy as np
 from PIL import Image, ImageOps
 
-from neuedit.data import to_rgb, to_uint8
-from neuedit.data import image_to_model as resize_image
-from neuedit.sketch import SketchError, decode_png
-from neuedit.state import T_MAX, EditState, StateError
+from neuedit.data.datasets import to_rgb, to_uint8
+from neuedit.data.datasets import image_to_model as resize_image
+from neuedit.runtime.sketch import SketchError, decode_png
+from neuedit.runtime.state import T_MAX, EditState, StateError
 
-from .errors import ApiError, bad_request
+from neuedit.server.errors import ApiError, bad_request
 
 log = logging.getLogger("neuedit.server")
 

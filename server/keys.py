@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from neuedit.engine import Engine
+from neuedit.runtime.engine import Engine
 
-from .batching import Batcher, Gate
-from .config import ServerConfig
+from neuedit.server.batching import Batcher, Gate
+from neuedit.server.config import ServerConfig
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The OpenAPI 3 description of the API, written by hand (served at /openapi.json)."""
 from __future__ import annotations
 
-from neuedit.state import EditConfig
+from neuedit.runtime.state import EditConfig
 
-from .config import PROJECT_STEPS, ServerConfig
+from neuedit.server.config import PROJECT_STEPS, ServerConfig
 
 
 def _error_response(description: str) -> dict:

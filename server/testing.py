@@ -7,8 +7,8 @@ import threading
 
 from aiohttp import web
 
-from .app import AccessLogger, create_app
-from .config import ServerConfig
+from neuedit.server.app import AccessLogger, create_app
+from neuedit.server.config import ServerConfig
 
 
 class ServerThread:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from neuedit import config as cfg_mod
-from neuedit import presets
-from neuedit.training import cli as tcli
+from neuedit.config import recipes as cfg_mod
+from neuedit.nn import presets
+from neuedit.config import flags as tcli
 
-from .train import Stage1Config, train
+from neuedit.stage1.train import Stage1Config, train
 
 ALIASES = {"data.root": "data", "loss.adv": "loss"}
 SKIP = ("data.resolution",)  # the preset's

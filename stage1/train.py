@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from neuedit import bundle as bundle_mod
-from neuedit import presets
-from neuedit.data import DataConfig, ImageSet, load_dataset
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn import presets
+from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
 from neuedit.errors import UsageError
-from neuedit.nets import build
-from neuedit.schema import Schema
+from neuedit.nn.nets import build
+from neuedit.runtime.schema import Schema
 from neuedit.training import (LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms,
                               ema_update, g_loss_terms, train_loop, unwrap, warm_start)
 
@@ -24,7 +24,7 @@ from neuedit.training import (LossConfig, OptimConfig, Phase, Run, RunConfig, St
 class Stage1Config:
     data: DataConfig             # images (and labels) to train on
     run: RunConfig               # output folder, iterations, batch, seed, logging intervals
-    preset: str = "demo"         # architecture preset (neuedit.presets): tiny, demo, cpu64, report128
+    preset: str = "demo"         # architecture preset (neuedit.nn.presets): tiny, demo, cpu64, report128
     schema: str = "anime_faces"  # built-in schema name or a JSON file
     z_dim: int = 128             # latent size
     c_sampling: str = "uniform"  # fake c: "uniform" (the report) or "empirical" (the data's frequencies)
@@ -60,7 +60,7 @@ def build_networks(cfg: Stage1Config, c_dim: int, device):
 def fixed_samples(schema: Schema, z_dim: int, n: int = 16, seed: int = 1234):
     """The 16 (z, c) of every sample grid (the report's Fig. 7): one c per row of 4 when labelled."""
     rng = np.random.default_rng(seed)
-    from neuedit.state import sample_z
+    from neuedit.runtime.state import sample_z
     z = sample_z(n, z_dim, rng)
     c = np.repeat(schema.sample(n // 4, rng), 4, axis=0) if schema.c_dim else np.zeros((n, 0), np.float32)
     return torch.from_numpy(z), torch.from_numpy(c)
@@ -103,7 +103,7 @@ def serving_generator(G_ema, schema: Schema, z_dim: int, batch: int = 64):
     """A copy of the EMA generator with standing BatchNorm statistics measured on the prior an
     editor samples from (truncated z, the schema's c sampler), fixed seed; the training copy is
     untouched, so resume stays exact."""
-    from neuedit.state import sample_z
+    from neuedit.runtime.state import sample_z
     rng = np.random.default_rng(2024)
     device = next(G_ema.parameters()).device
 
@@ -119,7 +119,7 @@ def standing_stats(G: torch.nn.Module, sample_inputs, batches: int = 32) -> torc
 
     Why: the running statistics a training run ends with are an average of recent *training*
     batches (and an EMA generator only copies G's); an editor samples z from a truncated prior
-    (|z| < 1, `neuedit.state.sample_z`), whose activations are smaller. Statistics measured on
+    (|z| < 1, `neuedit.runtime.state.sample_z`), whose activations are smaller. Statistics measured on
     the serving prior give sharp, correctly coloured samples (see docs/method.md §1)."""
     bns = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:

@@ -1,6 +1,6 @@
 """Stage two's training batches of edit pairs: (source, sketch, mask, target, region) tensors.
 
-Each sample of a step is one kind of `neuedit.pairs` (recolour, reshape, differ, empty),
+Each sample of a step is one kind of `neuedit.synth.pairs` (recolour, reshape, differ, empty),
 drawn with the mix's probabilities. Recolour and reshape targets are real images of the
 step's batch, or stage-one samples (`p_generated`), so G2 learns on what the web page edits;
 differ pairs are two stage-one samples with another attribute or a nearby z. Everything is
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from neuedit import pairs as P
-from neuedit.data import to_uint8, to_unit_range
+from neuedit.synth import pairs as P
+from neuedit.data.datasets import to_uint8, to_unit_range
 from neuedit.errors import UsageError
-from neuedit.sketch import from_rgba
-from neuedit.state import sample_z
-from neuedit.strokes import edge_map
+from neuedit.runtime.sketch import from_rgba
+from neuedit.runtime.state import sample_z
+from neuedit.synth.strokes import edge_map
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class PairBatcher:
 
 def pair_tensors(pairs: list[P.Pair], resolution: int, device) -> dict[str, torch.Tensor]:
     """Pairs -> {"source", "target": [N, 3, R, R] in [-1, 1]; "sketch" [N, 3, R, R]; "mask",
-    "region", "colour": [N, 1, R, R] in {0, 1}} (the sketch and mask as `neuedit.sketch.from_rgba`
+    "region", "colour": [N, 1, R, R] in {0, 1}} (the sketch and mask as `neuedit.runtime.sketch.from_rgba`
     reads them; "colour" is the mask without the line strokes)."""
     sk, mk = zip(*(from_rgba(p.sketch, resolution) for p in pairs))
     lines = np.stack([from_rgba(np.dstack([p.sketch[..., :3], p.lines * np.uint8(255)]), resolution)[1] for p in pairs])

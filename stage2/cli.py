@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from neuedit import bundle as bundle_mod
-from neuedit import config as cfg_mod
-from neuedit import presets
-from neuedit.training import cli as tcli
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.config import recipes as cfg_mod
+from neuedit.nn import presets
+from neuedit.config import flags as tcli
 
-from .train import Stage2Config, train
+from neuedit.stage2.train import Stage2Config, train
 
 ALIASES = {"data.root": "data"}
 # data.resolution is the stage-one bundle's; the first recipe's stroke synthesis and the pair

@@ -2,7 +2,7 @@
 
 Two objectives (docs/method.md, "Stage two"):
 
-- `pairs` (the default): each step draws edit pairs with a known answer (`neuedit.pairs`:
+- `pairs` (the default): each step draws edit pairs with a known answer (`neuedit.synth.pairs`:
   recolour, reshape, differ, empty) and trains G2 toward the target: L1 over the image and
   again over the changed region, feature matching on the discriminator, Dist on the
   strokes, and a hinge loss against a conditional PatchGAN that sees the strokes too.
@@ -22,21 +22,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuedit import bundle as bundle_mod
-from neuedit import pairs as P
-from neuedit import presets
-from neuedit.data import DataConfig, ImageSet, load_dataset
-from neuedit.losses import (d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, gradient_l1,
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.synth import pairs as P
+from neuedit.nn import presets
+from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
+from neuedit.nn.losses import (d_hinge_loss, edit_distance, feature_matching, g_adv_loss, g_hinge_loss, gradient_l1,
                             l2_reg, masked_l1)
-from neuedit.nets import build
-from neuedit.schema import Schema, empty as empty_schema
-from neuedit.state import sample_z
-from neuedit.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
+from neuedit.nn.nets import build
+from neuedit.runtime.schema import Schema, empty as empty_schema
+from neuedit.runtime.state import sample_z
+from neuedit.synth.strokes import StrokeConfig, edge_maps, edges_from_pair_half, synthesize_batch
 from neuedit.training import (LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms, train_loop,
                               warm_start)
 from neuedit.errors import UsageError
 
-from .batches import PairBatcher, PairMix, pair_tensors
+from neuedit.stage2.batches import PairBatcher, PairMix, pair_tensors
 
 OBJECTIVES = ("pairs", "strokes")
 

@@ -36,14 +36,14 @@ def _few_threads():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A tiny two-stage bundle (anime_faces schema, c_dim 25, 16x16) with seeded random weights."""
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle_empty(tmp_path_factory):
     """The same with the empty schema (c_dim 0), like shoes and handbags."""
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny_empty", schema="empty", name="tiny_empty")
 
 
@@ -65,7 +65,7 @@ def tiny_exported_empty(tiny_bundle_empty, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_tiny_bundle(tmp_path_factory, data_dir):
     """A tiny stage-one bundle trained briefly on real faces (for edits that need a real G)."""
-    from neuedit.data import DataConfig
+    from neuedit.data.datasets import DataConfig
     from neuedit.training import RunConfig
     from neuedit.stage1.train import Stage1Config, train
     out = tmp_path_factory.mktemp("trained") / "run"

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-TORCH_FREE = ["neuedit.server.app", "neuedit.server.cli", "neuedit.server.api", "neuedit.engine", "neuedit.editing",
-              "neuedit.bundle", "neuedit.schema", "neuedit.sketch", "neuedit.state", "neuedit.errors", "neuedit.cli"]
+TORCH_FREE = ["neuedit.server.app", "neuedit.server.cli", "neuedit.server.api", "neuedit.runtime.engine", "neuedit.runtime.editing",
+              "neuedit.runtime.bundle", "neuedit.runtime.schema", "neuedit.runtime.sketch", "neuedit.runtime.state", "neuedit.errors", "neuedit.cli.main"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)
@@ -17,13 +17,13 @@ def test_server_side_modules_import_no_torch(module):
 
 
 def test_user_errors_share_one_base_and_the_cli_prints_one_line(tmp_path, capsys):
-    from neuedit.bundle import BundleError
-    from neuedit.cli import main
-    from neuedit.data import DataError
-    from neuedit.engine import EngineError
+    from neuedit.runtime.bundle import BundleError
+    from neuedit.cli.main import main
+    from neuedit.data.datasets import DataError
+    from neuedit.runtime.engine import EngineError
     from neuedit.errors import NeueditError
-    from neuedit.sketch import SketchError
-    from neuedit.state import StateError
+    from neuedit.runtime.sketch import SketchError
+    from neuedit.runtime.state import StateError
     for cls in (BundleError, DataError, EngineError, SketchError, StateError):
         assert issubclass(cls, NeueditError)
     assert main(["sample", "--bundle", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.png")]) == 1
@@ -32,8 +32,8 @@ def test_user_errors_share_one_base_and_the_cli_prints_one_line(tmp_path, capsys
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    from neuedit import cli
-    import neuedit.sample_cli as sc
+    from neuedit.cli import main as cli
+    import neuedit.cli.sample as sc
     monkeypatch.setattr(sc, "run", lambda args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         cli.main(["sample", "--bundle", "x", "--out", "y.png"])

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from neuedit import bundle as bundle_mod
-from neuedit.bundle import BundleError, BundleMeta, NetSpec, Provenance
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.runtime.bundle import BundleError, BundleMeta, NetSpec, Provenance
 
 SHIPPED = bundle_mod.shipped()
 
@@ -23,7 +23,7 @@ def _write_json(folder, meta: dict):
 
 
 def _small_meta(**over) -> BundleMeta:
-    from neuedit.schema import BUILTIN
+    from neuedit.runtime.schema import BUILTIN
     nets = {"g1": NetSpec("up_g", {"z_dim": 8, "c_dim": 0, "resolution": 16, "chans": (32, 16)}, "g1.safetensors")}
     m = BundleMeta(kind="stage1", name="m", domain="m", z_dim=8, c_dim=0, resolution=16,
                    schema=BUILTIN["empty"]().to_dict(), training=Provenance(stage1_step=5, threads=2), networks=nets)
@@ -168,7 +168,7 @@ def test_tiny_fixture_bundle_parses(tiny_bundle):
 
 
 def test_stage_one_bundle_parses(tmp_path):
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     b = bundle_mod.read(make_random_bundle(tmp_path / "s1", with_g2=False, with_d=False).path)
     assert b.info.kind == "stage1" and not b.has_g2 and set(b.info.networks) == {"g1"}
     assert b.training_steps == {"stage1": 0} and bundle_mod.training_steps(b.meta) == {"stage1": 0}
@@ -180,10 +180,10 @@ def test_stage_one_bundle_parses(tmp_path):
 def test_stage1_write_bundle_writes_todays_layout(tmp_path):
     """The trainer's bundle.json has the keys and values it had when it was assembled by hand."""
     import torch
-    from neuedit import presets
-    from neuedit.data import DataConfig
-    from neuedit.nets import build
-    from neuedit.schema import BUILTIN
+    from neuedit.nn import presets
+    from neuedit.data.datasets import DataConfig
+    from neuedit.nn.nets import build
+    from neuedit.runtime.schema import BUILTIN
     from neuedit.training import RunConfig
     from neuedit.stage1.train import Stage1Config, write_bundle
     cfg = Stage1Config(data=DataConfig("faces/", resolution=16), run=RunConfig(out=str(tmp_path)), preset="tiny",
@@ -205,8 +205,8 @@ def test_stage1_write_bundle_writes_todays_layout(tmp_path):
 
 @pytest.mark.parametrize("joint", [False, True])
 def test_stage2_write_bundle_writes_todays_layout(tiny_bundle, tmp_path, joint):
-    from neuedit import presets
-    from neuedit.nets import build
+    from neuedit.nn import presets
+    from neuedit.nn.nets import build
     from neuedit.stage2.train import write_bundle
     s1 = tiny_bundle
     g2_spec = presets.g2_spec(presets.get("tiny"))
@@ -236,7 +236,7 @@ def test_copy_for_export_drops_graphs_and_file_list(tiny_bundle, tmp_path):
 
 
 def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
-    from neuedit.engine import Engine
+    from neuedit.runtime.engine import Engine
     from neuedit.export.onnx_export import serve_only
     p = _copy(tiny_exported, tmp_path / "served")
     b = serve_only(bundle_mod.read(p))

@@ -1,4 +1,4 @@
-"""Edit task sets (neuedit.tasks) and the one-stage vs two-stage comparison (neuedit.compare)."""
+"""Edit task sets (neuedit.compare.tasks) and the one-stage vs two-stage comparison (neuedit.compare)."""
 from __future__ import annotations
 
 import csv
@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from neuedit import bundle as bundle_mod
-from neuedit.cli import main
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.cli.main import main
 from neuedit.compare import CompareConfig, compare, cumulative, paired, project
-from neuedit.editor import TorchBackend
-from neuedit.data import DataConfig
-from neuedit.state import sample_state
-from neuedit.tasks import TaskConfig, TaskSet, is_line_sketch, make_tasks
+from neuedit.nn.backend import TorchBackend
+from neuedit.data.datasets import DataConfig
+from neuedit.runtime.state import sample_state
+from neuedit.compare.tasks import TaskConfig, TaskSet, is_line_sketch, make_tasks
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_task_set_regenerates_byte_identically_from_its_seed(tiny_bundle, faces,
 def test_edge_strokes_of_paired_data_come_from_its_drawings(data_dir):
     # a 64 px stand-in for a shoes bundle (make_tasks reads only its dimensions): at 16 px the
     # datasets' 1-px drawings fade below edges_from_pair_half's threshold
-    from neuedit.schema import empty
+    from neuedit.runtime.schema import empty
     b = SimpleNamespace(name="shoes", resolution=64, z_dim=8, c_dim=0, schema=empty())
     shoes = DataConfig(str(data_dir / "shoes" / "val"), layout="pair", pair_image="left")
     ts = make_tasks(b, shoes, TaskConfig(n=4, kinds=("edge",), chains=0, heldout=8, pool=40))
@@ -187,7 +187,7 @@ def test_compare_is_deterministic_but_for_timings(compared, tiny_bundle):
 
 
 def test_compare_without_g2_and_d_runs_the_latent_editor_alone(tmp_path, faces):
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     b = make_random_bundle(tmp_path / "s1", with_g2=False, with_d=False)
     ts = make_tasks(b, faces, TaskConfig(n=2, chains=0, heldout=4, pool=20))
     said = []

@@ -1,5 +1,5 @@
 """The ground-truth comparison: task sets with known targets (neuedit.compare.truth), metrics against a
-target (neuedit.metrics) and `neuedit compare --truth` end to end on a tiny bundle."""
+target (neuedit.evaluation.metrics) and `neuedit compare --truth` end to end on a tiny bundle."""
 from __future__ import annotations
 
 import csv
@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from neuedit import bundle as bundle_mod
-from neuedit import metrics as M
-from neuedit.cli import main
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.evaluation import metrics as M
+from neuedit.cli.main import main
 from neuedit.compare import TruthConfig, TruthSet, make_truth
-from neuedit.pairs import changed_attribute, nearby_z
-from neuedit.data import DataConfig, to_unit_range
-from neuedit.strokes import edge_map
+from neuedit.synth.pairs import changed_attribute, nearby_z
+from neuedit.data.datasets import DataConfig, to_unit_range
+from neuedit.synth.strokes import edge_map
 
 CFG = TruthConfig(real=4, samples=2, heldout=8, pool=40, seed=1)
 
@@ -115,9 +115,9 @@ def test_reshape_lines_of_paired_data_come_from_its_drawings(data_dir):
     # a 64 px stand-in for a shoes bundle (photo tasks read only its dimensions): at 16 px the
     # datasets' 1-px drawings fade below edges_from_pair_half's threshold
     from types import SimpleNamespace
-    from neuedit.schema import empty
-    from neuedit.strokes import edges_from_pair_half
-    from neuedit.tasks import load_pool
+    from neuedit.runtime.schema import empty
+    from neuedit.synth.strokes import edges_from_pair_half
+    from neuedit.compare.tasks import load_pool
     b = SimpleNamespace(name="shoes", resolution=64, z_dim=8, c_dim=0, schema=empty())
     shoes = DataConfig(str(data_dir / "shoes" / "val"), resolution=64, layout="pair", pair_image="left")
     ts = make_truth(b, shoes, TruthConfig(real=2, samples=0, strokes=(1, 3), kinds=("reshape",), heldout=0, pool=20))
@@ -130,7 +130,7 @@ def test_reshape_lines_of_paired_data_come_from_its_drawings(data_dir):
 
 def test_truth_set_refuses_another_bundle(loud_bundle, tiny_bundle, tiny_bundle_empty, faces):
     from neuedit.compare.sources import prepare_sources
-    from neuedit.editor import TorchBackend
+    from neuedit.nn.backend import TorchBackend
     from neuedit.compare import CompareConfig
     ts = make_truth(loud_bundle, faces, TruthConfig(real=1, samples=1, strokes=(1,), heldout=0, pool=20))
     assert ts.check(tiny_bundle) is ts  # same dimensions

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuedit.data import DataConfig, DataError, load_dataset, to_uint8, to_unit_range
-from neuedit.schema import anime_faces, empty
+from neuedit.data.datasets import DataConfig, DataError, load_dataset, to_uint8, to_unit_range
+from neuedit.runtime.schema import anime_faces, empty
 
 
 def _write(folder, name, mode, size=(20, 20), colour=128):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuedit import bundle as bundle_mod
-from neuedit.editor import LatentEditor
-from neuedit.sketch import SketchError, decode_png, dist, from_rgb, from_rgba
-from neuedit.state import EditConfig, EditState, StateError, group_matrix, sample_state
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn.backend import LatentEditor
+from neuedit.runtime.sketch import SketchError, decode_png, dist, from_rgb, from_rgba
+from neuedit.runtime.state import EditConfig, EditState, StateError, group_matrix, sample_state
 
 
 def _png(arr) -> bytes:
@@ -98,7 +98,7 @@ def test_bad_states_are_refused():
         EditState(np.array([[np.nan, 0, 0, 0]]), np.zeros((1, 2))).validate(4, 2)
     with pytest.raises(StateError):
         EditState.from_dict({"z": ["a"], "c": []})
-    schema = __import__("neuedit.schema").schema.anime_faces()
+    schema = __import__("neuedit.runtime.schema").runtime.schema.anime_faces()
     st = sample_state(100, 8, schema, np.random.default_rng(0))
     assert np.isfinite(st.z_tilde()).all() and np.isfinite(st.c_tilde(group_matrix(schema))).all()
 
@@ -134,7 +134,7 @@ def test_cli_writes_image_state_and_frames(tmp_path, trained_tiny_bundle):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[:10, :10] = [0, 0, 0, 255]
     (tmp_path / "s.png").write_bytes(_png(rgba))
-    cmd = [sys.executable, "-m", "neuedit.cli", "edit", "--bundle", str(trained_tiny_bundle.path),
+    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(trained_tiny_bundle.path),
            "--sketch", str(tmp_path / "s.png"), "--steps", "3", "--out", str(tmp_path / "o.png"),
            "--frames", str(tmp_path / "frames")]
     subprocess.run(cmd, check=True, capture_output=True)

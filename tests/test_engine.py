@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from neuedit.engine import Engine, EngineError, resize_image
-from neuedit.state import EditConfig, sample_state
+from neuedit.runtime.engine import Engine, EngineError, resize_image
+from neuedit.runtime.state import EditConfig, sample_state
 
 
 @pytest.fixture(params=["labels", "empty"])
@@ -29,7 +29,7 @@ def _copy(b, tmp_path):
 
 
 def test_import_does_not_import_torch():
-    code = "import neuedit.engine, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import neuedit.runtime.engine, sys; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -43,7 +43,7 @@ def test_engine_properties(exported):
 
 def test_generate_matches_pytorch(exported):
     import torch
-    from neuedit.bundle import load_module
+    from neuedit.runtime.bundle import load_module
     e = Engine(exported.path)
     st = sample_state(3, e.z_dim, e.schema, np.random.default_rng(0))
     img = e.generate(st.z, st.c)
@@ -58,7 +58,7 @@ def test_generate_matches_pytorch(exported):
 
 def test_two_stage_edit_matches_pytorch(exported, strokes):
     import torch
-    from neuedit.bundle import load_module
+    from neuedit.runtime.bundle import load_module
     e = Engine(exported.path)
     sketch, mask = strokes
     st = sample_state(2, e.z_dim, e.schema, np.random.default_rng(1))
@@ -80,8 +80,8 @@ def test_two_stage_edit_matches_pytorch(exported, strokes):
                                  EditConfig(steps=5)],
                          ids=["gd", "adam", "adam-anchor-frozen-c", "default"])
 def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
-    from neuedit.bundle import load_module
-    from neuedit.editor import LatentEditor
+    from neuedit.runtime.bundle import load_module
+    from neuedit.nn.backend import LatentEditor
     e = Engine(exported.path)
     ed = LatentEditor(load_module(exported, "g1"), exported.schema)
     sketch, mask = strokes
@@ -112,8 +112,8 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
 
 def test_photo_projection_is_the_same_on_both_backends(exported):
     """The editing core's projection runs torch-free on the engine, step for step as on PyTorch."""
-    from neuedit import editing
-    from neuedit.editor import TorchBackend
+    from neuedit.runtime import editing
+    from neuedit.nn.backend import TorchBackend
     e = Engine(exported.path)
     photos = e.generate(*(lambda s: (s.z, s.c))(sample_state(2, e.z_dim, e.schema, np.random.default_rng(4))))
     got = editing.project(e, photos, 15, rng=np.random.default_rng(0), candidates=4)
@@ -170,7 +170,7 @@ def test_onnx_from_another_bundle_refused(tiny_exported, tiny_exported_empty, tm
 
 def test_onnx_of_other_weights_refused(tiny_exported, tmp_path):
     """Same architecture, retrained (or another seed's) weights: the graph is stale."""
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     other = make_random_bundle(tmp_path / "other", seed=7)
     p = _copy(tiny_exported, tmp_path)
     shutil.copy(other.path / "g1.safetensors", p / "g1.safetensors")

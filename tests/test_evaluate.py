@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from neuedit import classifier as clf
-from neuedit.data import DataConfig, load_dataset
-from neuedit.evaluate import diversity, one_per_group
-from neuedit.schema import anime_faces
+from neuedit.evaluation import classifier as clf
+from neuedit.data.datasets import DataConfig, load_dataset
+from neuedit.evaluation.evaluate import diversity, one_per_group
+from neuedit.runtime.schema import anime_faces
 
 N_TRAIN, N_TEST = 1500, 400
 MARGIN = 0.15  # hair colour: at least 15 points over always answering the most frequent colour
@@ -58,7 +58,7 @@ def test_one_per_group_asks_every_exclusive_group_once():
 
 
 def test_evaluate_command_writes_json_markdown_and_grid(tmp_path, data_dir, tiny_exported):
-    from neuedit.cli import main
+    from neuedit.cli.main import main
     out = tmp_path / "eval"
     rc = main(["evaluate", str(tiny_exported.path), "--label", "tiny",
                "--data", str(data_dir / "anime-faces" / "images"), "--labels", str(data_dir / "anime-faces" / "labels.csv"),
@@ -80,7 +80,7 @@ def test_evaluate_command_writes_json_markdown_and_grid(tmp_path, data_dir, tiny
 
 
 def test_evaluate_refuses_overlapping_held_out_and_classifier_sets(tmp_path, data_dir, tiny_exported):
-    from neuedit.cli import main
+    from neuedit.cli.main import main
     rc = main(["evaluate", str(tiny_exported.path), "--data", str(data_dir / "anime-faces" / "images"),
                "--labels", str(data_dir / "anime-faces" / "labels.csv"), "--limit", "50",
                "--train-data", str(data_dir / "anime-faces" / "images"), "--train-limit", "50",

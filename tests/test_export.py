@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from neuedit import bundle as bundle_mod
-from neuedit.cli import main as cli_main
-from neuedit.engine import GRAPH_FILES, META_BUNDLE, META_C_INPUT, META_GRAPH, META_WEIGHTS, file_digest
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.cli.main import main as cli_main
+from neuedit.runtime.engine import GRAPH_FILES, META_BUNDLE, META_C_INPUT, META_GRAPH, META_WEIGHTS, file_digest
 from neuedit.export.onnx_export import conv_input_grads_to_forward_ops, fold_batchnorm
 from neuedit.export.parity import ParityError, check_bundle, check_graph, compare_outputs
 
@@ -187,7 +187,7 @@ def test_cpu_recipe_networks_export_with_parity(tmp_path):
     """The resize-conv generator of the shipped demos: BatchNorm folded (dense layer included),
     nearest upsampling in G1 and in the latent step's backward pass, parity checked."""
     from neuedit.export.onnx_export import export_bundle
-    from neuedit.testing import make_random_bundle
+    from neuedit.nn.testing import make_random_bundle
     b = make_random_bundle(tmp_path / "cpu", preset="tiny_cpu", name="cpu")
     assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d" and b.meta["g2"]["name"] == "edit_unet"
     out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import torch
 
-from neuedit import losses
-from neuedit.nets import Discriminator
-from neuedit.sketch import dist as dist_np
+from neuedit.nn import losses
+from neuedit.nn.nets import Discriminator
+from neuedit.runtime.sketch import dist as dist_np
 
 
 def test_adversarial_losses_by_hand():
@@ -83,7 +83,7 @@ def test_group_cls_loss_by_hand():
 
 
 def test_feature_matching_by_hand_and_no_gradient_to_the_real_side():
-    from neuedit.losses import feature_matching
+    from neuedit.nn.losses import feature_matching
     f = [torch.zeros(1, 2, 2, 2, requires_grad=True), torch.ones(1, 1, 1, 1, requires_grad=True)]
     r = [torch.full((1, 2, 2, 2), 0.5, requires_grad=True), torch.full((1, 1, 1, 1), 3.0, requires_grad=True)]
     L = feature_matching(f, r)
@@ -93,7 +93,7 @@ def test_feature_matching_by_hand_and_no_gradient_to_the_real_side():
 
 
 def test_patch_discriminator_sees_the_strokes():
-    from neuedit.nets import PatchDiscriminator
+    from neuedit.nn.nets import PatchDiscriminator
     torch.manual_seed(0)
     D = PatchDiscriminator(resolution=16, chans=(8, 16)).eval()
     x = torch.rand(2, 3, 16, 16) * 2 - 1

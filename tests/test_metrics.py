@@ -1,4 +1,4 @@
-"""Edit-quality metrics (neuedit.metrics) against hand-made cases and real images."""
+"""Edit-quality metrics (neuedit.evaluation.metrics) against hand-made cases and real images."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from neuedit import metrics as M
-from neuedit.schema import Group, Schema, anime_faces
+from neuedit.evaluation import metrics as M
+from neuedit.runtime.schema import Group, Schema, anime_faces
 
 R = 32
 

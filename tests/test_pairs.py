@@ -1,12 +1,12 @@
-"""Edit pairs with a known answer (neuedit.pairs), on real images."""
+"""Edit pairs with a known answer (neuedit.synth.pairs), on real images."""
 import cv2
 import numpy as np
 import pytest
 
-from neuedit import pairs as P
-from neuedit.data import DataConfig, load_dataset
-from neuedit.schema import anime_faces, empty
-from neuedit.strokes import edge_map
+from neuedit.synth import pairs as P
+from neuedit.data.datasets import DataConfig, load_dataset
+from neuedit.runtime.schema import anime_faces, empty
+from neuedit.synth.strokes import edge_map
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_recolour_region_is_connected_and_its_colour_really_changed(faces):
 
 
 def test_reshape_strokes_are_thin_lines_of_the_target_inside_the_region(shoes):
-    from neuedit.strokes import edges_from_pair_half
+    from neuedit.synth.strokes import edges_from_pair_half
     cfg = P.PairConfig(p_line_colour=0.0)
     for i in range(8):
         edges = edges_from_pair_half(shoes.edges[i], 64)

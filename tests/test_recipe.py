@@ -5,12 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from neuedit import augment
-from neuedit import bundle as bundle_mod
-from neuedit.data import DataConfig, load_dataset
-from neuedit.losses import d_hinge_loss, g_hinge_loss, r1_penalty
-from neuedit.nets import SNDiscriminator, UpGenerator
-from neuedit.schema import anime_faces
+from neuedit.nn import augment
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.data.datasets import DataConfig, load_dataset
+from neuedit.nn.losses import d_hinge_loss, g_hinge_loss, r1_penalty
+from neuedit.nn.nets import SNDiscriminator, UpGenerator
+from neuedit.runtime.schema import anime_faces
 from neuedit.training import RunConfig
 from neuedit.stage1.train import Stage1Config, fit, train
 from neuedit.training import LossConfig, OptimConfig
@@ -145,7 +145,7 @@ def test_bad_loss_choices_are_refused():
 
 
 def test_a_runs_config_json_starts_an_identical_run(tmp_path, data_dir):
-    from neuedit.cli import main
+    from neuedit.cli.main import main
     images = data_dir / "anime-faces" / "images"
     flags = ["train-stage1", "--data", str(images), "--labels", str(data_dir / "anime-faces" / "labels.csv"),
              "--limit", "32", "--preset", "tiny_cpu", "--z-dim", "8", "--iterations", "3", "--batch", "4",

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from neuedit.schema import Schema, anime34, anime_faces, empty
+from neuedit.runtime.schema import Schema, anime34, anime_faces, empty
 
 
 def test_builtin_sizes():
@@ -47,7 +47,7 @@ def test_conflicting_tags_leave_the_group_empty_and_are_counted():
 
 
 def test_real_labels_slice(data_dir):
-    from neuedit.data import read_labels
+    from neuedit.data.datasets import read_labels
     labels = read_labels(data_dir / "anime-faces" / "labels.csv")
     s = anime_faces()
     c, _, unknown = s.encode(labels["2.jpg"])  # 2.jpg,blonde_hair pink_eyes

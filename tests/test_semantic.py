@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from neuedit import bundle as bundle_mod
+from neuedit.runtime import bundle as bundle_mod
 from neuedit.compare import semantic as S
-from neuedit.schema import anime_faces
-from neuedit.state import C_EPS, EditState, c_from_logits, c_logits, group_matrix, sample_state
+from neuedit.runtime.schema import anime_faces
+from neuedit.runtime.state import C_EPS, EditState, c_from_logits, c_logits, group_matrix, sample_state
 
 
 # ---- c as logits of a softmax per exclusive group --------------------------------------------------
 def test_group_softmax_round_trips_and_matches_torch():
     import torch
-    from neuedit.editor import group_softmax
+    from neuedit.nn.backend import group_softmax
     schema = anime_faces()
     groups = group_matrix(schema)
     st = sample_state(64, 8, schema, np.random.default_rng(0))
@@ -49,7 +49,7 @@ def test_a_stepped_state_round_trips_through_json():
 # ---- the measures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def anime():
-    from neuedit.editor import TorchBackend
+    from neuedit.nn.backend import TorchBackend
     b = bundle_mod.read(next(p for p in bundle_mod.shipped() if p.name == "anime"))
     return b, TorchBackend(bundle_mod.load_module(b, "g1"), None, b.schema)
 
@@ -57,8 +57,8 @@ def anime():
 @pytest.fixture(scope="module")
 def judge(anime, data_dir):
     """A small evaluation classifier trained on real labelled faces (the benchmark trains a bigger one)."""
-    from neuedit import classifier as clf
-    from neuedit.data import DataConfig, load_dataset
+    from neuedit.evaluation import classifier as clf
+    from neuedit.data.datasets import DataConfig, load_dataset
     b, _ = anime
     train = load_dataset(DataConfig(str(data_dir / "anime-faces"), 64, limit=3000, flip=False), b.schema)
     net = clf.train_classifier(train.images, train.c, b.schema, clf.ClassifierConfig(steps=300, batch=64, width=16))
@@ -104,8 +104,8 @@ def test_hair_strokes_are_brushes_on_the_top_of_the_head(anime):
 
 
 def test_object_success_is_the_objects_colour_halving_toward_the_stroke(data_dir):
-    from neuedit.data import DataConfig, load_dataset, to_unit_range
-    from neuedit.schema import empty
+    from neuedit.data.datasets import DataConfig, load_dataset, to_unit_range
+    from neuedit.runtime.schema import empty
     photos = to_unit_range(load_dataset(DataConfig(str(data_dir / "shoes" / "val"), 64, layout="pair", limit=16,
                                                    flip=False), empty()).images)
     t = S.object_tasks("real", 16, photos, np.random.default_rng(0))
@@ -123,7 +123,7 @@ def test_object_success_is_the_objects_colour_halving_toward_the_stroke(data_dir
 
 
 def test_paste_keeps_the_pictures_own_pixels_where_the_strokes_are_not_about(anime):
-    from neuedit import editing
+    from neuedit.runtime import editing
     b, be = anime
     t = _hair_tasks(anime, n=8)
     changed = np.clip(t.source + 0.5, -1, 1)             # G1 changed everything
@@ -138,7 +138,7 @@ def test_paste_keeps_the_pictures_own_pixels_where_the_strokes_are_not_about(ani
 
 def test_the_servers_numpy_lab_matches_scikit_image():
     from skimage.color import rgb2lab
-    from neuedit import editing
+    from neuedit.runtime import editing
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
     ref = rgb2lab((x.transpose(0, 2, 3, 1) + 1) / 2)
     np.testing.assert_allclose(editing._lab(x), ref, atol=0.3)

@@ -25,13 +25,13 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from neuedit.bundle import write_meta
-from neuedit.data import to_uint8
-from neuedit.engine import Engine, resize_image
+from neuedit.runtime.bundle import write_meta
+from neuedit.data.datasets import to_uint8
+from neuedit.runtime.engine import Engine, resize_image
 from neuedit.server.app import create_app
 from neuedit.server.config import ServerConfig
-from neuedit.sketch import decode_png
-from neuedit.state import EditConfig, EditState
+from neuedit.runtime.sketch import decode_png
+from neuedit.runtime.state import EditConfig, EditState
 
 R = 16  # the tiny bundles' resolution
 
@@ -233,7 +233,7 @@ async def test_photo_edit_matches_engine(client, engines):
 
 @pytest.mark.asyncio
 async def test_photo_projection_matches_engine_and_starts_latent_edits(client, engines):
-    from neuedit import editing
+    from neuedit.runtime import editing
     data = photo((48, 30), "PNG")
     status, out = await post(client, "/api/project", {"model": "tiny", "image": b64(data), "steps": 12})
     assert status == 200, out
@@ -564,15 +564,15 @@ asyncio.run(main())
 
 
 def test_no_bundle_is_a_clear_error(monkeypatch, capsys):
-    from neuedit import bundle as bundle_mod
-    from neuedit.cli import main
+    from neuedit.runtime import bundle as bundle_mod
+    from neuedit.cli.main import main
     monkeypatch.setattr(bundle_mod, "shipped", lambda: [])
     assert main(["serve"]) == 1
     assert "no bundle to serve" in capsys.readouterr().err
 
 
 def test_unexported_bundle_is_a_clear_error(tiny_bundle, capsys):
-    from neuedit.cli import main
+    from neuedit.cli.main import main
     assert main(["serve", "--bundle", str(tiny_bundle.path)]) == 1
     assert "neuedit export" in capsys.readouterr().err
 
@@ -591,7 +591,7 @@ def http_json(url: str, body: dict | None = None, timeout: float = 30.0) -> tupl
 
 
 def start_server(bundle_path, port, *extra) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "neuedit.cli", "serve", "--bundle", str(bundle_path),
+    proc = subprocess.Popen([sys.executable, "-m", "neuedit.cli.main", "serve", "--bundle", str(bundle_path),
                              "--port", str(port), "--threads", "1", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from neuedit import bundle as bundle_mod
+from neuedit.runtime import bundle as bundle_mod
 
 SHIPPED = bundle_mod.shipped()
 NAMES = [p.name for p in SHIPPED]
@@ -18,7 +18,7 @@ def test_the_three_demo_domains_ship():
 
 @pytest.fixture(scope="module", params=SHIPPED, ids=NAMES)
 def engine(request):
-    from neuedit.engine import Engine
+    from neuedit.runtime.engine import Engine
     return Engine(request.param, threads=1)
 
 
@@ -31,13 +31,13 @@ def test_metadata_and_methods(engine):
 
 
 def test_engine_import_pulls_no_torch():
-    code = ("import sys, neuedit.engine, neuedit.bundle as b; "
-            "[neuedit.engine.Engine(p) for p in b.shipped()]; assert 'torch' not in sys.modules")
+    code = ("import sys, neuedit.runtime.engine, neuedit.runtime.bundle as b; "
+            "[neuedit.runtime.engine.Engine(p) for p in b.shipped()]; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _samples(engine, n=16, seed=0):
-    from neuedit.state import sample_state
+    from neuedit.runtime.state import sample_state
     st = sample_state(n, engine.z_dim, engine.schema, np.random.default_rng(seed))
     return st, engine.generate(st.z, st.c)
 
@@ -59,9 +59,9 @@ def test_generates_images_not_noise(engine, data_dir):
     # different z give different images
     assert np.abs(x[0] - x[1]).mean() > 0.02
     # and the samples' colour, gradient and texture statistics are those of the domain's photos
-    from neuedit.data import DataConfig, load_dataset, to_uint8
-    from neuedit.metrics import image_features, kid
-    from neuedit.schema import empty
+    from neuedit.data.datasets import DataConfig, load_dataset, to_uint8
+    from neuedit.evaluation.metrics import image_features, kid
+    from neuedit.runtime.schema import empty
     folder, layout, skip = HELD_OUT[engine.name]
     real = load_dataset(DataConfig(str(data_dir / folder), engine.resolution, layout=layout, skip=skip, limit=128),
                         empty()).images
@@ -71,8 +71,8 @@ def test_generates_images_not_noise(engine, data_dir):
 
 @pytest.fixture(scope="module")
 def real_photos(data_dir):
-    from neuedit.data import DataConfig, load_dataset, to_unit_range
-    from neuedit.schema import empty
+    from neuedit.data.datasets import DataConfig, load_dataset, to_unit_range
+    from neuedit.runtime.schema import empty
     return {name: to_unit_range(load_dataset(DataConfig(str(root), 64, layout=layout, limit=8), empty()).images)
             for name, root, layout in [("anime", data_dir / "anime-faces" / "images", "single"),
                                        ("shoes", data_dir / "shoes" / "val", "pair"),
@@ -103,8 +103,8 @@ def test_two_stage_colour_edit_moves_the_stroke_region_toward_its_colour(engine,
     if engine.c_dim:
         rest = np.abs(after - before)[:, :, ~m].mean(axis=(1, 2))
     else:
-        from neuedit.data import to_uint8
-        from neuedit.pairs import object_region
+        from neuedit.data.datasets import to_uint8
+        from neuedit.synth.pairs import object_region
         rest = np.array([np.abs(a - b).mean(0)[~object_region(u) & ~m].mean()
                          for a, b, u in zip(after, before, to_uint8(before))])
     assert np.nanmedian(rest) < 0.1, rest  # nan: a product that fills the picture, no background
@@ -113,10 +113,10 @@ def test_two_stage_colour_edit_moves_the_stroke_region_toward_its_colour(engine,
 def test_two_stage_recolour_spreads_over_the_region(engine, data_dir):
     """Held-out photos, a colour region asked to take a new colour with 3 strokes (a pair with a
     known answer): beyond the stroke pixels, the region moves toward its target colour."""
-    from neuedit import pairs as P
-    from neuedit.data import DataConfig, load_dataset, to_unit_range
-    from neuedit.schema import empty
-    from neuedit.sketch import from_rgba
+    from neuedit.synth import pairs as P
+    from neuedit.data.datasets import DataConfig, load_dataset, to_unit_range
+    from neuedit.runtime.schema import empty
+    from neuedit.runtime.sketch import from_rgba
     folder, layout, skip = {"anime": ("anime-faces/images", "single", 16000), "shoes": ("shoes/val", "pair", 0),
                             "handbags": ("handbags/val", "pair", 0)}[engine.name]
     photos = load_dataset(DataConfig(str(data_dir / folder), 64, layout=layout, skip=skip, limit=40, flip=False),
@@ -135,14 +135,14 @@ def test_two_stage_recolour_spreads_over_the_region(engine, data_dir):
 def test_one_default_latent_step_moves_the_picture_toward_the_strokes(engine, real_photos):
     """What the page's Submit does with the defaults: a colour stroke over each sample's middle,
     one step; Dist to the strokes falls on every shipped model."""
-    from neuedit.state import EditConfig
+    from neuedit.runtime.state import EditConfig
     st, before = _samples(engine, n=8, seed=3)
     r = engine.resolution
     mask = np.zeros((1, 1, r, r), np.float32)
     mask[..., r // 4:r // 2, r // 4:3 * r // 4] = 1
     colour = np.array([0.8, -0.8, -0.6], np.float32)
     sketch = colour[None, :, None, None] * mask
-    from neuedit.sketch import dist
+    from neuedit.runtime.sketch import dist
     d0 = dist(before, sketch, mask)
     res = engine.latent_edit(st, sketch, mask, 1, EditConfig())
     assert (res.dist < d0).mean() >= 0.75 and res.dist.mean() < d0.mean(), (d0, res.dist)

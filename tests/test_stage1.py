@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from neuedit import bundle as bundle_mod
-from neuedit.data import DataConfig, load_dataset
-from neuedit.schema import anime_faces
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.data.datasets import DataConfig, load_dataset
+from neuedit.runtime.schema import anime_faces
 from neuedit.training import RunConfig
 from neuedit.stage1.train import Stage1Config, fit, train
 
@@ -79,7 +79,7 @@ def test_outputs_bundle_grid_plot_and_rebuilds_g_without_retyping(tmp_path, data
 
 
 def test_bundle_metadata_reads_without_torch(tiny_bundle):
-    code = ("import sys; from neuedit import bundle; b = bundle.read(sys.argv[1]); "
+    code = ("import sys; from neuedit.runtime import bundle; b = bundle.read(sys.argv[1]); "
             "assert b.c_dim == 25 and b.schema.c_dim == 25; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(tiny_bundle.path)], check=True)
 

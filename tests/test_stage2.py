@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from neuedit import bundle as bundle_mod
-from neuedit.data import DataConfig, image_to_model, load_dataset, to_unit_range
-from neuedit.schema import empty
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.data.datasets import DataConfig, image_to_model, load_dataset, to_unit_range
+from neuedit.runtime.schema import empty
 from neuedit.training import RunConfig
 from neuedit.stage2.train import SketchSource, Stage2Config, dilate, fit, train
-from neuedit.state import sample_state
-from neuedit.strokes import StrokeConfig
-from neuedit.two_stage import TwoStageEditor, two_stage_edit
+from neuedit.runtime.state import sample_state
+from neuedit.synth.strokes import StrokeConfig
+from neuedit.nn.two_stage import TwoStageEditor, two_stage_edit
 
 
 def s2_cfg(stage1, out, data_dir, iterations, **kw):
@@ -28,7 +28,7 @@ def faces(data_dir):
 
 def _eval(G2, source, held, rng_seed=11):
     """Dist on held-out real images with synthesised sketches, and L1 outside the dilated mask."""
-    from neuedit.losses import edit_distance, masked_l1
+    from neuedit.nn.losses import edit_distance, masked_l1
     rng = np.random.default_rng(rng_seed)
     cfg = StrokeConfig(p_empty=0.0)
     sk, mk = (torch.from_numpy(a) for a in source.sketches(held[::-1].copy(), rng, cfg, 16))
@@ -45,8 +45,8 @@ def test_short_training_lowers_dist_and_keeps_the_rest(tmp_path, tiny_bundle, da
     run, modules = fit(cfg, train_set)
     source = SketchSource(faces, cfg, False)
     held = np.arange(536, 600)
-    from neuedit.nets import build
-    from neuedit import presets
+    from neuedit.nn.nets import build
+    from neuedit.nn import presets
     untrained = build(presets.g2_spec(presets.get("tiny")))
     d0, keep0 = _eval(untrained, source, held)
     d1, keep1 = _eval(modules["G2"], source, held)
@@ -65,11 +65,11 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.slow
 def test_pairs_training_beats_the_untrained_editor_on_held_out_triples(tmp_path, tiny_bundle, data_dir, faces):
-    from neuedit import pairs as P
-    from neuedit import presets
-    from neuedit.nets import build
+    from neuedit.synth import pairs as P
+    from neuedit.nn import presets
+    from neuedit.nn.nets import build
     from neuedit.stage2.batches import pair_tensors
-    from neuedit.strokes import edge_map
+    from neuedit.synth.strokes import edge_map
     train_set = load_dataset(DataConfig(str(data_dir / "anime-faces" / "images"), resolution=16, limit=536), empty())
     cfg = s2_cfg(tiny_bundle, tmp_path / "run", data_dir, 300, preset="tiny_cpu")
     _, modules = fit(cfg, train_set)
@@ -119,8 +119,8 @@ def test_two_stage_edit_api_on_state_and_real_photo(tiny_bundle, data_dir):
 
 
 def test_line_terms_act_on_the_line_strokes_only():
-    from neuedit import presets
-    from neuedit.nets import build
+    from neuedit.nn import presets
+    from neuedit.nn.nets import build
     from neuedit.stage2.train import Stage2LossConfig, g2_pair_loss_terms
     torch.manual_seed(0)
     p = presets.get("tiny")

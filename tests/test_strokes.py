@@ -1,4 +1,4 @@
-"""Training-sketch synthesis (neuedit.strokes) on real faces and shoes."""
+"""Training-sketch synthesis (neuedit.synth.strokes) on real faces and shoes."""
 from __future__ import annotations
 
 import cv2
@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from neuedit.sketch import from_rgba
-from neuedit.strokes import (StrokeConfig, brush, brush_widths, colour_strokes, default_min_fragment, edge_map,
+from neuedit.runtime.sketch import from_rgba
+from neuedit.synth.strokes import (StrokeConfig, brush, brush_widths, colour_strokes, default_min_fragment, edge_map,
                              edge_maps, edge_strokes, edges_from_pair_half, free_form_mask, one_pixel,
                              stroke_colour, synthesize, synthesize_batch)
 

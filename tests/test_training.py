@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from neuedit.training import OptimConfig, Phase, Run, RunConfig, Stage, train_loop
-from neuedit.training import cli as tcli
+from neuedit.config import flags as tcli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +141,7 @@ def test_stage2_reads_a_recipe_and_typed_flags_override_it(tmp_path, tiny_bundle
 
 
 def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
-    from neuedit import config as cfg_mod
+    from neuedit.config import recipes as cfg_mod
     from neuedit.stage2.train import Stage2Config
     recipes = sorted((ROOT / "recipes" / "stage2").glob("*.toml"))
     names = {"anime", "shoes", "handbags"}
@@ -167,7 +167,7 @@ def test_train_demos_chains_every_recipe_in_order():
     each stage-one phase warm-starts from the previous phase's bundle, and stage two is built on
     the last one (a recipe added but not chained would ship weights nobody can reproduce)."""
     import re
-    from neuedit import config as cfg_mod
+    from neuedit.config import recipes as cfg_mod
     text = (ROOT / "scripts" / "train_demos.sh").read_text()
     chains = dict(re.findall(r'\[(\w+)\]="([^"]+)"', text))
     assert set(chains) == {"anime", "shoes", "handbags"}

@@ -1,11 +1,11 @@
 """One-stage (latent optimisation) against two-stage editing on a task set, with numbers.
 
-Every task of a `neuedit.tasks.TaskSet` is edited by the latent editor at each step count
+Every task of a `neuedit.compare.tasks.TaskSet` is edited by the latent editor at each step count
 (`latent-<steps>`) and by the two-stage editor (`two-stage`), each edit alone (batch 1,
 timed). A stage-one sample starts both editors from its state; a real photo goes to the
 two-stage editor as it is and to the latent editor through `project` (iGAN-style: the latent
-editor's Adam steps on (z, c) with the photo as the sketch; `neuedit.editing`). The editors
-are the editing core on its PyTorch backend, as the server runs it on ONNX Runtime. Each result is scored (`neuedit.metrics`) against the task's
+editor's Adam steps on (z, c) with the photo as the sketch; `neuedit.runtime.editing`). The editors
+are the editing core on its PyTorch backend, as the server runs it on ONNX Runtime. Each result is scored (`neuedit.evaluation.metrics`) against the task's
 strokes and against the image before the edit (the photo, or G1's sample): following the
 strokes, keeping the rest (raw output, no paste-back), realism (KID on the project's
 handcrafted descriptor against held-out real images, the stage-one D's score, agreement of
@@ -32,14 +32,14 @@ disk), `truth_draw` (`make_truth`, from a seed), `truth_scoring`, `truth_report`
 """
 from __future__ import annotations
 
-from .config import REAL, SOURCE, TARGET, TWO_STAGE, CompareConfig, latent_name
-from ..editing import project  # noqa: F401  (photo projection: the editing core's)
-from .run import compare
-from .sketches import cumulative
-from .stats import aggregate, paired
-from .truth import Answer, TruthSet
-from .truth_draw import TruthConfig, make_truth
-from .truth_run import compare_truth
+from neuedit.compare.config import REAL, SOURCE, TARGET, TWO_STAGE, CompareConfig, latent_name
+from neuedit.runtime.editing import project  # noqa: F401  (photo projection: the editing core's)
+from neuedit.compare.run import compare
+from neuedit.compare.sketches import cumulative
+from neuedit.compare.stats import aggregate, paired
+from neuedit.compare.truth import Answer, TruthSet
+from neuedit.compare.truth_draw import TruthConfig, make_truth
+from neuedit.compare.truth_run import compare_truth
 
 __all__ = ["Answer", "CompareConfig", "REAL", "SOURCE", "TARGET", "TWO_STAGE", "TruthConfig", "TruthSet", "aggregate",
            "compare", "compare_truth", "cumulative", "latent_name", "make_truth", "paired", "project"]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import metrics as M
-from ..errors import UsageError
-from ..state import EditConfig
+from neuedit.evaluation import metrics as M
+from neuedit.errors import UsageError
+from neuedit.runtime.state import EditConfig
 
 TWO_STAGE = "two-stage"
 SOURCE = "source"  # the unedited image, as a reference row

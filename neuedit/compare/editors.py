@@ -1,5 +1,5 @@
 """The editors under comparison (latent editor at each step count, two-stage editor) and the stage-one D:
-the editing core (`neuedit.editing`) on the PyTorch backend."""
+the editing core (`neuedit.runtime.editing`) on the PyTorch backend."""
 from __future__ import annotations
 
 import time
@@ -7,11 +7,11 @@ import time
 import numpy as np
 import torch
 
-from .. import bundle as bundle_mod
-from .. import editing
-from ..editor import TorchBackend
-from ..state import EditConfig, EditState
-from .config import TWO_STAGE, CompareConfig
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.runtime import editing
+from neuedit.nn.backend import TorchBackend
+from neuedit.runtime.state import EditConfig, EditState
+from neuedit.compare.config import TWO_STAGE, CompareConfig
 
 
 class Editors:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .. import metrics as M
-from ..tasks import TaskSet
-from .config import CHAIN_METRICS
-from .sketches import cumulative, sketch_arrays
-from .sources import Prepared
+from neuedit.evaluation import metrics as M
+from neuedit.compare.tasks import TaskSet
+from neuedit.compare.config import CHAIN_METRICS
+from neuedit.compare.sketches import cumulative, sketch_arrays
+from neuedit.compare.sources import Prepared
 
 
 def strokes_over(before: np.ndarray, sketch: np.ndarray, mask: np.ndarray, fade: float = 0.65) -> np.ndarray:

@@ -5,13 +5,13 @@ from typing import Callable
 
 import numpy as np
 
-from .. import metrics as M
-from ..tasks import TaskSet
-from .config import SOURCE, TWO_STAGE
-from .editors import Editors
-from .scoring import edit_metrics
-from .sketches import cumulative, sketch_arrays
-from .sources import Prepared
+from neuedit.evaluation import metrics as M
+from neuedit.compare.tasks import TaskSet
+from neuedit.compare.config import SOURCE, TWO_STAGE
+from neuedit.compare.editors import Editors
+from neuedit.compare.scoring import edit_metrics
+from neuedit.compare.sketches import cumulative, sketch_arrays
+from neuedit.compare.sources import Prepared
 
 
 def progress_bar(total: int, progress: bool, desc: str):

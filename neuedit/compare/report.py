@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics as M
-from .config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, CompareConfig
+from neuedit.evaluation import metrics as M
+from neuedit.compare.config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, CompareConfig
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -61,7 +61,7 @@ METRIC_NOTES = """\
 - **Dist**: the report's Dist(I, I') on stroke pixels: mean L1 per stroke pixel and channel, in [-1, 1] units.
 - **ΔE00**, **ΔE<10** (colour strokes): CIEDE2000 (scikit-image `rgb2lab` + `deltaE_ciede2000`, sRGB/D65) between the
   result and the stroke colour on stroke pixels: the mean, and the share of stroke pixels under 10.
-- **edge F1** (edge strokes): F1 of the sketch's 1-px lines against the result's edge map (`neuedit.strokes.edge_map`,
+- **edge F1** (edge strokes): F1 of the sketch's 1-px lines against the result's edge map (`neuedit.synth.strokes.edge_map`,
   {edge_method}), a match within {edge_tol} px; precision counts only result edges within {window} px of a sketch line.
 - **L1/PSNR/SSIM out**: the raw result (no paste-back) against the image before the edit (the photo, or G1's sample)
   outside the stroke mask dilated by {dilate}x{dilate}; L1 in [-1, 1] units; PSNR and SSIM (7x7 window) on [0, 1] RGB;

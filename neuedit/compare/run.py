@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import bundle as bundle_mod
-from ..tasks import TaskSet
-from .config import CompareConfig
-from .editors import Editors
-from .figures import write_chain_grid, write_stability_plot, write_task_grid
-from .harness import progress_bar, run_chains, run_tasks
-from .report import jsonable, summary_markdown, write_csv
-from .scoring import Realism, score_realism
-from .sources import Prepared, prepare_sources
-from .stats import statistics
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.compare.tasks import TaskSet
+from neuedit.compare.config import CompareConfig
+from neuedit.compare.editors import Editors
+from neuedit.compare.figures import write_chain_grid, write_stability_plot, write_task_grid
+from neuedit.compare.harness import progress_bar, run_chains, run_tasks
+from neuedit.compare.report import jsonable, summary_markdown, write_csv
+from neuedit.compare.scoring import Realism, score_realism
+from neuedit.compare.sources import Prepared, prepare_sources
+from neuedit.compare.stats import statistics
 
 
 def run_info(b, ts: TaskSet, tasks_dir, methods: list[str], rows: list[dict], n_real: int, prep: Prepared,

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .. import metrics as M
-from ..data import to_unit_range
-from ..tasks import TaskSet
-from .config import REAL, SOURCE, CompareConfig
-from .editors import Editors
+from neuedit.evaluation import metrics as M
+from neuedit.data.datasets import to_unit_range
+from neuedit.compare.tasks import TaskSet
+from neuedit.compare.config import REAL, SOURCE, CompareConfig
+from neuedit.compare.editors import Editors
 
 
 def edit_metrics(result: np.ndarray, before: np.ndarray, sketch: np.ndarray, mask: np.ndarray, kind: str,
                  cfg: CompareConfig) -> dict:
-    """Following the strokes and keeping the rest for one result [3, R, R] (see neuedit.metrics)."""
+    """Following the strokes and keeping the rest for one result [3, R, R] (see neuedit.evaluation.metrics)."""
     nan = float("nan")
     row = {"dist": M.stroke_dist(result, sketch, mask), "de00": nan, "de_under": nan,
            "edge_p": nan, "edge_r": nan, "edge_f1": nan}

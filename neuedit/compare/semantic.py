@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data import to_uint8
-from ..errors import UsageError
-from ..metrics import dilate, edge_f1, kid, result_edges
-from ..sketch import from_rgba
-from ..strokes import free_form_mask
+from neuedit.data.datasets import to_uint8
+from neuedit.errors import UsageError
+from neuedit.evaluation.metrics import dilate, edge_f1, kid, result_edges
+from neuedit.runtime.sketch import from_rgba
+from neuedit.synth.strokes import free_form_mask
 
 KINDS = ("hair", "eyes", "object")
 HAIR_TARGETS = ("blonde", "brown", "black", "blue", "pink", "purple", "green", "red")
@@ -136,7 +136,7 @@ def hair_palette(images: np.ndarray, c: np.ndarray, schema) -> dict[str, np.ndar
 def eye_palette(generate, schema, z_dim: int, rng: np.random.Generator, n: int = 32) -> dict[str, np.ndarray]:
     """Eye colour -> RGB uint8 [3]: the median colour G1 gives the pixels that change when only the
     eye colour is set to it (n samples each, from another eye colour)."""
-    from ..state import sample_state
+    from neuedit.runtime.state import sample_state
     g = next(g for g in schema.groups if g.name == "eye_colour")
     out = {}
     for k, name in enumerate(g.attributes):
@@ -165,7 +165,7 @@ def anime_tasks(kind: str, origin: str, n: int, generate, z_dim: int, schema, pa
                 rng: np.random.Generator, photos: np.ndarray | None = None, eye_palette: dict | None = None) -> Tasks:
     """n hair- or eye-colour tasks on stage-one samples (z, c drawn, the group set to another value
     than the target) or on `photos` [>= n, 3, R, R]."""
-    from ..state import sample_state
+    from neuedit.runtime.state import sample_state
     group = "hair_colour" if kind == "hair" else "eye_colour"
     g = next(g for g in schema.groups if g.name == group)
     names = [t for t in (HAIR_TARGETS if kind == "hair" else EYE_TARGETS) if t in (palette if kind == "hair" else eye_palette)]
@@ -193,9 +193,9 @@ def anime_tasks(kind: str, origin: str, n: int, generate, z_dim: int, schema, pa
 
 
 def object_tasks(origin: str, n: int, source: np.ndarray, rng: np.random.Generator, state=None) -> Tasks:
-    """n object-colour tasks: two strokes across the object (`neuedit.pairs.object_region`) of each
+    """n object-colour tasks: two strokes across the object (`neuedit.synth.pairs.object_region`) of each
     source [>= n, 3, R, R], colours cycled over OBJECT_COLOURS."""
-    from ..pairs import object_region
+    from neuedit.synth.pairs import object_region
     source = np.asarray(source[:n], np.float32)
     r = source.shape[-1]
     names = list(OBJECT_COLOURS)

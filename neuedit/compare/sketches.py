@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sketch import from_rgba
+from neuedit.runtime.sketch import from_rgba
 
 
 def sketch_arrays(rgba: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import to_unit_range
-from ..state import EditState
-from ..tasks import Source
-from .config import CompareConfig
-from ..editing import project
+from neuedit.data.datasets import to_unit_range
+from neuedit.runtime.state import EditState
+from neuedit.compare.tasks import Source
+from neuedit.compare.config import CompareConfig
+from neuedit.runtime.editing import project
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Prepared:
 
 def prepare_sources(backend, sources: list[Source], cfg: CompareConfig) -> Prepared:
     """Render the samples with G1 and project the photos (all at once, timed) -> Prepared.
-    `backend`: the editing core's (`neuedit.editing.Backend`)."""
+    `backend`: the editing core's (`neuedit.runtime.editing.Backend`)."""
     r = backend.resolution
     before = np.zeros((len(sources), 3, r, r), np.float32)
     starts: list[EditState | None] = [None] * len(sources)

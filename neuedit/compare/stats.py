@@ -1,12 +1,12 @@
 """Statistics over scored rows: means with 95% bootstrap intervals per method, paired differences
-against two-stage, by source and stroke kind, and per stability round (intervals: `neuedit.metrics.mean_ci`)."""
+against two-stage, by source and stroke kind, and per stability round (intervals: `neuedit.evaluation.metrics.mean_ci`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import metrics as M
-from ..tasks import TaskSet
-from .config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, TWO_STAGE, CompareConfig
+from neuedit.evaluation import metrics as M
+from neuedit.compare.tasks import TaskSet
+from neuedit.compare.config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, TWO_STAGE, CompareConfig
 
 # A statistic is (mean, lo, hi, n) throughout: the mean of the finite values, its interval (nan when n < 2).
 

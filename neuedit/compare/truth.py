@@ -1,13 +1,13 @@
 """Ground-truth task sets: edits whose answer is known (source, strokes, target), on disk.
 
-A ground-truth task is a `neuedit.tasks.Task` (what the editors see: a source and a sketch) with
+A ground-truth task is a `neuedit.compare.tasks.Task` (what the editors see: a source and a sketch) with
 an `Answer` (what they should produce: the target, the region where it differs from the source,
 the sketch's line strokes). Tasks come in groups: one source and target with 1, 3 and 10 strokes
 (nested: the 3-stroke sketch holds the 1-stroke one), so a score against the number of strokes
 is paired. Real-photo groups are `recolour` and `reshape` edit pairs whose target is a held-out
 photo; stage-one groups are `differ` pairs between G1(z, c) and G1(z', c') (one attribute group
 changed, or a nearby z), the source's state kept so the latent editor starts from it exactly.
-How they are drawn: `neuedit.compare.truth_draw`; the pair kinds: `neuedit.pairs`.
+How they are drawn: `neuedit.compare.truth_draw`; the pair kinds: `neuedit.synth.pairs`.
 
 On disk a ground-truth set is a task set folder (`TaskSet.save`: tasks.json, sketches, real
 sources, heldout.png; `TaskSet.load` reads it as a plain task set too) plus `truth.json` and,
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import atomic_write_bytes
-from ..errors import UsageError
-from ..state import EditState
-from ..tasks import TaskSet, _read_png, _write_png, clear_folder, read_doc
+from neuedit.runtime.bundle import atomic_write_bytes
+from neuedit.errors import UsageError
+from neuedit.runtime.state import EditState
+from neuedit.compare.tasks import TaskSet, _read_png, _write_png, clear_folder, read_doc
 
 FORMAT = "neuedit-truth"
 VERSION = 1
@@ -72,7 +72,7 @@ class TruthSet:
     def check_samples(self, before: np.ndarray) -> None:
         """Refuse a G1 other than the one that drew the stage-one targets: `before` [T, 3, R, R]
         are the task sources as this bundle's G1 renders them (`prepare_sources`)."""
-        from .. import metrics as M
+        from neuedit.evaluation import metrics as M
         for i, (t, a) in enumerate(zip(self.tasks.tasks, self.answers)):
             if a.sample is None:
                 continue

@@ -1,6 +1,6 @@
 """Drawing a ground-truth set (`neuedit.compare.truth`) from a seed: held-out photos and stage-one samples.
 
-Real photos are split, as `neuedit.tasks.make_tasks` splits them, into targets | held-out
+Real photos are split, as `neuedit.compare.tasks.make_tasks` splits them, into targets | held-out
 images (realism) | donors (the colours of a recolour, the pixels of a donor-filled reshape),
 disjoint. Each target photo gives one group: a `recolour` or a `reshape` pair (fill: a donor's
 pixels or a blur), the kinds cycled over groups. Each stage-one group is a `differ` pair:
@@ -18,17 +18,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .. import bundle as bundle_mod
-from .. import metrics as M
-from ..data import DataConfig
-from ..errors import UsageError
-from ..pairs import FILLS, PairConfig, changed_attribute, differ_pair, nearby_z, recolour_pair, reshape_pair
-from ..state import EditState, sample_state
-from ..strokes import StrokeConfig
-from ..tasks import FORMAT as TASKS_FORMAT, VERSION as TASKS_VERSION
-from ..tasks import Pool, Source, Stroke, Task, TaskSet, _edge_lines, pool_for, set_meta
-from ..sketch import from_rgba, to_rgba
-from .truth import Answer, TruthSet
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.evaluation import metrics as M
+from neuedit.data.datasets import DataConfig
+from neuedit.errors import UsageError
+from neuedit.synth.pairs import FILLS, PairConfig, changed_attribute, differ_pair, nearby_z, recolour_pair, reshape_pair
+from neuedit.runtime.state import EditState, sample_state
+from neuedit.synth.strokes import StrokeConfig
+from neuedit.compare.tasks import FORMAT as TASKS_FORMAT, VERSION as TASKS_VERSION
+from neuedit.compare.tasks import Pool, Source, Stroke, Task, TaskSet, _edge_lines, pool_for, set_meta
+from neuedit.runtime.sketch import from_rgba, to_rgba
+from neuedit.compare.truth import Answer, TruthSet
 
 REAL_KINDS = ("recolour", "reshape")
 # independent random streams: np.random.default_rng([seed, STREAM, index, attempt])

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SOURCE
-from .figures import grid_scale, labelled_grid, strokes_over
-from .sketches import sketch_arrays
-from .truth import TruthSet
-from .truth_report import kind_label, stroke_curve
+from neuedit.compare.config import SOURCE
+from neuedit.compare.figures import grid_scale, labelled_grid, strokes_over
+from neuedit.compare.sketches import sketch_arrays
+from neuedit.compare.truth import TruthSet
+from neuedit.compare.truth_report import kind_label, stroke_curve
 
 CURVES = [("psnr", "PSNR vs target, whole image (dB)"), ("psnr_in", "PSNR vs target, inside the region (dB)")]
 

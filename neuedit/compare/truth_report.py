@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import metrics as M
-from .config import REAL, SOURCE, TARGET, TRUTH_METRICS, TWO_STAGE, CompareConfig
-from .report import _cell, _excludes_zero, _fmt, md_table
-from .stats import aggregate, paired
+from neuedit.evaluation import metrics as M
+from neuedit.compare.config import REAL, SOURCE, TARGET, TRUTH_METRICS, TWO_STAGE, CompareConfig
+from neuedit.compare.report import _cell, _excludes_zero, _fmt, md_table
+from neuedit.compare.stats import aggregate, paired
 
 HEAD = ["method", "task", "group", "kind", "fill", "source", "strokes", "stroke_px"]  # results.csv's first columns
 DROP = ("sketch_from",)  # always "pair" here
@@ -84,7 +84,7 @@ source and target is edited with {strokes} strokes (nested), so the stroke-count
 - **ΔE00 region**: CIEDE2000 (scikit-image, sRGB/D65) between result and target averaged over the region, not only
   under the strokes. **ΔE00 strokes**: between result and stroke colour under the colour strokes.
 - **Dist**: the report's Dist(I, I') on stroke pixels (mean L1 per stroke pixel and channel, [-1, 1] units).
-- **edge F1** and **chamfer** (tasks with line strokes): the result's edge map (`neuedit.strokes.edge_map`,
+- **edge F1** and **chamfer** (tasks with line strokes): the result's edge map (`neuedit.synth.strokes.edge_map`,
   {edge_method}) against the line strokes: F1 with a {edge_tol} px match, precision counting result edges within
   {window} px of a line; chamfer: mean distance (px) from each line pixel to the nearest result edge (the image diagonal
   when the result has no edges). The target itself need not score an F1 of 1: its other edges near the lines count

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TARGET, CompareConfig
-from .harness import progress_bar, run_tasks
-from .report import jsonable, write_csv
-from .sources import Prepared
-from .run import set_up, write_config
-from .truth import TruthSet
-from .truth_figures import write_curve, write_grid
-from .truth_report import csv_rows, kind_label, truth_markdown, truth_statistics
-from .truth_scoring import scorer, targets_of, truth_realism
+from neuedit.compare.config import TARGET, CompareConfig
+from neuedit.compare.harness import progress_bar, run_tasks
+from neuedit.compare.report import jsonable, write_csv
+from neuedit.compare.sources import Prepared
+from neuedit.compare.run import set_up, write_config
+from neuedit.compare.truth import TruthSet
+from neuedit.compare.truth_figures import write_curve, write_grid
+from neuedit.compare.truth_report import csv_rows, kind_label, truth_markdown, truth_statistics
+from neuedit.compare.truth_scoring import scorer, targets_of, truth_realism
 
 
 def truth_info(b, ts: TruthSet, tasks_dir, methods: list[str], rows: list[dict], n_real: int,

@@ -1,4 +1,4 @@
-"""Scoring against a known answer: per result, metrics against the task's target (`neuedit.metrics`);
+"""Scoring against a known answer: per result, metrics against the task's target (`neuedit.evaluation.metrics`);
 per method, realism against the target's attributes and held-out photos."""
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from typing import Callable
 
 import numpy as np
 
-from .. import metrics as M
-from ..data import to_unit_range
-from .config import REAL, CompareConfig
-from .editors import Editors
-from .scoring import kid_of, realism_columns
-from .sketches import sketch_arrays
-from .truth import Answer, TruthSet
+from neuedit.evaluation import metrics as M
+from neuedit.data.datasets import to_unit_range
+from neuedit.compare.config import REAL, CompareConfig
+from neuedit.compare.editors import Editors
+from neuedit.compare.scoring import kid_of, realism_columns
+from neuedit.compare.sketches import sketch_arrays
+from neuedit.compare.truth import Answer, TruthSet
 
 
 def truth_metrics(result: np.ndarray, target: np.ndarray, answer: Answer, sketch: np.ndarray, mask: np.ndarray,

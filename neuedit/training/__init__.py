@@ -10,9 +10,9 @@
 `neuedit.stage1` and `neuedit.stage2` hold only what is their own and import nothing from
 each other.
 """
-from .gan import LossConfig, d_loss_terms, g_loss_terms
-from .loop import OptimConfig, Phase, Stage, ema_update, lr_at, train_loop, warm_start
-from .run import Run, RunConfig, TensorData, step_generator, step_numpy_rng, unwrap
+from neuedit.training.gan import LossConfig, d_loss_terms, g_loss_terms
+from neuedit.training.loop import OptimConfig, Phase, Stage, ema_update, lr_at, train_loop, warm_start
+from neuedit.training.run import Run, RunConfig, TensorData, step_generator, step_numpy_rng, unwrap
 
 __all__ = ["LossConfig", "OptimConfig", "Phase", "Run", "RunConfig", "Stage", "TensorData", "d_loss_terms",
            "ema_update", "g_loss_terms", "lr_at", "step_generator", "step_numpy_rng", "train_loop", "unwrap",

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from neuedit.augment import diff_augment, parse_policy
+from neuedit.nn.augment import diff_augment, parse_policy
 from neuedit.errors import UsageError
-from neuedit.losses import ADV_LOSSES, cls_loss, dragan_perturb, group_cls_loss, gradient_penalty, l2_reg, r1_penalty
+from neuedit.nn.losses import ADV_LOSSES, cls_loss, dragan_perturb, group_cls_loss, gradient_penalty, l2_reg, r1_penalty
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 
 from neuedit.errors import UsageError
 
-from .run import Run, unwrap
+from neuedit.training.run import Run, unwrap
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
     name, every bundle tensor present with its shape, e.g. D with a projection head added): the
     new tensors keep their initialisation. Returns the keys loaded."""
     from safetensors.torch import load_file
-    from neuedit import bundle as bundle_mod
+    from neuedit.runtime import bundle as bundle_mod
     b = bundle_mod.read(bundle_dir)
     loaded = []
     for key, (module, spec, *req) in targets.items():

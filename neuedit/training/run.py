@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from neuedit.bundle import atomic_write_bytes, config_digest
+from neuedit.runtime.bundle import atomic_write_bytes, config_digest
 from neuedit.errors import UsageError
 
 
@@ -219,7 +219,7 @@ class Run:
         if not self.is_main:
             return None
         from PIL import Image
-        from neuedit.data import image_grid, to_uint8
+        from neuedit.data.datasets import image_grid, to_uint8
         grid = image_grid(to_uint8(images), nrow)
         p = self.out / "samples" / f"{name}_{step:07d}.png"
         Image.fromarray(grid).save(p)

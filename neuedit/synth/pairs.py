@@ -26,7 +26,7 @@ comparison scores editors against their targets (`neuedit compare`). Four kinds
 
 Every function is numpy/OpenCV/scikit-image (no torch) and a pure function of its
 arguments and `rng`. Images are uint8 [H, W, 3]; sketches are RGBA uint8 [H, W, 4] as the
-web client sends them (`neuedit.sketch`); regions are bool [H, W] (what the edit changes).
+web client sends them (`neuedit.runtime.sketch`); regions are bool [H, W] (what the edit changes).
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import UsageError
-from .strokes import drop_fragments, default_min_fragment, free_form_mask, random_region, \
+from neuedit.errors import UsageError
+from neuedit.synth.strokes import drop_fragments, default_min_fragment, free_form_mask, random_region, \
     stroke_colour, StrokeConfig
 
 KINDS = ("recolour", "reshape", "differ", "empty", "attribute", "object")
@@ -417,7 +417,7 @@ def _changed(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.n
 
 def nearby_z(z: np.ndarray, rng: np.random.Generator, scale: float = 0.5) -> np.ndarray:
     """(z + scale * noise) / sqrt(1 + scale^2): a neighbour of z [N, z_dim] with the prior's spread;
-    entries outside |z| < 0.999 get new noise, as `neuedit.state.sample_z` redraws them."""
+    entries outside |z| < 0.999 get new noise, as `neuedit.runtime.state.sample_z` redraws them."""
     z = np.asarray(z, np.float64)
     k = np.sqrt(1.0 + scale ** 2)
     noise = rng.standard_normal(z.shape)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import bundle as bundle_mod
-from . import presets
-from .schema import BUILTIN
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn import presets
+from neuedit.runtime.schema import BUILTIN
 
 
 def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "anime_faces", z_dim: int = 16,
@@ -13,7 +13,7 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
     """Write a bundle whose networks have seeded random weights (BatchNorm in eval mode with
     perturbed running statistics, so folding them into convolutions is exercised)."""
     import torch
-    from .nets import build
+    from neuedit.nn.nets import build
     torch.manual_seed(seed)
     p = presets.get(preset)
     sch = BUILTIN[schema]()

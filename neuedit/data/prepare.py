@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_EXTS, DataError, list_images, load_rgb
+from neuedit.data.datasets import IMAGE_EXTS, DataError, list_images, load_rgb
 from neuedit.errors import UsageError, MissingFileError
 
 

@@ -6,7 +6,7 @@ with `mask` [1, H, W] in {0, 1} (1 on strokes); the realism features take uint8 
 - `stroke_dist`: Dist(I, I') of docs/method.md §2 (mean L1 over stroke pixels' channels, in [-1, 1] units).
 - `delta_e`: CIEDE2000 colour difference (skimage `deltaE_ciede2000` on `rgb2lab`, sRGB D65)
   between result and stroke colour on stroke pixels: the mean, and the share under 10.
-- `edge_f1`: F1 between the sketch's lines and the result's edge map (`neuedit.strokes.edge_map`,
+- `edge_f1`: F1 between the sketch's lines and the result's edge map (`neuedit.synth.strokes.edge_map`,
   Canny), a match within `tol` px (Chebyshev); precision counts only result edges within
   `window` px of a sketch line, since a sketch only speaks for the region it was drawn in.
 - `keep_metrics`: L1 (in [-1, 1] units), PSNR and SSIM (skimage, on [0, 1] RGB, SSIM's 7x7
@@ -35,9 +35,9 @@ from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.feature import hog, local_binary_pattern
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .data import to_uint8  # noqa: F401  (M.to_uint8: one rounding for the whole project)
-from .sketch import dist
-from .strokes import edge_map
+from neuedit.data.datasets import to_uint8  # noqa: F401  (M.to_uint8: one rounding for the whole project)
+from neuedit.runtime.sketch import dist
+from neuedit.synth.strokes import edge_map
 from neuedit.errors import UsageError
 
 FEATURE_SIZE = 64       # images are resized to this side before the realism descriptor
@@ -115,7 +115,7 @@ def edge_f1(pred: np.ndarray, true: np.ndarray, tol: int = 1, window: int | None
 
 
 def result_edges(image: np.ndarray, method: str = "canny") -> np.ndarray:
-    """The edge map of a result [3, H, W] in [-1, 1] -> bool [H, W] (`neuedit.strokes.edge_map`)."""
+    """The edge map of a result [3, H, W] in [-1, 1] -> bool [H, W] (`neuedit.synth.strokes.edge_map`)."""
     return edge_map(to_uint8(_check(image, 3, "image")), method)
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .schema import Schema
+from neuedit.runtime.schema import Schema
 from neuedit.errors import NeueditError
 
 FORMAT = "neuedit-bundle"
@@ -378,7 +378,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def shipped_dir() -> Path:
     """Where the demo bundles that ship with the package live."""
-    return Path(__file__).parent / "models"
+    return Path(__file__).parent.parent / "models"
 
 
 def shipped() -> list[Path]:
@@ -403,7 +403,7 @@ def save_module(bundle_dir: str | Path, key: str, module, spec: dict) -> NetSpec
 def load_module(bundle: Bundle, key: str, device="cpu"):
     """Rebuild network `key` ("g1", "g2", "d") from its spec and load its weights, in eval mode."""
     from safetensors.torch import load_file
-    from .nets import build
+    from neuedit.nn.nets import build
     net = bundle.info.networks.get(key)
     if net is None:
         raise BundleError(f"bundle {bundle.path} has no {key!r} network")

@@ -5,7 +5,7 @@ torch). It loads the graphs that `neuedit export` wrote into a bundle:
 
     g1.onnx           z [N, Z], c [N, C]                 -> image [N, 3, R, R]
     g2.onnx           image, sketch [N, 3, R, R], mask [N, 1, R, R] -> edited [N, 3, R, R]
-    latent_step.onnx  one step of `neuedit.editor.latent_step` (forward and backward pass
+    latent_step.onnx  one step of `neuedit.nn.backend.latent_step` (forward and backward pass
                       in the graph): z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor,
                       anchor, edit_c -> z_t_next, c_t_next, image, dist, m_next, v_next, t_next
 
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle as bundle_mod
-from . import editing
-from .data import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
-from .editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
-from .schema import Schema
-from .state import EditConfig, EditState, group_matrix
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.runtime import editing
+from neuedit.data.datasets import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
+from neuedit.runtime.editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
+from neuedit.runtime.schema import Schema
+from neuedit.runtime.state import EditConfig, EditState, group_matrix
 from neuedit.errors import NeueditError
 
 # ---- the graph contract, shared with neuedit.export (which imports these) -----------------
@@ -207,7 +207,7 @@ class Engine:
         outs = sess.run(None, {k: np.asarray(feeds[k], np.float32, order="C") for k in names})
         return dict(zip(graph_outputs(graph, self.c_dim), outs))
 
-    # ---- the editing core's backend (`neuedit.editing.Backend`) ----------------------------------
+    # ---- the editing core's backend (`neuedit.runtime.editing.Backend`) ----------------------------------
     @property
     def has_g2(self) -> bool:
         return "g2" in self._sessions
@@ -235,8 +235,8 @@ class Engine:
         return editing.two_stage(self, source, sketch, mask)
 
     def latent_edit(self, state: EditState, sketch, mask, steps: int, cfg: EditConfig = EditConfig()) -> StepResult:
-        """`steps` latent-optimisation steps, as `neuedit.editor.LatentEditor.edit` takes them
-        (`neuedit.editing.latent_edit`): the new state, its image [N, 3, R, R], its Dist [N] and
+        """`steps` latent-optimisation steps, as `neuedit.nn.backend.LatentEditor.edit` takes them
+        (`neuedit.runtime.editing.latent_edit`): the new state, its image [N, 3, R, R], its Dist [N] and
         the trace [steps + 1, N]. Adam moments carry over in the returned state."""
         if "latent_step" not in self._sessions:
             raise EngineError(f"bundle {self.name} has no latent-editor graph (latent_step.onnx)")

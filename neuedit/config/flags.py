@@ -16,7 +16,7 @@ import types
 import typing
 from pathlib import Path
 
-from neuedit import config as cfg_mod
+from neuedit.config import recipes as cfg_mod
 from neuedit.errors import UsageError  # noqa: F401  (re-exported for the commands)
 
 

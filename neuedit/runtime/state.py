@@ -156,7 +156,7 @@ def group_matrix(schema, c_dim: int | None = None) -> np.ndarray:
 
 def c_from_logits(c_t, groups: np.ndarray) -> np.ndarray:
     """c~ [N, C] -> c [N, C]: c_i = exp(c~_i) / (1 + sum_{j in i's group} exp(c~_j)); the 1 is the
-    "none" slot (logit 0). The same formula as `neuedit.editor.group_softmax`, in numpy."""
+    "none" slot (logit 0). The same formula as `neuedit.nn.backend.group_softmax`, in numpy."""
     l = np.clip(np.asarray(c_t, np.float64), -LOGIT_MAX, LOGIT_MAX)
     top = np.maximum(l.max(1, keepdims=True, initial=0.0), 0.0)  # subtracted for exp's range
     e = np.exp(l - top)
@@ -202,9 +202,9 @@ class EditConfig:
     anchor: float = 0.0           # weight of a pull toward the starting z~ (keeps unedited content)
     paste: float = 25.0           # > 0: the result keeps the starting picture's pixels except where they
     #                               lie within this CIE76 ΔE of the colour under the strokes and G1 changed
-    #                               them (neuedit.editing.paste); 0: the result is G1(z, c)
+    #                               them (neuedit.runtime.editing.paste); 0: the result is G1(z, c)
     choose_c: bool = True         # first set c to the single swap of an exclusive group (or none) that
-    #                               G1 draws nearest the strokes (neuedit.editing.choose_c)
+    #                               G1 draws nearest the strokes (neuedit.runtime.editing.choose_c)
     restarts: int = 1             # batch mode: random restarts, the lowest final Dist kept
     project_c: bool = False       # project c onto the schema's exclusive groups after the steps
 

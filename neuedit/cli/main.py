@@ -10,15 +10,15 @@ import sys
 from neuedit.errors import NeueditError
 
 SUBCOMMANDS = {
-    "prepare": ("neuedit.prepare", "detect and crop faces into an image folder"),
+    "prepare": ("neuedit.data.prepare", "detect and crop faces into an image folder"),
     "train-stage1": ("neuedit.stage1.cli", "train the stage-one generator (DRAGAN + ACGAN)"),
     "train-stage2": ("neuedit.stage2.cli", "train the sketch-conditioned stage-two generator"),
-    "sample": ("neuedit.sample_cli", "write a sample grid from a bundle"),
-    "edit": ("neuedit.edit_cli", "latent-optimisation (one-stage) or two-stage edit of a sketch"),
+    "sample": ("neuedit.cli.sample", "write a sample grid from a bundle"),
+    "edit": ("neuedit.cli.edit", "latent-optimisation (one-stage) or two-stage edit of a sketch"),
     "export": ("neuedit.export.cli", "export a bundle to ONNX and check parity"),
     "serve": ("neuedit.server.cli", "run the editing server and web client"),
-    "compare": ("neuedit.compare_cli", "compare one-stage and two-stage editing"),
-    "evaluate": ("neuedit.evaluate_cli", "sample quality of generators: KID, diversity, attribute control"),
+    "compare": ("neuedit.cli.compare", "compare one-stage and two-stage editing"),
+    "evaluate": ("neuedit.cli.evaluate", "sample quality of generators: KID, diversity, attribute control"),
 }
 
 

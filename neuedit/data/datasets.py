@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .schema import EncodeReport, Schema
+from neuedit.runtime.schema import EncodeReport, Schema
 from neuedit.errors import NeueditError, UsageError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}

@@ -5,10 +5,10 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from .classifier import ClassifierConfig
-from .data import DataConfig
-from .evaluate import EvalConfig
-from .schema import Schema
+from neuedit.evaluation.classifier import ClassifierConfig
+from neuedit.data.datasets import DataConfig
+from neuedit.evaluation.evaluate import EvalConfig
+from neuedit.runtime.schema import Schema
 from neuedit.errors import UsageError
 
 
@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from . import bundle as bundle_mod
-    from .evaluate import evaluate
+    from neuedit.runtime import bundle as bundle_mod
+    from neuedit.evaluation.evaluate import evaluate
     first = bundle_mod.read(args.bundles[0])
     schema = Schema.load(args.schema) if args.schema else first.schema
     r = first.resolution

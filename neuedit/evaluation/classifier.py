@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import group_cls_loss
-from .schema import Schema
+from neuedit.nn.losses import group_cls_loss
+from neuedit.runtime.schema import Schema
 
 SIDE = 64  # every image is judged at 64x64
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import bundle as bundle_mod
-from .data import image_grid, to_uint8
-from .state import sample_state
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.data.datasets import image_grid, to_uint8
+from neuedit.runtime.state import sample_state
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def run(args) -> int:
     b = bundle_mod.read(args.bundle)
     st = sample_state(args.n, b.z_dim, b.schema, np.random.default_rng(args.seed))
     if args.onnx:
-        from .engine import Engine
+        from neuedit.runtime.engine import Engine
         images = Engine(b.path).generate(st.z, st.c)
     else:
         import torch

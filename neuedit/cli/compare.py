@@ -36,15 +36,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import bundle as bundle_mod
+from neuedit.runtime import bundle as bundle_mod
 from neuedit.errors import UsageError, MissingFileError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # defaults come from the configs, so the CLI and the Python API cannot disagree
-    from .compare.config import CompareConfig as C
-    from .compare.truth_draw import REAL_KINDS, TruthConfig as R
-    from .tasks import SOURCE_KINDS, STROKE_KINDS, TaskConfig as T
+    from neuedit.compare.config import CompareConfig as C
+    from neuedit.compare.truth_draw import REAL_KINDS, TruthConfig as R
+    from neuedit.compare.tasks import SOURCE_KINDS, STROKE_KINDS, TaskConfig as T
     p.add_argument("--bundle", required=True, help="model bundle folder (g1; g2 for two-stage; d for realism)")
     p.add_argument("--tasks", type=Path, help="task set folder (written with --make-tasks, read otherwise)")
     p.add_argument("--out", type=Path, help="report folder (results.csv, summary.md, grid.png, ...)")
@@ -99,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _layout(root: Path, layout: str) -> str:
     if layout != "auto":
         return layout
-    from .data import list_images
+    from neuedit.data.datasets import list_images
     files = list_images(root)
     if not files:
         return "single"
@@ -118,7 +118,7 @@ def _labels(root: Path, given: str | None) -> str | None:
 
 
 def data_configs(args, resolution: int) -> list:
-    from .data import DataConfig
+    from neuedit.data.datasets import DataConfig
     out = []
     for d in args.data:
         root = Path(d)
@@ -131,7 +131,7 @@ def data_configs(args, resolution: int) -> list:
 
 
 def compare_config(args):
-    from .compare import CompareConfig
+    from neuedit.compare import CompareConfig
     return CompareConfig(latent_steps=tuple(args.latent_steps), optimizer=args.optimizer, lr=args.lr,
                          anchor=args.anchor, two_stage=not args.no_two_stage, project_steps=args.project_steps,
                          dilate=args.dilate, edge_tol=args.edge_tol, grid_tasks=args.grid_tasks)
@@ -139,10 +139,10 @@ def compare_config(args):
 
 def run_truth(args, b) -> int:
     """--truth: draw or load a ground-truth set, compare into OUT/truth."""
-    from .compare.truth import TruthSet
-    from .compare.truth_draw import TruthConfig, make_truth
-    from .compare.truth_run import compare_truth
-    from .tasks import load_pool
+    from neuedit.compare.truth import TruthSet
+    from neuedit.compare.truth_draw import TruthConfig, make_truth
+    from neuedit.compare.truth_run import compare_truth
+    from neuedit.compare.tasks import load_pool
     if args.out is None:
         raise UsageError("give --out (the report goes into OUT/truth)")
     out = args.out / "truth"
@@ -164,7 +164,7 @@ def run_truth(args, b) -> int:
     else:
         set_dir = args.tasks
         if data:
-            from .schema import empty as empty_schema
+            from neuedit.runtime.schema import empty as empty_schema
             heldout = load_pool(data, empty_schema(), args.heldout).images
     ts = TruthSet.load(set_dir)
     compare_truth(b, ts, compare_config(args), out, heldout=heldout, progress=not args.quiet, tasks_dir=set_dir)
@@ -174,8 +174,8 @@ def run_truth(args, b) -> int:
 
 def run(args) -> int:
     import torch
-    from .compare import compare
-    from .tasks import TaskConfig, TaskSet, load_pool, make_tasks
+    from neuedit.compare import compare
+    from neuedit.compare.tasks import TaskConfig, TaskSet, load_pool, make_tasks
     if args.threads:
         torch.set_num_threads(args.threads)
     b = bundle_mod.read(args.bundle)
@@ -200,7 +200,7 @@ def run(args) -> int:
     else:
         heldout = None
         if data:
-            from .schema import empty as empty_schema
+            from neuedit.runtime.schema import empty as empty_schema
             heldout = load_pool(data, empty_schema(), args.heldout).images
     ts = TaskSet.load(args.tasks)
     compare(b, ts, compare_config(args), args.out, heldout=heldout, progress=not args.quiet, tasks_dir=args.tasks)

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from . import bundle as bundle_mod
-from . import classifier as clf
-from .data import DataConfig, image_grid, load_dataset, to_uint8
-from .metrics import image_features, kid
-from .schema import Schema
-from .state import sample_state, sample_z
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.evaluation import classifier as clf
+from neuedit.data.datasets import DataConfig, image_grid, load_dataset, to_uint8
+from neuedit.evaluation.metrics import image_features, kid
+from neuedit.runtime.schema import Schema
+from neuedit.runtime.state import sample_state, sample_z
 from neuedit.errors import UsageError
 
 DUPLICATE_QUANTILE = 0.01  # "closer than the closest 1 % of real pairs"
@@ -52,7 +52,7 @@ def generator(bundle: bundle_mod.Bundle):
     """(z [N, Z], c [N, C]) -> images [N, 3, R, R]: ONNX Runtime when the bundle was exported,
     else its PyTorch weights (a training run's bundle)."""
     if "g1" in bundle.meta.get("onnx", {}):
-        from .engine import Engine
+        from neuedit.runtime.engine import Engine
         eng = Engine(bundle.path)
         return lambda z, c: np.concatenate([eng.generate(z[i:i + 256], c[i:i + 256]) for i in range(0, len(z), 256)])
     import torch

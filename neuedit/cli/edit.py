@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import bundle as bundle_mod
-from .data import image_to_model, load_rgb, to_uint8
-from .sketch import decode_png
-from .state import EditConfig, EditState, sample_state
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.data.datasets import image_to_model, load_rgb, to_uint8
+from neuedit.runtime.sketch import decode_png
+from neuedit.runtime.state import EditConfig, EditState, sample_state
 from neuedit.errors import UsageError, MissingFileError
 
 
@@ -57,7 +57,7 @@ def run(args) -> int:
     else:
         state = sample_state(1, b.z_dim, b.schema, np.random.default_rng(args.seed))
     if args.method == "two-stage":
-        from .two_stage import TwoStageEditor
+        from neuedit.nn.two_stage import TwoStageEditor
         source = image_to_model(load_rgb(args.image), b.resolution)[None] if args.image else state
         out = TwoStageEditor.from_bundle(b).edit(source, sketch, mask)
         write_png(args.out, out[0])
@@ -65,7 +65,7 @@ def run(args) -> int:
         return 0
     if args.image:
         raise UsageError("--image works with --method two-stage; the latent editor needs a state")
-    from .editor import LatentEditor
+    from neuedit.nn.backend import LatentEditor
     cfg = EditConfig(optimizer=args.optimizer, lr=args.lr, lr_c=args.lr_c, paste=args.paste, steps=args.steps,
                      anchor=args.anchor,
                      restarts=args.restarts, project_c=args.project_c)

@@ -1,8 +1,8 @@
 """Edit task sets: the same sources and strokes for every editor, drawn from a seed, saved to disk.
 
 A task is a source (a stage-one sample, given by its state, or a real photo) and a sketch
-(RGBA uint8 [R, R, 4], alpha marks the strokes, as `neuedit.sketch` reads it). Synthetic
-strokes come from *other* real images of the domain (`neuedit.strokes`): colour strokes take
+(RGBA uint8 [R, R, 4], alpha marks the strokes, as `neuedit.runtime.sketch` reads it). Synthetic
+strokes come from *other* real images of the domain (`neuedit.synth.strokes`): colour strokes take
 their colours from a donor photo, edge strokes are a donor's edge lines cut to a region (the
 dataset's own edge drawing for paired data, Canny otherwise). User sketches (RGBA PNGs in a
 folder) are added on top, one task per source kind. A chain is a source plus K stroke layers
@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image
 from skimage.morphology import skeletonize
 
-from .bundle import atomic_write_bytes
-from .data import DataConfig, load_dataset
-from .schema import Schema, empty as empty_schema
-from .sketch import from_rgba, to_rgba
-from .state import EditState, sample_state
-from .strokes import StrokeConfig, colour_strokes, edge_map, edge_strokes, edges_from_pair_half
+from neuedit.runtime.bundle import atomic_write_bytes
+from neuedit.data.datasets import DataConfig, load_dataset
+from neuedit.runtime.schema import Schema, empty as empty_schema
+from neuedit.runtime.sketch import from_rgba, to_rgba
+from neuedit.runtime.state import EditState, sample_state
+from neuedit.synth.strokes import StrokeConfig, colour_strokes, edge_map, edge_strokes, edges_from_pair_half
 from neuedit.errors import UsageError, MissingFileError
 
 FORMAT = "neuedit-tasks"
@@ -280,7 +280,7 @@ def is_line_sketch(mask: np.ndarray, share: float = 0.8) -> bool:
 
 def read_user_sketch(path: Path, r: int) -> Stroke:
     """An RGBA PNG of any size -> a Stroke at R x R (colour or edge, judged by `is_line_sketch`)."""
-    from .sketch import decode_png
+    from neuedit.runtime.sketch import decode_png
     sketch, mask = decode_png(path.read_bytes(), r)
     if not mask.any():
         raise UsageError(f"user sketch {path} has no strokes (alpha is 0 everywhere)")

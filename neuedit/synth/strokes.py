@@ -1,7 +1,7 @@
 """Training sketches: synthetic user strokes drawn from real images (numpy, OpenCV, scikit-image; no torch).
 
 Stage two learns `G2(I1, sketch, mask) -> I2` from sketches it never gets from people, so
-they are synthesised here, in the form the web client sends (`neuedit.sketch`): an RGBA
+they are synthesised here, in the form the web client sends (`neuedit.runtime.sketch`): an RGBA
 uint8 image [H, W, 4] whose alpha (0 or 255) marks the strokes and whose RGB is their
 colour (0 where alpha is 0). Two kinds of stroke:
 
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from skimage.morphology import remove_small_objects, skeletonize
 
-from .sketch import from_rgba
+from neuedit.runtime.sketch import from_rgba
 from neuedit.errors import UsageError
 
 EDGE_METHODS = ("canny", "xdog")
@@ -408,7 +408,7 @@ def synthesize_batch(images: np.ndarray, rng: np.random.Generator, cfg: StrokeCo
 
     Image i gets `synthesize(images[i], rng, cfg, colour_sources[i], edges[i])` in order
     (so the batch equals those calls with the same generator), converted by
-    `neuedit.sketch.from_rgba`. colour_sources [N, H, W, 3] uint8, edges [N, H, W] bool.
+    `neuedit.runtime.sketch.from_rgba`. colour_sources [N, H, W, 3] uint8, edges [N, H, W] bool.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:

@@ -4,23 +4,23 @@ Steps are taken on `z~ = arctanh(z)` and `c~`, the logits of a softmax per exclu
 (docs/method.md §3), so `z` stays in (-1, 1) and each group of `c` sums to at most 1.
 `latent_step` is a pure function of tensors: the PyTorch editor backend calls it, and the ONNX
 export traces exactly it, so both follow the same trajectory;
-the loop around it is `neuedit.editing`, shared with the ONNX engine.
+the loop around it is `neuedit.runtime.editing`, shared with the ONNX engine.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from . import editing
-from .editing import StepResult  # noqa: F401  (re-exported)
-from .sketch import dist as edit_distance
-from .state import LOGIT_MAX, EditConfig, EditState, group_matrix  # noqa: F401  (EditConfig re-exported)
+from neuedit.runtime import editing
+from neuedit.runtime.editing import StepResult  # noqa: F401  (re-exported)
+from neuedit.runtime.sketch import dist as edit_distance
+from neuedit.runtime.state import LOGIT_MAX, EditConfig, EditState, group_matrix  # noqa: F401  (EditConfig re-exported)
 
 
 def group_softmax(c_t: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """c~ [N, C] -> c [N, C], a softmax per exclusive group with a "none" slot of logit 0
-    (`neuedit.state.c_from_logits`, the same formula in numpy); groups [C, C] from
-    `neuedit.state.group_matrix`."""
+    (`neuedit.runtime.state.c_from_logits`, the same formula in numpy); groups [C, C] from
+    `neuedit.runtime.state.group_matrix`."""
     if c_t.shape[1] == 0:  # no condition (shoes, handbags): amax over nothing is undefined
         return c_t
     l = c_t.clamp(-LOGIT_MAX, LOGIT_MAX)
@@ -62,7 +62,7 @@ def latent_step(G, groups: torch.Tensor, z_t: torch.Tensor, c_t: torch.Tensor, s
 
 
 class TorchBackend:
-    """The editing core's backend (`neuedit.editing.Backend`) over PyTorch networks: G1, an
+    """The editing core's backend (`neuedit.runtime.editing.Backend`) over PyTorch networks: G1, an
     optional G2, and `latent_step` on G1. Arrays cross as float32 numpy."""
 
     def __init__(self, G1, G2=None, schema=None, device="cpu"):
@@ -76,7 +76,7 @@ class TorchBackend:
 
     @classmethod
     def from_bundle(cls, b, device="cpu", g2: bool = True) -> "TorchBackend":
-        from . import bundle as bundle_mod
+        from neuedit.runtime import bundle as bundle_mod
         G2 = bundle_mod.load_module(b, "g2", device) if (g2 and b.has_g2) else None
         return cls(bundle_mod.load_module(b, "g1", device), G2, b.schema, device)
 
@@ -98,7 +98,7 @@ class TorchBackend:
 
 class LatentEditor:
     """Latent optimisation over a stage-one generator `G(z, c)` (eval mode, frozen): the
-    editing core (`neuedit.editing`) on a PyTorch backend."""
+    editing core (`neuedit.runtime.editing`) on a PyTorch backend."""
 
     def __init__(self, G, schema=None, device="cpu"):
         self.backend = TorchBackend(G, None, schema, device)
@@ -115,5 +115,5 @@ class LatentEditor:
 
     def edit_restarts(self, state: EditState, sketch, mask, cfg: EditConfig, rng: np.random.Generator,
                       frames: bool = False) -> StepResult:
-        """Batch mode: the lowest final Dist of `cfg.restarts` starts (`neuedit.editing`)."""
+        """Batch mode: the lowest final Dist of `cfg.restarts` starts (`neuedit.runtime.editing`)."""
         return editing.latent_edit_restarts(self.backend, state, sketch, mask, cfg, rng, frames)

@@ -8,8 +8,8 @@ space. A backend supplies three forward passes, all on float32 numpy arrays:
     edit2(image, sketch [N, 3, R, R], mask [N, 1, R, R])       -> image [N, 3, R, R]  (G2)
     step(feeds)   one latent step: STEP_INPUTS -> STEP_OUTPUTS, by name
 
-and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `has_g2`). `neuedit.editor.TorchBackend`
-runs the PyTorch networks (and `neuedit.editor.latent_step`); `neuedit.engine.Engine` runs
+and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `has_g2`). `neuedit.nn.backend.TorchBackend`
+runs the PyTorch networks (and `neuedit.nn.backend.latent_step`); `neuedit.runtime.engine.Engine` runs
 the exported ONNX graphs, whose latent step is that same function traced. Nothing here
 imports torch, so the server stays torch-free.
 """
@@ -20,12 +20,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import NeueditError, UsageError
-from .sketch import dist as edit_dist
-from .state import EditConfig, EditState, sample_z
+from neuedit.errors import NeueditError, UsageError
+from neuedit.runtime.sketch import dist as edit_dist
+from neuedit.runtime.state import EditConfig, EditState, sample_z
 
 
-# one latent step's feeds and results (`neuedit.editor.latent_step`; the latent_step.onnx contract)
+# one latent step's feeds and results (`neuedit.nn.backend.latent_step`; the latent_step.onnx contract)
 STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "lr_c", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
 STEP_OUTPUTS = ("z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next")
 
@@ -34,8 +34,8 @@ class Backend(Protocol):
     resolution: int
     z_dim: int
     c_dim: int
-    schema: object          # neuedit.schema.Schema (projection of c, sampling c for restarts)
-    groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.state.group_matrix`)
+    schema: object          # neuedit.runtime.schema.Schema (projection of c, sampling c for restarts)
+    groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.runtime.state.group_matrix`)
     has_g2: bool
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray: ...
@@ -88,7 +88,7 @@ def source_image(be: Backend, source) -> np.ndarray:
         image = image[None]
     r = be.resolution
     if image.ndim != 4 or image.shape[1:] != (3, r, r):
-        raise UsageError(f"source image must be [N, 3, {r}, {r}] in [-1, 1] (use neuedit.data.image_to_model), "
+        raise UsageError(f"source image must be [N, 3, {r}, {r}] in [-1, 1] (use neuedit.data.datasets.image_to_model), "
                          f"got {list(image.shape)}")
     if not np.all(np.isfinite(image)):
         raise UsageError("source image contains NaN or infinity")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .sketch import dist as edit_distance  # noqa: F401  Dist: one definition for numpy and torch
+from neuedit.runtime.sketch import dist as edit_distance  # noqa: F401  Dist: one definition for numpy and torch
 
 
 def d_adv_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:

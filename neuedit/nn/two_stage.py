@@ -1,14 +1,14 @@
 """Two-stage editing in PyTorch: `I1 = G1(z, c)` (or any image), then `I2 = G2(I1, sketch, mask)`
-in one forward pass: the editing core (`neuedit.editing.two_stage`) on the PyTorch backend.
-The torch-free twin for serving is `neuedit.engine.Engine`, over the same core."""
+in one forward pass: the editing core (`neuedit.runtime.editing.two_stage`) on the PyTorch backend.
+The torch-free twin for serving is `neuedit.runtime.engine.Engine`, over the same core."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import bundle as bundle_mod
-from . import editing
-from .editor import TorchBackend
-from .state import EditState
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.runtime import editing
+from neuedit.nn.backend import TorchBackend
+from neuedit.runtime.state import EditState
 
 
 class TwoStageEditor:

@@ -1,0 +1,2 @@
+"""The `neuedit` command: `main` dispatches to one module per subcommand, imported only when it
+runs (so `neuedit serve` never imports torch)."""

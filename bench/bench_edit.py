@@ -17,11 +17,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, timeit, write_json  # noqa: E402
 
-from neuedit.runtime import bundle as bundle_mod  # noqa: E402
-from neuedit.nn.backend import LatentEditor  # noqa: E402
-from neuedit.runtime.state import EditConfig, sample_state  # noqa: E402
 from neuedit.nn.testing import make_random_bundle  # noqa: E402
-from neuedit.nn.two_stage import TwoStageEditor  # noqa: E402
+from neuedit.runtime.editor import Editor  # noqa: E402
+from neuedit.runtime.state import EditConfig, sample_state  # noqa: E402
 
 
 def main():
@@ -34,8 +32,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.presets:
             b = make_random_bundle(Path(tmp) / name, preset=name, schema="anime34", z_dim=128)
-            latent = LatentEditor(bundle_mod.load_module(b, "g1"), b.schema)
-            two = TwoStageEditor.from_bundle(b)
+            ed = Editor.load(b, backend="torch")
             r = b.resolution
             for n in args.batches:
                 st = sample_state(n, 128, b.schema, np.random.default_rng(0))
@@ -44,10 +41,10 @@ def main():
                 mask[:, : r // 3, : r // 3] = 1
                 cfg = EditConfig(optimizer="adam", steps=5)
                 # per step: 5 steps per call, plus the final render; divide by 5
-                t_step = timeit(lambda: latent.edit(st, sketch, mask, cfg), repeat=3) / 5
-                t_two = timeit(lambda: two.edit(st, sketch, mask), repeat=5)
+                t_step = timeit(lambda: ed.latent(st, sketch, mask, cfg), repeat=3) / 5
+                t_two = timeit(lambda: ed.two_stage(st, sketch, mask), repeat=5)
                 with torch.no_grad():
-                    t_g1 = timeit(lambda: latent.render(st), repeat=5)
+                    t_g1 = timeit(lambda: ed.render(st), repeat=5)
                 rows.append({"preset": name, "batch": n, "latent ms/step": 1e3 * t_step,
                              "two-stage ms/edit (G1+G2)": 1e3 * t_two, "G1 ms": 1e3 * t_g1,
                              "two-stage vs 1 latent step": t_two / t_step,

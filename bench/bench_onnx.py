@@ -50,24 +50,13 @@ def matmul_gflops(threads: int, n: int = 1024) -> float:
 
 
 def torch_callable(bundle, graph: str, feeds: dict):
-    """A zero-argument PyTorch eager call of `graph` on `feeds` (the unfolded networks)."""
-    import torch
-    from neuedit.runtime import bundle as bundle_mod
-    from neuedit.nn.backend import latent_step
-    from neuedit.runtime.state import group_matrix
-    x = {k: torch.from_numpy(v) for k, v in feeds.items()}
-    if graph == "g1":
-        G = bundle_mod.load_module(bundle, "g1")
-        c = x.get("c", x["z"][:, :0])
-        return lambda: G(x["z"], c)
-    if graph == "g2":
-        G2 = bundle_mod.load_module(bundle, "g2")
-        return lambda: G2(x["image"], x["sketch"], x["mask"])
-    G = bundle_mod.load_module(bundle, "g1")
-    c_t = x.get("c_t", x["z_t"][:, :0])
-    groups = torch.from_numpy(group_matrix(bundle.schema, bundle.c_dim))
-    return lambda: latent_step(G, groups, x["z_t"], c_t, x["sketch"], x["mask"], x["lr"], x["lr_c"], x["m"], x["v"],
-                               x["t"], x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
+    """A zero-argument PyTorch eager call of `graph` on `feeds` (the unfolded networks): the
+    parity check's reference (`neuedit.export.parity.run_torch`)."""
+    from neuedit.export.parity import run_torch
+    from neuedit.nn.weights import load_module
+    from neuedit.runtime.graphs import GRAPHS
+    net = load_module(bundle, GRAPHS[graph].net)
+    return lambda: run_torch(bundle, graph, feeds, net)
 
 
 def count_flops(fn) -> int:

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, timeit, write_json  # noqa: E402
 
 from neuedit.runtime import bundle as bundle_mod  # noqa: E402
-from neuedit.runtime.engine import Engine  # noqa: E402
-from neuedit.runtime.state import EditConfig, sample_state  # noqa: E402
+from neuedit.runtime.editor import Editor  # noqa: E402
+from neuedit.runtime.state import EditConfig  # noqa: E402
 
 VARIANTS = {"defaults": EditConfig(), "no choose_c": EditConfig(choose_c=False),
             "no choose_c, no paste": EditConfig(choose_c=False, paste=0.0)}
@@ -32,18 +32,18 @@ def main():
     paths = {p.name: p for p in bundle_mod.shipped()}
     rows = []
     for name in args.models:
-        e = Engine(paths[name], threads=args.threads)
-        st = sample_state(1, e.z_dim, e.schema, np.random.default_rng(0))
+        e = Editor.load(paths[name], threads=args.threads)
+        st = e.sample(1, seed=0)
         r = e.resolution
         mask = np.zeros((1, 1, r, r), np.float32)
         mask[..., r // 8:r // 4, r // 4:3 * r // 4] = 1  # a stroke band across the top
         sketch = np.array([0.8, -0.6, -0.6], np.float32)[None, :, None, None] * mask
         src = e.generate(st.z, st.c)
-        rows.append({"model": name, "edit": "two-stage", "ms": 1000 * timeit(lambda: e.two_stage_edit(src, sketch, mask),
+        rows.append({"model": name, "edit": "two-stage", "ms": 1000 * timeit(lambda: e.two_stage(src, sketch, mask),
                                                                            repeat=20)})
         for v, cfg in VARIANTS.items():
             for steps in (1, 10, 30):
-                ms = 1000 * timeit(lambda: e.latent_edit(st, sketch, mask, steps, cfg), repeat=5 if steps > 1 else 20)
+                ms = 1000 * timeit(lambda: e.latent(st, sketch, mask, cfg, steps), repeat=5 if steps > 1 else 20)
                 rows.append({"model": name, "edit": f"latent, {steps} steps, {v}", "ms": ms})
     print_table(rows, f"ms per edit, ONNX Runtime, {args.threads} thread(s), batch 1")
     write_json(rows, args.json)

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 
 from neuedit.runtime import editing  # noqa: E402
@@ -130,9 +131,9 @@ def main():
     torch.set_num_threads(args.threads)
     d = DOMAINS[args.domain]
     b = bundle_mod.read(args.bundle or d["bundle"])
-    G2 = bundle_mod.load_module(bundle_mod.read(args.g2), "g2") if args.g2 else (
-        bundle_mod.load_module(b, "g2") if b.has_g2 else None)
-    be = TorchBackend(bundle_mod.load_module(b, "g1"), G2, b.schema)
+    G2 = load_module(bundle_mod.read(args.g2), "g2") if args.g2 else (
+        load_module(b, "g2") if b.has_g2 else None)
+    be = TorchBackend(load_module(b, "g1"), G2, b.schema)
     out = Path(args.out or f"runs/semantic-{args.domain}")
     out.mkdir(parents=True, exist_ok=True)
     schema = b.schema

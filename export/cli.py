@@ -9,44 +9,60 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+
+from neuedit.config import flags as tcli
+
+
+@dataclass(frozen=True)
+class ExportCommand:
+    """Everything `neuedit export` takes."""
+    bundle: str               # bundle folder (bundle.json + safetensors)
+    out: str | None = None    # write a copy of the bundle with its ONNX graphs here instead of exporting
+                              # into BUNDLE
+    opset: int | None = None  # ONNX opset (default: 18)
+    check: bool = False       # do not export: check parity of the graphs the bundle already has
+    serve_only: bool = False  # with --out: keep only bundle.json and the ONNX graphs (what the server
+                              # needs; how the demo bundles ship)
+    tol: float | None = None  # absolute parity tolerance for every output (default: 1e-4; Adam moments
+                              # tighter)
+
+
+DECLARED = dict(positional=("bundle",))  # `neuedit export BUNDLE`
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", help="bundle folder (bundle.json + safetensors)")
-    p.add_argument("--out", default=None, help="write a copy of the bundle with its ONNX graphs here "
-                                               "instead of exporting into BUNDLE")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
-    p.add_argument("--check", action="store_true", help="do not export: check parity of the graphs "
-                                                         "the bundle already has")
-    p.add_argument("--serve-only", action="store_true",
-                   help="with --out: keep only bundle.json and the ONNX graphs (what the server needs; "
-                        "how the demo bundles ship)")
-    p.add_argument("--tol", type=float, default=None,
-                   help="absolute parity tolerance for every output (default: 1e-4; Adam moments tighter)")
+    tcli.add_command_arguments(p, ExportCommand, **DECLARED)
+
+
+def build_config(args) -> ExportCommand:
+    return tcli.build(ExportCommand, args, tcli.flags_of(ExportCommand, **DECLARED))
 
 
 def run(args) -> int:
+    cmd = build_config(args)
     from neuedit.export.onnx_export import OPSET, export_bundle, serve_only
     from neuedit.export.parity import ParityError, check_bundle
-    from neuedit.runtime.engine import Engine, EngineError
+    from neuedit.runtime.editor import Editor
+    from neuedit.runtime.engine import EngineError
     try:
-        if args.check:
-            if args.out or args.opset:
+        if cmd.check:
+            if cmd.out or cmd.opset:
                 print("neuedit export: --check takes no --out or --opset (it exports nothing)", file=sys.stderr)
                 return 2
-            for rep in check_bundle(args.bundle, tol=args.tol):
+            for rep in check_bundle(cmd.bundle, tol=cmd.tol):
                 print(rep.summary())
-            b_path = args.bundle
+            b_path = cmd.bundle
         else:
-            if args.serve_only and not args.out:
+            if cmd.serve_only and not cmd.out:
                 print("neuedit export: --serve-only needs --out (it deletes the PyTorch weights)", file=sys.stderr)
                 return 2
-            b = export_bundle(args.bundle, out=args.out, opset=args.opset or OPSET, check=True, tol=args.tol)
-            if args.serve_only:
+            b = export_bundle(cmd.bundle, out=cmd.out, opset=cmd.opset or OPSET, check=True, tol=cmd.tol)
+            if cmd.serve_only:
                 b = serve_only(b)
             b_path = b.path
-        eng = Engine(b_path, providers="cpu")
-        print(f"engine: {eng.name} {eng.resolution}px, methods {', '.join(eng.methods) or 'generate only'}")
+        ed = Editor.load(b_path, providers="cpu")  # the exported bundle loads as the server loads it
+        print(f"engine: {ed.name} {ed.resolution}px, methods {', '.join(ed.methods) or 'generate only'}")
     except (ParityError, EngineError) as e:
         print(f"neuedit export: error: {e}", file=sys.stderr)
         return 1

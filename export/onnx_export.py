@@ -11,13 +11,14 @@
   flipped weight at stride 1, else a transposed convolution with the same weight. The
   resulting graph goes through the same dynamo exporter. The other backward ops
   (threshold, tanh, sigmoid backward, pixel_unshuffle) have ONNX translations.
-- Each graph gets a dynamic batch axis "N", named inputs and outputs (the contract in
-  `neuedit.runtime.engine`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
+- Each graph gets a dynamic batch axis "N", named inputs and outputs (the graph contract,
+  `neuedit.runtime.graphs`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
   inputs (and `c_t_next`) are dropped: the graph builds the empty tensor itself.
 """
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import shutil
@@ -29,15 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.nn.backend import latent_step
-from neuedit.runtime.engine import (GRAPH_FILES, GRAPH_NET, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS,
-                      SCALARS, file_digest, graph_inputs, graph_outputs)
+from neuedit.runtime.engine import file_digest
+from neuedit.runtime.graphs import GRAPHS, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS, example_inputs
 from neuedit.nn.nets import Generator, UpGenerator
 from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
 
-from neuedit.export.parity import check_graph, example_inputs
+from neuedit.export.parity import check_graph
 
 OPSET = 18  # ONNX Runtime >= 1.14 runs it; the exporter's own default
 
@@ -123,16 +125,14 @@ class _G2(nn.Module):
 
 # ---- the latent step with its backward pass ----------------------------------------------------
 def _step_fn(G: nn.Module, groups: torch.Tensor):
-    """latent_step as a function of the graph's inputs (no c_t, no c_t_next when c_dim is 0);
-    `groups` [C, C] becomes a constant of the graph."""
+    """latent_step as a function of the graph's inputs, in the contract's order (no c_t, no
+    c_t_next when c_dim is 0); `groups` [C, C] becomes a constant of the graph."""
     if groups.shape[0]:
-        def step(z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
-            return latent_step(G, groups, z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c)
-    else:
-        def step(z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
-            out = latent_step(G, groups, z_t, z_t[:, :0], sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor,
-                              edit_c)
-            return out[:1] + out[2:]
+        return lambda *x: latent_step(G, groups, *x)
+
+    def step(z_t, *rest):
+        out = latent_step(G, groups, z_t, z_t[:, :0], *rest)
+        return out[:1] + out[2:]
     return step
 
 
@@ -243,21 +243,18 @@ def trace_latent_step(G: nn.Module, groups: np.ndarray, example: tuple) -> torch
 
 
 class _Step(nn.Module):
-    """The traced step under its graph input names (torch.export names inputs after the
-    signature, so no initializer can take an input's name)."""
+    """The traced step under its graph input names: torch.export names a graph's inputs after
+    `forward`'s signature, so the signature is the contract's (`neuedit.runtime.graphs`)."""
 
-    def __init__(self, gm: torch.fx.GraphModule):
+    def __init__(self, gm: torch.fx.GraphModule, c_dim: int):
         super().__init__()
         self.gm = gm
-
-    def forward(self, z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
-        return tuple(self.gm(z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c))
-
-
-class _StepNoC(_Step):
-    def forward(self, z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c):
-        return tuple(self.gm(z_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor, anchor, edit_c))
-
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                   for n in GRAPHS["latent_step"].input_names(c_dim)]
+        forward = lambda *x: tuple(self.gm(*x))  # noqa: E731
+        forward.__signature__ = inspect.Signature(params[1:])
+        self.forward = forward
 
 
 # ---- export ------------------------------------------------------------------------------------
@@ -283,9 +280,10 @@ def optimize_graph(model) -> None:
 def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, opset: int,
             metadata: dict[str, str]) -> Path:
     import onnx
-    names, outs = graph_inputs(graph, c_dim), graph_outputs(graph, c_dim)
+    contract = GRAPHS[graph]
+    names, outs = contract.input_names(c_dim), contract.output_names(c_dim)
     batch = torch.export.Dim("N", min=1, max=4096)
-    dyn = tuple(None if n in SCALARS else {0: batch} for n in names)
+    dyn = tuple({0: batch} if p.batched else None for p in contract.input_ports(c_dim))
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" and similar chatter
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -320,8 +318,9 @@ def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, 
 def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batch: int = 2,
                  path: str | Path | None = None) -> Path:
     """Export one graph ("g1", "g2" or "latent_step") of `bundle` into its folder (or to `path`)."""
-    net = GRAPH_NET[graph]
-    G = fold_batchnorm(bundle_mod.load_module(bundle, net))
+    contract = GRAPHS[graph]
+    net = contract.net
+    G = fold_batchnorm(load_module(bundle, net))
     z_dim, c_dim, r = bundle.z_dim, bundle.c_dim, bundle.resolution
     ex = example_inputs(graph, z_dim, c_dim, r, n=batch)
     args = tuple(torch.from_numpy(a) for a in ex.values())
@@ -330,7 +329,7 @@ def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batc
     elif graph == "g2":
         module = _G2(G)
     else:
-        module = (_Step if c_dim else _StepNoC)(trace_latent_step(G, group_matrix(bundle.schema, c_dim), args))
+        module = _Step(trace_latent_step(G, group_matrix(bundle.schema, c_dim), args), c_dim)
     meta = {k: v for k, v in bundle.meta.items() if k != "onnx"}
     metadata = {
         META_BUNDLE: json.dumps(meta, sort_keys=True),
@@ -338,10 +337,10 @@ def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batc
         META_WEIGHTS: file_digest(bundle.file(net)),
         META_C_INPUT: "present" if c_dim else "dropped",
         META_EXPORT: json.dumps({"opset": opset, "torch": torch.__version__, "batchnorm": "folded",
-                                 "inputs": list(graph_inputs(graph, c_dim)),
-                                 "outputs": list(graph_outputs(graph, c_dim))}),
+                                 "inputs": list(contract.input_names(c_dim)),
+                                 "outputs": list(contract.output_names(c_dim))}),
     }
-    path = bundle.path / GRAPH_FILES[graph] if path is None else Path(path)
+    path = bundle.path / contract.file if path is None else Path(path)
     return _export(module, args, path, graph, c_dim, opset, metadata)
 
 
@@ -368,7 +367,7 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     if out is not None:
         b = copy_bundle(b, out)
     graphs = ["g1"] + (["g2"] if b.has_g2 else []) + ["latent_step"]
-    staged = {g: b.path / f".{GRAPH_FILES[g]}.new" for g in graphs}
+    staged = {g: b.path / f".{GRAPHS[g].file}.new" for g in graphs}
     try:
         for g in graphs:
             p = export_graph(b, g, opset, path=staged[g])
@@ -377,12 +376,12 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
             for g in graphs:
                 log(check_graph(b, g, tol=tol, path=staged[g]).summary())
         for g in graphs:
-            staged[g].replace(b.path / GRAPH_FILES[g])
+            staged[g].replace(b.path / GRAPHS[g].file)
     finally:
         for p in staged.values():
             p.unlink(missing_ok=True)
-    b = bundle_mod.write_meta(b.path, replace(b.info, onnx={g: GRAPH_FILES[g] for g in graphs}))
-    log(f"wrote {', '.join(GRAPH_FILES[g] for g in graphs)} into {b.path}")
+    b = bundle_mod.write_meta(b.path, replace(b.info, onnx={g: GRAPHS[g].file for g in graphs}))
+    log(f"wrote {', '.join(GRAPHS[g].file for g in graphs)} into {b.path}")
     return b
 
 

@@ -2,7 +2,7 @@
 
 Like optimum's `validate_model_outputs`: `onnx.checker` first, then on fresh random inputs
 the output *names*, then *shapes*, then *values* are compared, each output against its own
-absolute tolerance (1e-4 in fp32 by default). The PyTorch side is the bundle's original
+absolute tolerance (the graph contract's, `neuedit.runtime.graphs`). The PyTorch side is the bundle's original
 network (BatchNorm unfolded) and `neuedit.nn.backend.latent_step` itself, so the check covers
 BatchNorm folding and the hand-written backward pass too. A mismatch raises `ParityError`
 naming the graph, the output and the largest difference.
@@ -15,64 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuedit.runtime import bundle as bundle_mod
+from neuedit.errors import NeueditError
 from neuedit.nn.backend import latent_step
+from neuedit.nn.weights import load_module
+from neuedit.runtime import bundle as bundle_mod
+from neuedit.runtime.graphs import GRAPHS, STEP_VARIANTS, example_inputs, tolerance
 from neuedit.runtime.state import group_matrix
-from neuedit.runtime.engine import GRAPH_FILES, GRAPH_NET, graph_inputs, graph_outputs
-from neuedit.errors import NeueditError, UsageError
-
-ATOL = 1e-4  # fp32, absolute, per output unless overridden
-# Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
-# anything: their defaults are scaled to their size (z_t_next, which they move, keeps 1e-4).
-DEFAULT_TOL = {"m_next": 1e-6, "v_next": 1e-8}
-
-
-# ---- example inputs ---------------------------------------------------------------------------
-STEP_VARIANTS = ("adam", "gd", "adam_first")
-
-
-def example_inputs(graph: str, z_dim: int, c_dim: int, r: int, n: int = 2, seed: int = 0,
-                   variant: str = "adam") -> dict[str, np.ndarray]:
-    """Random inputs of `graph` (in the ranges the editors produce), keyed by input name.
-
-    `variant` (latent_step only): "adam" (moments under way, anchor on), "gd", or
-    "adam_first" (the first Adam step: zero moments, t 0, c frozen, so some gradients are
-    exactly zero and Adam's eps is all that keeps 0 / 0 away).
-    """
-    if variant not in STEP_VARIANTS:
-        raise UsageError(f"variant must be one of {STEP_VARIANTS}")
-    adam, first = variant != "gd", variant == "adam_first"
-    rng = np.random.default_rng(seed)
-    f = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    z = np.clip(rng.standard_normal((n, z_dim)), -0.99, 0.99)
-    c = (rng.random((n, c_dim)) < 0.3).astype(np.float32)
-    sketch = rng.uniform(-1, 1, (n, 3, r, r))
-    mask = (rng.random((n, 1, r, r)) < 0.3).astype(np.float32)
-    w = z_dim + c_dim
-    table = {
-        "z": z, "c": c,
-        "image": rng.uniform(-0.98, 0.98, (n, 3, r, r)), "sketch": sketch, "mask": mask,
-        "z_t": np.arctanh(z), "c_t": np.log(np.clip(c, 1e-2, 1 - 1e-2) / (1 - np.clip(c, 1e-2, 1 - 1e-2))),
-        "lr": 0.05 if adam else 2.0, "lr_c": 0.5 if adam else 2.0,
-        "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
-        "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
-    }
-    if first:
-        # Adam's first step moves each coordinate by lr * g / (|g| + eps): where |g| is near
-        # eps (random-weight 128px nets have such gradients) fp32 noise in g is amplified
-        # ~1e7 times, in PyTorch as much as in ONNX. A small lr keeps that within the
-        # tolerance; the eps path itself (c's exact zero gradient) is checked all the same.
-        table.update(m=np.zeros((n, w)), v=np.zeros((n, w)), t=0.0, anchor=0.0, edit_c=0.0, z_anchor=table["z_t"],
-                     lr=1e-3, lr_c=1e-3)
-    return {k: f(table[k]) for k in graph_inputs(graph, c_dim)}
-
-
-
-def tolerance(tol: float | dict | None, name: str) -> float:
-    """The absolute tolerance for output `name`: one number for all, or {output: tol} over the defaults."""
-    if tol is None or isinstance(tol, dict):
-        return float((tol or {}).get(name, DEFAULT_TOL.get(name, ATOL)))
-    return float(tol)
 
 
 class ParityError(NeueditError, ValueError):
@@ -98,8 +46,8 @@ class ParityReport:
 
 def compare_outputs(graph: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray],
                     tol: float | dict | None = None) -> dict[str, float]:
-    """Names, then shapes, then values. `tol` is one absolute tolerance or {output: tol}
-    (see `tolerance`). Returns {output: largest absolute difference}."""
+    """Names, then shapes, then values. `tol` is one absolute tolerance or {output: tol} over the
+    contract's (`neuedit.runtime.graphs.tolerance`). Returns {output: largest absolute difference}."""
     if list(actual) != list(expected):
         raise ParityError(f"{graph}: ONNX outputs {list(actual)} but PyTorch gives {list(expected)}", graph)
     for name, want in expected.items():
@@ -109,7 +57,7 @@ def compare_outputs(graph: str, expected: dict[str, np.ndarray], actual: dict[st
                               f"{list(want.shape)} in PyTorch", graph, name)
     diffs = {}
     for name, want in expected.items():
-        t = tolerance(tol, name)
+        t = tolerance(graph, name, tol)
         got = np.asarray(actual[name], np.float64)
         want = np.asarray(want, np.float64)
         if not np.array_equal(np.isfinite(got), np.isfinite(want)):
@@ -149,7 +97,8 @@ def run_onnx(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 
 def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
     """The PyTorch reference of `graph` on `feeds`, outputs named as in the ONNX contract."""
-    net = bundle_mod.load_module(bundle, GRAPH_NET[graph]) if net is None else net
+    contract = GRAPHS[graph]
+    net = load_module(bundle, contract.net) if net is None else net
     x = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in feeds.items()}
     if bundle.c_dim == 0:  # the graphs take no c; PyTorch gets the empty [N, 0]
         if graph == "g1":
@@ -163,10 +112,9 @@ def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray
             outs = (net(x["image"], x["sketch"], x["mask"]),)
         else:
             groups = torch.from_numpy(group_matrix(bundle.schema, bundle.c_dim))
-            outs = latent_step(net, groups, x["z_t"], x["c_t"], x["sketch"], x["mask"], x["lr"], x["lr_c"], x["m"],
-                               x["v"], x["t"], x["adam"], x["z_anchor"], x["anchor"], x["edit_c"])
-    named = dict(zip(graph_outputs(graph, 1), outs))  # all outputs, c_t_next included
-    return {k: named[k].detach().numpy() for k in graph_outputs(graph, bundle.c_dim)}
+            outs = latent_step(net, groups, *(x[k] for k in contract.input_names(1)))
+    named = dict(zip(contract.output_names(1), outs))  # all outputs, c_t_next included
+    return {k: named[k].detach().numpy() for k in contract.output_names(bundle.c_dim)}
 
 
 def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, seed: int = 1234,
@@ -180,7 +128,7 @@ def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, 
     b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
     path = Path(path) if path is not None else b.file(f"onnx:{graph}")
     check_model(path, graph)
-    net = bundle_mod.load_module(b, GRAPH_NET[graph])
+    net = load_module(b, GRAPHS[graph].net)
     report = ParityReport(graph, path)
     variants = STEP_VARIANTS if graph == "latent_step" else ("adam", "adam")
     for i, variant in enumerate(variants):
@@ -188,7 +136,7 @@ def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, 
         diffs = compare_outputs(graph, run_torch(b, graph, feeds, net), run_onnx(path, feeds), tol)
         for k, d in diffs.items():
             report.max_diff[k] = max(report.max_diff.get(k, 0.0), d)
-            report.tol[k] = tolerance(tol, k)
+            report.tol[k] = tolerance(graph, k, tol)
     return report
 
 
@@ -197,7 +145,7 @@ def check_bundle(bundle: bundle_mod.Bundle | str | Path, graphs=None, n: int = 3
     """Check every exported graph of `bundle` (or those in `graphs`); ParityError on the first failure."""
     b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
     exported = b.meta.get("onnx", {})
-    graphs = [g for g in GRAPH_FILES if g in exported] if graphs is None else list(graphs)
+    graphs = [g for g in GRAPHS if g in exported] if graphs is None else list(graphs)
     if not graphs:
         raise ParityError(f"bundle {b.path} has no ONNX graphs to check; export it first", "")
     return [check_graph(b, g, n, seed, tol) for g in graphs]

@@ -20,16 +20,14 @@ from PIL import Image, ImageDraw
 
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.synth import pairs as P
-from neuedit.runtime.editing import project
 from neuedit.compare.truth_draw import target_state
 from neuedit.data.datasets import DataConfig, load_dataset, to_uint8, to_unit_range
-from neuedit.nn.backend import LatentEditor
+from neuedit.runtime.editor import Editor
 from neuedit.cli.sample import grid_image
 from neuedit.runtime.schema import empty
 from neuedit.runtime.state import EditConfig, sample_state
 from neuedit.runtime.sketch import from_rgba
 from neuedit.synth.strokes import edge_map, edge_maps, edges_from_pair_half
-from neuedit.nn.two_stage import TwoStageEditor
 
 SCALE = 3
 
@@ -53,7 +51,7 @@ def labelled_rows(columns: list[np.ndarray], names: list[str], scale: int = SCAL
     return out
 
 
-def attribute_grid(latent: LatentEditor, b, rng: np.random.Generator, cols: int = 8) -> Image.Image:
+def attribute_grid(latent: Editor, b, rng: np.random.Generator, cols: int = 8) -> Image.Image:
     """Rows: a few attributes of each exclusive group asked for alone (other groups empty);
     columns: the same z in every row, so only the request changes."""
     from neuedit.runtime.state import EditState, sample_z
@@ -97,9 +95,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    G1 = bundle_mod.load_module(b, "g1")
-    latent = LatentEditor(G1, b.schema)
-    two = TwoStageEditor.from_bundle(b)
+    latent = two = Editor.load(b, backend="torch")
 
     st = sample_state(32, b.z_dim, b.schema, rng)
     grid_image(latent.render(st), 8, 2).save(out / f"samples-{name}.png")
@@ -122,8 +118,8 @@ def main():
     pairs = [P.differ_pair(o8[i], t8[i], 3, rng, edges=edge_map(t8[i]) if i >= args.n // 2 else None)
              for i in range(args.n)]
     sketch, mask = (np.stack(a) for a in zip(*(from_rgba(p.sketch, R) for p in pairs)))
-    one = latent.edit(st, sketch, mask, adam).image
-    labelled_rows([original, over(original, sketch, mask), target, one, two.edit(st, sketch, mask)],
+    one = latent.latent(st, sketch, mask, adam).image
+    labelled_rows([original, over(original, sketch, mask), target, one, two.two_stage(st, sketch, mask)],
                   cols + [one_name, "two-stage"]).save(out / f"edits-{name}.png")
 
     # real photos: recolour requests (a colour region asked to take a new colour) and shape edits
@@ -133,13 +129,13 @@ def main():
           P.reshape_pair(data.images[i], edges[i], 4, rng, fill="blur") for k, i in enumerate(photos)]
     source, target = to_unit_range(np.stack([p.source for p in rp])), to_unit_range(np.stack([p.target for p in rp]))
     sk2, mk2 = (np.stack(a) for a in zip(*(from_rgba(p.sketch, R) for p in rp)))
-    start = project(latent.backend, source, 200, rng=rng).state
-    one_real = latent.edit(start, sk2, mk2, adam).image
-    labelled_rows([source, over(source, sk2, mk2), target, one_real, two.edit(source, sk2, mk2)],
+    start = latent.project(source, 200, rng=rng).state
+    one_real = latent.latent(start, sk2, mk2, adam).image
+    labelled_rows([source, over(source, sk2, mk2), target, one_real, two.two_stage(source, sk2, mk2)],
                   ["photo", "with strokes", "target"] + [one_name + " from projection", "two-stage"]
                   ).save(out / f"real-edits-{name}.png")
 
-    r = latent.edit(st.row(0), sketch[:1], mask[:1], EditConfig(optimizer="adam", steps=args.latent_steps),
+    r = latent.latent(st.row(0), sketch[:1], mask[:1], EditConfig(optimizer="adam", steps=args.latent_steps),
                     frames=True)
     idx = np.linspace(0, len(r.frames) - 1, 8).round().astype(int)
     frames = np.concatenate([over(original[:1], sketch[:1], mask[:1])] + [r.frames[i] for i in idx])

@@ -19,8 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from aiohttp import web
 
-from neuedit.runtime import editing
-from neuedit.runtime.engine import Engine
+from neuedit.runtime.editor import LATENT, TWO_STAGE, Editor, MethodError
 from neuedit.runtime.sketch import dist as edit_dist
 from neuedit.runtime.state import EditConfig, EditState, sample_state
 
@@ -30,7 +29,7 @@ from neuedit.server.errors import ApiError, bad_request
 from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
 from neuedit.server.openapi import spec
 
-METHODS = ("two-stage", "latent")
+METHODS = (TWO_STAGE, LATENT)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -56,7 +55,7 @@ async def _prepare(request: web.Request, fn, *args) -> _Call:
     return await asyncio.get_running_loop().run_in_executor(request.app[DECODE_POOL], partial(fn, *args, data))
 
 
-def _engine(engines: dict[str, Engine], body: dict) -> Engine:
+def _engine(engines: dict[str, Editor], body: dict) -> Editor:
     name = codec.require(body, "model")
     if not isinstance(name, str) or name not in engines:
         shown = name if isinstance(name, str) else type(name).__name__
@@ -64,7 +63,14 @@ def _engine(engines: dict[str, Engine], body: dict) -> Engine:
     return engines[name]
 
 
-def describe(eng: Engine) -> dict:
+def _require(eng: Editor, method: str) -> None:
+    try:
+        eng.require(method)
+    except MethodError as e:
+        raise bad_request("method_unavailable", f"{e}; it offers {', '.join(eng.methods) or 'no editing'}") from None
+
+
+def describe(eng: Editor) -> dict:
     info = eng.bundle.info
     return {"name": eng.name, "domain": info.domain, "kind": info.kind,
             "resolution": eng.resolution, "z_dim": eng.z_dim, "c_dim": eng.c_dim,
@@ -80,12 +86,12 @@ def _finite(image: np.ndarray) -> ApiError | None:
 
 
 # ---- batched engine calls (run in the inference thread pool; one result per payload) -------------
-def _generate_rows(eng: Engine, states: list[EditState]) -> list:
+def _generate_rows(eng: Editor, states: list[EditState]) -> list:
     image = eng.generate(np.concatenate([s.z for s in states]), np.concatenate([s.c for s in states]))
     return [_finite(image[i]) or image[i] for i in range(len(states))]
 
 
-def _two_stage_rows(eng: Engine, payloads: list) -> list:
+def _two_stage_rows(eng: Editor, payloads: list) -> list:
     sources = [p[0] for p in payloads]
     if isinstance(sources[0], EditState):
         source = EditState(np.concatenate([s.z for s in sources]), np.concatenate([s.c for s in sources]))
@@ -93,20 +99,20 @@ def _two_stage_rows(eng: Engine, payloads: list) -> list:
         source = np.concatenate(sources)
     sketch = np.concatenate([p[1] for p in payloads])  # [N, 3, R, R]
     mask = np.concatenate([p[2] for p in payloads])    # [N, 1, R, R]
-    image = eng.two_stage_edit(source, sketch, mask)
+    image = eng.two_stage(source, sketch, mask)
     d = edit_dist(image, sketch, mask)
     return [_finite(image[i]) or (image[i], float(d[i])) for i in range(len(payloads))]
 
 
-def _latent_rows(eng: Engine, steps: int, cfg: EditConfig, payloads: list) -> list:
+def _latent_rows(eng: Editor, steps: int, cfg: EditConfig, payloads: list) -> list:
     states = [p[0] for p in payloads]
     adam = states[0].m is not None
     origin = states[0].z0 is not None  # rows are batched only with rows alike in both (the call's key)
     cat = lambda name, on: np.concatenate([getattr(s, name) for s in states]) if on else None  # noqa: E731
     state = EditState(cat("z", True), cat("c", True), cat("m", adam), cat("v", adam), states[0].t,
                       cat("z0", origin), cat("c0", origin))
-    r = eng.latent_edit(state, np.concatenate([p[1] for p in payloads]),
-                        np.concatenate([p[2] for p in payloads]), steps, cfg)
+    r = eng.latent(state, np.concatenate([p[1] for p in payloads]), np.concatenate([p[2] for p in payloads]),
+                   cfg, steps)
     new, image, d = r.state, r.image, r.dist
     out = []
     for i in range(len(payloads)):
@@ -130,14 +136,14 @@ async def _infer(request: web.Request, call: _Call) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-def _project_rows(eng: Engine, steps: int, photos: list) -> list:
+def _project_rows(eng: Editor, steps: int, photos: list) -> list:
     # each photo is projected independently: batching changes nothing but speed
-    r = editing.project(eng, np.concatenate(photos), steps, rng=np.random.default_rng(0))
+    r = eng.project(np.concatenate(photos), steps, rng=np.random.default_rng(0))
     return [_finite(r.image[i]) or (r.state.row(i), r.image[i], float(r.dist[i])) for i in range(len(photos))]
 
 
 # ---- request parsing (runs in the decode pool; raises ApiError for bad input) -------------------------
-def _prepare_generate(engines: dict[str, Engine], data: bytes) -> _Call:
+def _prepare_generate(engines: dict[str, Editor], data: bytes) -> _Call:
     body = codec.parse_json(data)
     eng = _engine(engines, body)
     seed = body.get("seed")
@@ -145,7 +151,7 @@ def _prepare_generate(engines: dict[str, Engine], data: bytes) -> _Call:
         codec.parse_int(seed, "seed", 0, codec.SEED_MAX - 1)
     c = body.get("c")
     if c is not None:
-        c = codec.vector(c, eng.c_dim, "c", "bad_field")
+        c = codec.vector(c, eng.c_dim, "c", "bad_field", lo=0.0, hi=1.0)
         if c.min(initial=0) < 0 or c.max(initial=0) > 1:
             raise bad_request("bad_field", "c values must lie in [0, 1]")
     rng = np.random.default_rng(seed)
@@ -157,16 +163,14 @@ def _prepare_generate(engines: dict[str, Engine], data: bytes) -> _Call:
     return _Call((eng.name, "generate"), partial(_generate_rows, eng), state, reply)
 
 
-def _prepare_edit(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) -> _Call:
+def _prepare_edit(engines: dict[str, Editor], cfg: ServerConfig, data: bytes) -> _Call:
     body = codec.parse_json(data)
     eng = _engine(engines, body)
     method = body.get("method", "two-stage")
     if method not in METHODS:
         shown = method if isinstance(method, str) else type(method).__name__
         raise bad_request("unknown_method", f"unknown method {str(shown)[:50]!r}; use one of {', '.join(METHODS)}")
-    if method not in eng.methods:
-        raise bad_request("method_unavailable", f"model {eng.name} offers {', '.join(eng.methods) or 'no editing'}, "
-                                                f"not {method}")
+    _require(eng, method)
     has_state, has_image = body.get("state") is not None, body.get("image") is not None
     if has_state == has_image:
         raise bad_request("missing_field" if not has_state else "bad_request",
@@ -194,11 +198,10 @@ def _prepare_edit(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) ->
     return _Call(key, partial(_two_stage_rows, eng), (source, sketch, mask), reply)
 
 
-def _prepare_project(engines: dict[str, Engine], cfg: ServerConfig, data: bytes) -> _Call:
+def _prepare_project(engines: dict[str, Editor], cfg: ServerConfig, data: bytes) -> _Call:
     body = codec.parse_json(data)
     eng = _engine(engines, body)
-    if "latent" not in eng.methods:
-        raise bad_request("method_unavailable", f"model {eng.name} has no latent editor to project a photo for")
+    _require(eng, "latent")
     steps = body.get("steps", min(PROJECT_STEPS, cfg.max_project_steps))
     if codec.is_number(steps) and steps > cfg.max_project_steps:
         raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_project_steps}")
@@ -231,7 +234,7 @@ def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfi
     return replace(defaults, optimizer=optimizer, lr=lr, steps=steps)
 
 
-def _latent_call(eng: Engine, edit_cfg: EditConfig, state: EditState, sketch: np.ndarray, mask: np.ndarray) -> _Call:
+def _latent_call(eng: Editor, edit_cfg: EditConfig, state: EditState, sketch: np.ndarray, mask: np.ndarray) -> _Call:
     steps = edit_cfg.steps
 
     def reply(result: tuple) -> dict:
@@ -279,4 +282,4 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(request.app[CONFIG], list(request.app[ENGINES])))
+    return web.json_response(spec(request.app[CONFIG], [describe(e) for e in request.app[ENGINES].values()]))

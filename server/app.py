@@ -13,7 +13,7 @@ import numpy as np
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from neuedit.runtime.engine import Engine
+from neuedit.runtime.editor import Editor
 
 from neuedit.server import api
 from neuedit.server.batching import Batcher, Gate
@@ -60,7 +60,7 @@ async def _resources(app: web.Application):
     infer = ThreadPoolExecutor(cfg.inference_threads, thread_name_prefix="neuedit-infer")
     decode = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="neuedit-decode")
     try:
-        engines: dict[str, Engine] = {}
+        engines: dict[str, Editor] = {}
         for path in cfg.bundles:
             eng = await loop.run_in_executor(infer, partial(_load, path, cfg))
             if eng.name in engines:
@@ -81,8 +81,8 @@ async def _resources(app: web.Application):
         decode.shutdown(wait=True)
 
 
-def _load(path: str, cfg: ServerConfig) -> Engine:
-    eng = Engine(path, providers=cfg.providers, threads=cfg.threads)
+def _load(path: str, cfg: ServerConfig) -> Editor:
+    eng = Editor.load(path, providers=cfg.providers, threads=cfg.threads)
     eng.generate(np.zeros((1, eng.z_dim), np.float32), np.zeros((1, eng.c_dim), np.float32))  # warm-up
     return eng
 

@@ -14,49 +14,57 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
+from typing import Literal
 
+from neuedit.config import flags as tcli
+from neuedit.config import recipes as cfg_mod
 from neuedit.server.config import ServerConfig
 from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
 
 
+@dataclass(frozen=True)
+class ServeCommand:
+    """Everything `neuedit serve` takes: the app's ServerConfig and how the processes run."""
+    server: ServerConfig            # what is served and the limits every request meets
+    host: str = "127.0.0.1"         # address to listen on (0.0.0.0 for every interface)
+    port: int = 8080                # TCP port
+    workers: int = 1                # processes sharing the port via SO_REUSEPORT
+    shutdown_timeout: float = 30.0  # seconds to finish requests in flight at shutdown
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # the logging threshold
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if self.workers > 1 and self.port == 0:
+            raise UsageError("--workers > 1 needs a fixed --port (every worker must bind the same one)")
+
+
+# what the flag builder needs beyond ServeCommand's fields (neuedit.config.flags): the flag names
+# and forms `neuedit serve` has always had (bench/bench_server.py and README use them), and the
+# defaults build_config applies
+DECLARED = dict(
+    aliases={"server.bundles": "bundle", "server.max_body_bytes": "max-body-mb"},
+    repeat=("server.bundles",), units={"server.max_body_bytes": ("MiB", 2**20)}, on_off=("server.batching",),
+    defaults={"server.bundles": "every bundle shipped with the package",
+              "server.inference_threads": "CPU cores / --workers"})
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = ServerConfig.__dataclass_fields__
-    p.add_argument("--bundle", action="append", metavar="DIR",
-                   help="an exported bundle folder to serve (repeat for several); default: every bundle shipped "
-                        "with the package")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port")
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the port via SO_REUSEPORT")
-    p.add_argument("--threads", type=int, default=d["threads"].default,
-                   help="ONNX Runtime intra-op threads per engine call (0: ONNX Runtime's default, one per core)")
-    p.add_argument("--inference-threads", type=int, default=None,
-                   help="engine calls running at once per process (default: CPU cores / workers)")
-    p.add_argument("--providers", default="auto", help="ONNX Runtime providers: auto, cpu or cuda")
-    p.add_argument("--batching", choices=["on", "off"], default="on" if d["batching"].default else "off",
-                   help="micro-batch concurrent requests for the same model and method")
-    p.add_argument("--batch-window-ms", type=float, default=d["batch_window_ms"].default,
-                   help="how long a request waits for others to share its engine call")
-    p.add_argument("--max-batch", type=int, default=d["max_batch"].default, help="requests per engine call at most")
-    p.add_argument("--queue-size", type=int, default=d["queue_size"].default,
-                   help="requests in flight per process before answering 503")
-    p.add_argument("--max-steps", type=int, default=d["max_steps"].default, help="latent edit steps per request")
-    p.add_argument("--max-project-steps", type=int, default=d["max_project_steps"].default,
-                   help="photo projection steps per request")
-    p.add_argument("--max-body-mb", type=float, default=d["max_body_bytes"].default / 2**20,
-                   help="largest request body in MiB")
-    p.add_argument("--shutdown-timeout", type=float, default=30.0,
-                   help="seconds to finish requests in flight at shutdown")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    tcli.add_command_arguments(p, ServeCommand, **DECLARED)
 
 
-def config_from_args(args: argparse.Namespace, bundles: list[str]) -> ServerConfig:
-    return ServerConfig(bundles=tuple(bundles), max_body_bytes=int(args.max_body_mb * 2**20), max_steps=args.max_steps,
-                        max_project_steps=args.max_project_steps, queue_size=args.queue_size, batching=args.batching == "on",
-                        batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
-                        inference_threads=args.inference_threads or max(1, (os.cpu_count() or 1) // args.workers),
-                        threads=args.threads or None, providers=args.providers)
+def build_config(args: argparse.Namespace) -> ServeCommand:
+    """The flags typed over ServeCommand's defaults; the bundles checked (`resolve_bundles`)."""
+    d = tcli.given(args, tcli.flags_of(ServeCommand, **DECLARED))
+    server = d.setdefault("server", {})
+    server["bundles"] = resolve_bundles(server.get("bundles"))
+    server.setdefault("inference_threads", max(1, (os.cpu_count() or 1) // max(1, d.get("workers", 1))))
+    if server.get("threads") == 0:  # the command line's spelling of None
+        server["threads"] = None
+    return cfg_mod.from_dict(ServeCommand, d)
 
 
 def resolve_bundles(given: list[str] | None) -> list[str]:
@@ -77,41 +85,38 @@ def resolve_bundles(given: list[str] | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+    cmd = build_config(args)
+    logging.basicConfig(level=getattr(logging, cmd.log_level.upper()),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.workers > 1 and args.port == 0:
-        raise UsageError("--workers > 1 needs a fixed --port (every worker must bind the same one)")
-    cfg = config_from_args(args, resolve_bundles(args.bundle))
-    where = f"http://{args.host}:{args.port}/"
-    if args.workers == 1:
+    cfg = cmd.server
+    where = f"http://{cmd.host}:{cmd.port}/"
+    if cmd.workers == 1:
         log.info("serving %s on %s", ", ".join(cfg.bundles), where)
-        return _serve(cfg, args, reuse_port=False)
-    log.info("serving %s on %s with %d worker processes", ", ".join(cfg.bundles), where, args.workers)
-    return _supervise(cfg, args)
+        return _serve(cmd, reuse_port=False)
+    log.info("serving %s on %s with %d worker processes", ", ".join(cfg.bundles), where, cmd.workers)
+    return _supervise(cmd)
 
 
-def _serve(cfg: ServerConfig, args: argparse.Namespace, reuse_port: bool) -> int:
+def _serve(cmd: ServeCommand, reuse_port: bool) -> int:
     from aiohttp import web
 
     from neuedit.runtime.engine import EngineError
 
     from neuedit.server.app import AccessLogger, create_app
     try:
-        web.run_app(create_app(cfg), host=args.host, port=args.port, reuse_port=reuse_port or None,
-                    shutdown_timeout=args.shutdown_timeout, access_log_class=AccessLogger,
+        web.run_app(create_app(cmd.server), host=cmd.host, port=cmd.port, reuse_port=reuse_port or None,
+                    shutdown_timeout=cmd.shutdown_timeout, access_log_class=AccessLogger,
                     access_log=logging.getLogger("neuedit.access"), print=None)
     except EngineError as e:
         print(f"neuedit serve: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"neuedit serve: error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        print(f"neuedit serve: error: cannot listen on {cmd.host}:{cmd.port}: {e}", file=sys.stderr)
         return 1
     return 0
 
 
-def _supervise(cfg: ServerConfig, args: argparse.Namespace) -> int:
+def _supervise(cmd: ServeCommand) -> int:
     """Fork the workers, restart one that dies after running a while, stop all on a signal."""
     children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
     stopping = False
@@ -125,7 +130,7 @@ def _supervise(cfg: ServerConfig, args: argparse.Namespace) -> int:
                 os.setpgid(0, 0)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = _serve(cfg, args, reuse_port=True)
+                code = _serve(cmd, reuse_port=True)
             except BaseException:  # noqa: BLE001  a worker must never return into the supervisor's code
                 log.exception("worker %d failed", i)
             finally:
@@ -146,7 +151,7 @@ def _supervise(cfg: ServerConfig, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    for i in range(args.workers):
+    for i in range(cmd.workers):
         start(i)
     while children:
         try:

@@ -28,12 +28,16 @@ SEED_MAX = 2**53          # seeds stay exact as JavaScript numbers
 
 M_MAX = 1e4               # |Adam first moment| (gradients of Dist are far smaller)
 V_MAX = 1e8               # Adam second moment
+# |z| at most the largest float32 below 1: values are checked as sent (float64), and a larger
+# one would round to 1 in float32, outside z's open interval (-1, 1)
+Z_LIMIT = float(np.nextafter(np.float32(1), np.float32(0)))
 PHOTO_FORMATS = ("PNG", "JPEG", "WEBP")
 
 
 # ---- JSON ----------------------------------------------------------------------------------------
 def parse_json(data: bytes) -> dict:
-    """Request body -> a JSON object."""
+    """Request body -> a JSON object. A field set to null is dropped: null means "not given"
+    for every field (what /openapi.json documents as nullable)."""
     if not data.strip():
         raise bad_request("empty_body", "the request body is empty; send a JSON object")
     try:
@@ -44,7 +48,12 @@ def parse_json(data: bytes) -> dict:
         raise bad_request("malformed_json", f"the body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise bad_request("bad_request", f"the body must be a JSON object, not {type(body).__name__}")
-    return body
+    return _given(body)
+
+
+def _given(obj: dict) -> dict:
+    """The object without its null fields (a client's unset optional fields)."""
+    return {k: v for k, v in obj.items() if v is not None}
 
 
 def is_number(x) -> bool:
@@ -79,43 +88,50 @@ def parse_float(value, name: str, lo: float, hi: float, lo_open: bool = False) -
     return x
 
 
-def vector(value, n: int, name: str, code: str = "bad_state") -> np.ndarray:
-    """A list of `n` numbers (or a list holding one such list) -> float32 [1, n]; the values are
-    checked for NaN/inf and float32 overflow here, ranges by the caller."""
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
-        value = value[0]
+def vector(value, n: int, name: str, code: str = "bad_state", lo: float | None = None,
+           hi: float | None = None) -> np.ndarray:
+    """A flat list of `n` numbers -> float32 [1, n]. The values are checked as sent (float64):
+    finite, within float32's range and, when given, within [lo, hi], so that no value outside
+    the bounds gets in by rounding to them in float32."""
     if not isinstance(value, list):
         raise bad_request(code, f"{name} must be a list of {n} numbers")
     if len(value) != n:
         raise bad_request(code, f"{name} must have {n} values, got {len(value)}")
     if not all(is_number(x) for x in value):
-        raise bad_request(code, f"{name} must contain only numbers")
+        raise bad_request(code, f"{name} must contain only numbers (a flat list)")
     try:
         a = np.array([float(x) for x in value], np.float64)
     except OverflowError:
         raise bad_request(code, f"{name} contains a number too large") from None
     if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 3.0e38):
         raise bad_request(code, f"{name} contains NaN, infinity or a number out of float32 range")
+    if lo is not None and hi is not None and (a.min(initial=lo) < lo or a.max(initial=hi) > hi):
+        raise bad_request(code, f"{name} values must lie in [{lo:.9g}, {hi:.9g}]")
     return a.astype(np.float32).reshape(1, n)
 
 
 def parse_state(value, z_dim: int, c_dim: int) -> EditState:
-    """The client's state {z, c[, m, v, t][, z0, c0]} for one image -> a validated EditState."""
+    """The client's state {z, c[, m, v, t][, z0, c0]} for one image -> a validated EditState.
+    Null fields count as absent; c and c0 may be left out when c_dim is 0."""
     if not isinstance(value, dict):
         raise bad_request("bad_state", "state must be an object {z, c} (as returned by /api/generate)")
-    z = vector(value.get("z"), z_dim, "state.z")
-    c = vector(value.get("c", [] if c_dim == 0 else None), c_dim, "state.c")
+    value = _given(value)
+    no_c = [] if c_dim == 0 else None
+    z = vector(value.get("z"), z_dim, "state.z", lo=-Z_LIMIT, hi=Z_LIMIT)
+    c = vector(value.get("c", no_c), c_dim, "state.c", lo=0.0, hi=1.0)
     m = v = None
-    if value.get("m") is not None or value.get("v") is not None:
-        m = vector(value.get("m"), z_dim + c_dim, "state.m")
-        v = vector(value.get("v"), z_dim + c_dim, "state.v")
-        if np.abs(m).max(initial=0) > M_MAX or v.max(initial=0) > V_MAX:
-            raise bad_request("bad_state", f"state.m / state.v are out of range (|m| <= {M_MAX:g}, v <= {V_MAX:g})")
+    if "m" in value or "v" in value:
+        if "m" not in value or "v" not in value:
+            raise bad_request("bad_state", "state.m and state.v (Adam's moments) come together")
+        m = vector(value["m"], z_dim + c_dim, "state.m", lo=-M_MAX, hi=M_MAX)
+        v = vector(value["v"], z_dim + c_dim, "state.v", lo=0.0, hi=V_MAX)
     t = parse_int(value.get("t", 0), "state.t", 0, T_MAX, "bad_state")
     z0 = c0 = None
-    if value.get("z0") is not None or value.get("c0") is not None:
-        z0 = vector(value.get("z0"), z_dim, "state.z0")
-        c0 = vector(value.get("c0", [] if c_dim == 0 else None), c_dim, "state.c0")
+    if "z0" in value or "c0" in value:
+        if "z0" not in value:
+            raise bad_request("bad_state", "state.c0 comes with state.z0 (the starting point)")
+        z0 = vector(value["z0"], z_dim, "state.z0", lo=-Z_LIMIT, hi=Z_LIMIT)
+        c0 = vector(value.get("c0", no_c), c_dim, "state.c0", lo=0.0, hi=1.0)
     state = EditState(z, c, m, v, t, z0, c0)
     try:
         state.validate(z_dim, c_dim)
@@ -127,8 +143,8 @@ def parse_state(value, z_dim: int, c_dim: int) -> EditState:
 def state_json(state: EditState) -> dict:
     """One image's state -> JSON with flat lists (what a client sends back)."""
     d = {"z": state.z[0].tolist(), "c": state.c[0].tolist()}
-    if state.m is not None:
-        d.update(m=state.m[0].tolist(), v=state.v[0].tolist(), t=int(state.t))
+    if state.m is not None:  # t past T_MAX changes nothing (bias correction is 1) and would be refused back
+        d.update(m=state.m[0].tolist(), v=state.v[0].tolist(), t=min(int(state.t), T_MAX))
     if state.z0 is not None:
         d.update(z0=state.z0[0].tolist(), c0=state.c0[0].tolist())
     return d

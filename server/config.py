@@ -26,9 +26,11 @@ class ServerConfig:
     inference_threads: int = 2              # engine calls running at once (the thread-pool executor's size);
                                             # about one per CPU core with threads=1
     decode_threads: int = 2                 # threads decoding and encoding PNG/JPEG off the event loop
-    threads: int | None = 1                 # ONNX Runtime intra-op threads per engine call (None: ORT's default,
-                                            # one per core; slower on a shared CPU: its threads spin-wait)
-    providers: str = "auto"                 # ONNX Runtime execution providers ("auto", "cpu", "cuda")
+    threads: int | None = 1                 # ONNX Runtime intra-op threads per engine call (None, or 0 on the
+                                            # command line: ORT's default, one per core; slower on a shared
+                                            # CPU: its threads spin-wait)
+    providers: str = "auto"                 # ONNX Runtime execution providers: "auto" (CUDA when onnxruntime-gpu
+                                            # has it, else CPU), "cpu", "cuda"
     static_dir: str | None = None           # the web client's folder (None: the one shipped in the package)
     max_lr: float = 100.0                   # latent edit: the largest step size accepted
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from neuedit.runtime.engine import Engine
+from neuedit.runtime.editor import Editor
 
 from neuedit.server.batching import Batcher, Gate
 from neuedit.server.config import ServerConfig
@@ -20,7 +20,7 @@ class Runtime:
 
 CONFIG = web.AppKey("config", ServerConfig)
 RUNTIME = web.AppKey("runtime", Runtime)
-ENGINES = web.AppKey("engines", dict[str, Engine])
+ENGINES = web.AppKey("engines", dict[str, Editor])
 GATE = web.AppKey("gate", Gate)
 BATCHER = web.AppKey("batcher", Batcher)
 INFER_POOL = web.AppKey("infer_pool", ThreadPoolExecutor)

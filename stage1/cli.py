@@ -11,18 +11,19 @@ from neuedit.stage1.train import Stage1Config, train
 
 ALIASES = {"data.root": "data", "loss.adv": "loss"}
 SKIP = ("data.resolution",)  # the preset's
+# what the flag builder needs beyond Stage1Config (neuedit.config.flags.add_config_arguments)
+DECLARED = dict(aliases=ALIASES, skip=SKIP, defaults={"run.batch": "the preset's"})
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     tcli.add_run_control(p)
-    tcli.add_config_arguments(p, Stage1Config, aliases=ALIASES, skip=SKIP)
+    tcli.add_config_arguments(p, Stage1Config, **DECLARED)
     tcli.suppress_defaults(p)
 
 
 def config_dict(args) -> dict:
     """--config (if any) overlaid with the flags given, as a Stage1Config-shaped dict."""
-    d = tcli.config_dict(args, tcli.add_config_arguments(argparse.ArgumentParser(), Stage1Config,
-                                                         aliases=ALIASES, skip=SKIP))
+    d = tcli.config_dict(args, tcli.flags_of(Stage1Config, **DECLARED))
     p = presets.get(d.get("preset", Stage1Config.__dataclass_fields__["preset"].default))
     d["data"].setdefault("resolution", p.resolution)
     d["run"].setdefault("batch", p.batch)

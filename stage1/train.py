@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from neuedit.nn.weights import save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.nn import presets
 from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
@@ -88,8 +89,8 @@ def write_bundle(run: Run, cfg: Stage1Config, schema: Schema, G_serving, D, g_sp
     if not run.is_main:
         return None
     path = run.out / "bundle"
-    nets = {"g1": bundle_mod.save_module(path, "g1", G_serving, g_spec),
-            "d": bundle_mod.save_module(path, "d", unwrap(D), d_spec)}
+    nets = {"g1": save_module(path, "g1", G_serving, g_spec),
+            "d": save_module(path, "d", unwrap(D), d_spec)}
     training = bundle_mod.Provenance(stage1_step=step, config_digest=run.digest, data=cfg.data.root,
                                      stage1_config=cfg.to_dict(), threads=torch.get_num_threads())
     name = cfg.name or run.out.name

@@ -16,10 +16,12 @@ ALIASES = {"data.root": "data"}
 # synthesis details are set in a recipe (--config), not by flags
 SKIP = ("data.resolution", "strokes", "mix.pair")
 ITERATIONS = 20_000  # this command's default (the run config's is stage one's)
+# the defaults this command applies (build_config), shown in --help instead of the dataclasses'
+DEFAULTS = {"run.iterations": ITERATIONS, "run.batch": "the preset's"}
 
 
 def _flags(p: argparse.ArgumentParser) -> list:
-    return tcli.add_config_arguments(p, Stage2Config, aliases=ALIASES, skip=SKIP)
+    return tcli.add_config_arguments(p, Stage2Config, aliases=ALIASES, skip=SKIP, defaults=DEFAULTS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

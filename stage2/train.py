@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuedit.nn.weights import load_module, save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.synth import pairs as P
 from neuedit.nn import presets
@@ -196,7 +197,7 @@ class Stage2(Stage):
         preset = stage2_preset(cfg, s1)
         self.source = SketchSource(images, cfg, run.is_main)
         self.data = TensorData(images, run.device)
-        self.G1 = bundle_mod.load_module(s1, "g1", run.device)
+        self.G1 = load_module(s1, "g1", run.device)
         if cfg.joint:
             self.G1.train().requires_grad_(True)
         self.g2_spec = presets.g2_spec(preset)
@@ -353,12 +354,12 @@ def write_bundle(run: Run, cfg: Stage2Config, s1, G1, G2, g2_spec: dict, step: i
     path.mkdir(parents=True, exist_ok=True)
     nets = dict(s1.info.networks)
     if cfg.joint:
-        nets["g1"] = bundle_mod.save_module(path, "g1", G1, nets["g1"].spec)
+        nets["g1"] = save_module(path, "g1", G1, nets["g1"].spec)
     else:
         shutil.copyfile(s1.file("g1"), path / nets["g1"].weights)
     if "d" in nets:
         shutil.copyfile(s1.file("d"), path / nets["d"].weights)
-    nets["g2"] = bundle_mod.save_module(path, "g2", G2, g2_spec)
+    nets["g2"] = save_module(path, "g2", G2, g2_spec)
     training = replace(s1.info.training, stage2_step=step, stage2_config_digest=run.digest, stage1_bundle=str(s1.path))
     # the stage-one bundle's graphs are not copied: this one is exported anew
     meta = replace(s1.info.without_graphs(), kind="two-stage", name=cfg.name or s1.name, networks=nets,

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.bundle import BundleError, BundleMeta, NetSpec, Provenance
 
@@ -212,7 +213,7 @@ def test_stage2_write_bundle_writes_todays_layout(tiny_bundle, tmp_path, joint):
     g2_spec = presets.g2_spec(presets.get("tiny"))
     run = SimpleNamespace(is_main=True, out=tmp_path, digest="fedcba9876543210")
     cfg = SimpleNamespace(name="edited", joint=joint)
-    b = write_bundle(run, cfg, s1, bundle_mod.load_module(s1, "g1"), build(g2_spec), g2_spec, 11)
+    b = write_bundle(run, cfg, s1, load_module(s1, "g1"), build(g2_spec), g2_spec, 11)
     expected = {k: v for k, v in s1.meta.items() if k not in ("onnx",)}
     expected.update(kind="two-stage", name="edited", g2={**g2_spec, "weights": "g2.safetensors"})
     expected["training"] = {**s1.meta["training"], "stage2_step": 11, "stage2_config_digest": "fedcba9876543210",
@@ -236,7 +237,7 @@ def test_copy_for_export_drops_graphs_and_file_list(tiny_bundle, tmp_path):
 
 
 def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
-    from neuedit.runtime.engine import Engine
+    from neuedit.runtime.editor import Editor
     from neuedit.export.onnx_export import serve_only
     p = _copy(tiny_exported, tmp_path / "served")
     b = serve_only(bundle_mod.read(p))
@@ -248,4 +249,4 @@ def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
     assert bundle_mod.read(p).info == b.info  # the folder holds every file it names
     with pytest.raises(BundleError, match="no weights for 'g1'.*serve-only"):
         b.file("g1")
-    assert Engine(p, providers="cpu").methods == ["two-stage", "latent"]  # and it still serves
+    assert Editor.load(p, providers="cpu").methods == ["two-stage", "latent"]  # and it still serves

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.cli.main import main
 from neuedit.compare import CompareConfig, compare, cumulative, paired, project
@@ -96,7 +97,7 @@ def test_a_task_set_refuses_a_bundle_of_other_dimensions(tiny_bundle, tiny_bundl
 
 
 def test_projection_reconstructs_a_generator_sample(tiny_bundle):
-    G = bundle_mod.load_module(tiny_bundle, "g1")
+    G = load_module(tiny_bundle, "g1")
     target = sample_state(3, tiny_bundle.z_dim, tiny_bundle.schema, np.random.default_rng(5))
     with torch.no_grad():
         x = G(torch.from_numpy(target.z), torch.from_numpy(target.c)).numpy()

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.evaluation import metrics as M
 from neuedit.cli.main import main
@@ -35,7 +36,7 @@ def loud_bundle(tiny_bundle, tmp_path_factory):
     path = tmp_path_factory.mktemp("bundles") / "loud"
     shutil.copytree(tiny_bundle.path, path)
     b = bundle_mod.read(path)
-    g1 = bundle_mod.load_module(b, "g1")
+    g1 = load_module(b, "g1")
     save_file({k: (v * 2.5 if v.ndim >= 2 else v).contiguous() for k, v in g1.state_dict().items()}, str(b.file("g1")))
     return bundle_mod.read(path)
 
@@ -73,7 +74,7 @@ def test_truth_set_pairs_each_source_and_target_over_stroke_counts(loud_bundle, 
     kinds = [(g[0][1].kind, g[0][1].fill) for g in groups.values()]
     assert kinds == [("recolour", ""), ("reshape", "donor"), ("recolour", ""), ("reshape", "blur"),
                      ("differ", ""), ("differ", "")]
-    G1 = bundle_mod.load_module(loud_bundle, "g1")
+    G1 = load_module(loud_bundle, "g1")
     for g, members in groups.items():
         (t0, a0) = members[0]
         assert [a.strokes for _, a in members] == [1, 3, 10] and [t.id for t, _ in members] == [f"{g}n{n}" for n in

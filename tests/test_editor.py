@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.nn.backend import LatentEditor
+from neuedit.nn.backend import TorchBackend
+from neuedit.runtime.editor import Editor
 from neuedit.runtime.sketch import SketchError, decode_png, dist, from_rgb, from_rgba
 from neuedit.runtime.state import EditConfig, EditState, StateError, group_matrix, sample_state
 
@@ -55,37 +57,37 @@ def _sketch_box(r, colour, box):
 
 
 def test_gd_with_small_lr_decreases_dist_monotonically(trained_tiny_bundle):
-    G = bundle_mod.load_module(trained_tiny_bundle, "g1")
-    ed = LatentEditor(G, trained_tiny_bundle.schema)
+    G = load_module(trained_tiny_bundle, "g1")
+    ed = Editor(TorchBackend(G, None, trained_tiny_bundle.schema))
     st = sample_state(1, 16, trained_tiny_bundle.schema, np.random.default_rng(0))
     sketch, mask = _sketch_box(16, [1.0, -1.0, -1.0], (2, 8, 2, 8))
-    r = ed.edit(st, sketch, mask, EditConfig(optimizer="gd", lr=0.05, steps=8))
+    r = ed.latent(st, sketch, mask, EditConfig(optimizer="gd", lr=0.05, steps=8))
     assert np.all(np.diff(r.trace[:, 0]) < 0), r.trace[:, 0]
 
 
 def test_state_stays_in_range_after_many_large_steps(tiny_bundle):
-    ed = LatentEditor(bundle_mod.load_module(tiny_bundle, "g1"), tiny_bundle.schema)
+    ed = Editor.load(tiny_bundle, backend="torch", g2=False)
     st = sample_state(2, 16, tiny_bundle.schema, np.random.default_rng(1))
     sketch, mask = _sketch_box(16, [1.0, 1.0, -1.0], (0, 16, 0, 16))
     for opt in ("gd", "adam"):
-        r = ed.edit(st, sketch, mask, EditConfig(optimizer=opt, lr=500.0, steps=20))
+        r = ed.latent(st, sketch, mask, EditConfig(optimizer=opt, lr=500.0, steps=20))
         assert np.all(np.abs(r.state.z) < 1) and np.all((r.state.c >= 0) & (r.state.c <= 1))
         assert np.isfinite(r.image).all()
         r.state.validate(16, 25)
 
 
 def test_state_json_round_trip_is_bit_exact(tiny_bundle):
-    ed = LatentEditor(bundle_mod.load_module(tiny_bundle, "g1"), tiny_bundle.schema)
+    ed = Editor.load(tiny_bundle, backend="torch", g2=False)
     st = sample_state(1, 16, tiny_bundle.schema, np.random.default_rng(2))
     sketch, mask = _sketch_box(16, [0.0, 0.5, 1.0], (4, 9, 4, 9))
-    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=3))
+    r = ed.latent(st, sketch, mask, EditConfig(optimizer="adam", steps=3))
     back = EditState.from_json(json.dumps(json.loads(r.state.to_json())))
     for k in ("z", "c", "m", "v"):
         assert np.array_equal(getattr(back, k), getattr(r.state, k)) and getattr(back, k).dtype == np.float32
     assert back.t == r.state.t == 3
     # continuing from the JSON equals continuing from the object (Adam moments carried over)
-    a = ed.edit(back, sketch, mask, EditConfig(optimizer="adam", steps=2))
-    b = ed.edit(r.state, sketch, mask, EditConfig(optimizer="adam", steps=2))
+    a = ed.latent(back, sketch, mask, EditConfig(optimizer="adam", steps=2))
+    b = ed.latent(r.state, sketch, mask, EditConfig(optimizer="adam", steps=2))
     assert np.array_equal(a.state.z, b.state.z)
 
 
@@ -104,13 +106,13 @@ def test_bad_states_are_refused():
 
 
 def test_edit_pulls_a_region_toward_a_colour_and_leaves_the_rest(trained_tiny_bundle):
-    G = bundle_mod.load_module(trained_tiny_bundle, "g1")
-    ed = LatentEditor(G, trained_tiny_bundle.schema)
+    G = load_module(trained_tiny_bundle, "g1")
+    ed = Editor(TorchBackend(G, None, trained_tiny_bundle.schema))
     st = sample_state(4, 16, trained_tiny_bundle.schema, np.random.default_rng(5))
     before = ed.render(st)
     colour = np.array([1.0, -1.0, -1.0], np.float32)  # pure red over the top-left
     sketch, mask = _sketch_box(16, colour, (0, 6, 0, 6))
-    r = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", lr=0.05, steps=40))
+    r = ed.latent(st, sketch, mask, EditConfig(optimizer="adam", lr=0.05, steps=40))
     m = mask[0].astype(bool)
     d_before = np.abs(before[:, :, m] - colour[None, :, None]).mean()
     d_after = np.abs(r.image[:, :, m] - colour[None, :, None]).mean()
@@ -121,12 +123,11 @@ def test_edit_pulls_a_region_toward_a_colour_and_leaves_the_rest(trained_tiny_bu
 
 
 def test_restarts_keep_the_best(trained_tiny_bundle):
-    ed = LatentEditor(bundle_mod.load_module(trained_tiny_bundle, "g1"), trained_tiny_bundle.schema)
+    ed = Editor.load(trained_tiny_bundle, backend="torch", g2=False)
     st = sample_state(1, 16, trained_tiny_bundle.schema, np.random.default_rng(9))
     sketch, mask = _sketch_box(16, [-1.0, -1.0, 1.0], (8, 16, 8, 16))
-    one = ed.edit(st, sketch, mask, EditConfig(optimizer="adam", steps=5))
-    best = ed.edit_restarts(st, sketch, mask, EditConfig(optimizer="adam", steps=5, restarts=4),
-                            np.random.default_rng(0))
+    one = ed.latent(st, sketch, mask, EditConfig(optimizer="adam", steps=5))
+    best = ed.latent(st, sketch, mask, EditConfig(optimizer="adam", steps=5, restarts=4), rng=np.random.default_rng(0))
     assert best.dist[0] <= one.dist[0]
 
 

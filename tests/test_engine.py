@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from neuedit.runtime.engine import Engine, EngineError, resize_image
+from neuedit.data.datasets import image_to_model as resize_image  # noqa: F401
+from neuedit.runtime.editor import Editor
+from neuedit.runtime.engine import EngineError, OnnxBackend
 from neuedit.runtime.state import EditConfig, sample_state
 
 
@@ -34,7 +36,7 @@ def test_import_does_not_import_torch():
 
 
 def test_engine_properties(exported):
-    e = Engine(exported.path, threads=1)
+    e = Editor.load(exported.path, threads=1)
     assert e.provider == "CPUExecutionProvider"
     assert e.methods == ["two-stage", "latent"]
     assert (e.z_dim, e.c_dim, e.resolution, e.name) == (exported.z_dim, exported.c_dim, 16, exported.name)
@@ -43,8 +45,8 @@ def test_engine_properties(exported):
 
 def test_generate_matches_pytorch(exported):
     import torch
-    from neuedit.runtime.bundle import load_module
-    e = Engine(exported.path)
+    from neuedit.nn.weights import load_module
+    e = Editor.load(exported.path)
     st = sample_state(3, e.z_dim, e.schema, np.random.default_rng(0))
     img = e.generate(st.z, st.c)
     assert img.shape == (3, 3, 16, 16) and img.dtype == np.float32
@@ -58,11 +60,11 @@ def test_generate_matches_pytorch(exported):
 
 def test_two_stage_edit_matches_pytorch(exported, strokes):
     import torch
-    from neuedit.runtime.bundle import load_module
-    e = Engine(exported.path)
+    from neuedit.nn.weights import load_module
+    e = Editor.load(exported.path)
     sketch, mask = strokes
     st = sample_state(2, e.z_dim, e.schema, np.random.default_rng(1))
-    out = e.two_stage_edit(st, sketch, mask)  # a state: G1 first, sketch broadcast from 1 to N
+    out = e.two_stage(st, sketch, mask)  # a state: G1 first, sketch broadcast from 1 to N
     with torch.no_grad():
         g1, g2 = load_module(exported, "g1"), load_module(exported, "g2")
         src = g1(torch.from_numpy(st.z), torch.from_numpy(st.c))
@@ -70,9 +72,9 @@ def test_two_stage_edit_matches_pytorch(exported, strokes):
     assert out.shape == (2, 3, 16, 16)
     np.testing.assert_allclose(out, ref.numpy(), atol=1e-5)
     # an image source (a photo) gives the same when it is G1's picture
-    np.testing.assert_allclose(e.two_stage_edit(src.numpy(), sketch, mask), out, atol=1e-5)
+    np.testing.assert_allclose(e.two_stage(src.numpy(), sketch, mask), out, atol=1e-5)
     with pytest.raises(ValueError, match="sketch"):
-        e.two_stage_edit(src.numpy(), sketch[:, :, :8], mask)
+        e.two_stage(src.numpy(), sketch[:, :, :8], mask)
 
 
 @pytest.mark.parametrize("cfg", [EditConfig("gd", steps=5, paste=0.0), EditConfig("adam", lr=0.05, steps=5),
@@ -80,15 +82,13 @@ def test_two_stage_edit_matches_pytorch(exported, strokes):
                                  EditConfig(steps=5)],
                          ids=["gd", "adam", "adam-anchor-frozen-c", "default"])
 def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
-    from neuedit.runtime.bundle import load_module
-    from neuedit.nn.backend import LatentEditor
-    e = Engine(exported.path)
-    ed = LatentEditor(load_module(exported, "g1"), exported.schema)
+    e = Editor.load(exported.path)
+    ed = Editor.load(exported, backend="torch")
     sketch, mask = strokes
     st = sample_state(2, e.z_dim, e.schema, np.random.default_rng(2))
-    r = e.latent_edit(st, sketch, mask, 5, cfg)
+    r = e.latent(st, sketch, mask, cfg, 5)
     new, image, dist, trace = r.state, r.image, r.dist, r.trace
-    ref = ed.edit(st, sketch, mask, cfg)
+    ref = ed.latent(st, sketch, mask, cfg)
     assert np.abs(new.z - st.z).max() > 1e-3 or cfg.step_sizes(e.c_dim)[0] == 0  # the edit moved z
     assert np.abs(new.c - st.c).max(initial=0) > 1e-3 or not (cfg.edit_c and e.c_dim)  # and c
     np.testing.assert_allclose(new.z, ref.state.z, atol=1e-4)
@@ -102,8 +102,8 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
         np.testing.assert_allclose(new.m, ref.state.m, atol=1e-6)
         # the moments travel in the state: three more steps continue the same optimisation
         cont = EditConfig("adam", lr=cfg.lr, steps=3, anchor=cfg.anchor, edit_c=cfg.edit_c)
-        new2 = e.latent_edit(new, sketch, mask, 3, cont).state
-        ref2 = ed.edit(ref.state, sketch, mask, cont)
+        new2 = e.latent(new, sketch, mask, cont, 3).state
+        ref2 = ed.latent(ref.state, sketch, mask, cont)
         assert new2.t == 8
         np.testing.assert_allclose(new2.z, ref2.state.z, atol=1e-4)
     if not cfg.edit_c and e.c_dim:
@@ -112,22 +112,20 @@ def test_latent_edit_reproduces_pytorch_editor(exported, strokes, cfg):
 
 def test_photo_projection_is_the_same_on_both_backends(exported):
     """The editing core's projection runs torch-free on the engine, step for step as on PyTorch."""
-    from neuedit.runtime import editing
-    from neuedit.nn.backend import TorchBackend
-    e = Engine(exported.path)
+    e = Editor.load(exported.path)
     photos = e.generate(*(lambda s: (s.z, s.c))(sample_state(2, e.z_dim, e.schema, np.random.default_rng(4))))
-    got = editing.project(e, photos, 15, rng=np.random.default_rng(0), candidates=4)
-    ref = editing.project(TorchBackend.from_bundle(exported, g2=False), photos, 15, rng=np.random.default_rng(0),
-                          candidates=4)
+    got = e.project(photos, 15, rng=np.random.default_rng(0), candidates=4)
+    ref = Editor.load(exported, backend="torch", g2=False).project(photos, 15, rng=np.random.default_rng(0),
+                                                                   candidates=4)
     assert got.trace.shape == (16, 2) and (got.trace[-1] < got.trace[0]).all()  # it reconstructs better
     np.testing.assert_allclose(got.state.z, ref.state.z, atol=1e-4)
     np.testing.assert_allclose(got.dist, ref.dist, atol=1e-5)
 
 
 def test_latent_edit_zero_steps_renders_the_state(tiny_exported, strokes):
-    e = Engine(tiny_exported.path)
+    e = Editor.load(tiny_exported.path)
     st = sample_state(1, e.z_dim, e.schema, np.random.default_rng(3))
-    r = e.latent_edit(st, *strokes, 0)
+    r = e.latent(st, *strokes, steps=0)
     new, image, trace = r.state, r.image, r.trace
     assert trace.shape == (1, 1)
     np.testing.assert_allclose(image, e.generate(new.z, new.c), atol=1e-6)
@@ -139,33 +137,33 @@ def test_garbage_and_truncated_onnx_refused(tiny_exported, tmp_path):
     p = _copy(tiny_exported, tmp_path)
     (p / "g2.onnx").write_bytes(b"this is not a protobuf")
     with pytest.raises(EngineError, match="g2.onnx"):
-        Engine(p)
+        OnnxBackend(p)
     data = (tiny_exported.path / "latent_step.onnx").read_bytes()
     shutil.copy(tiny_exported.path / "g2.onnx", p / "g2.onnx")
     (p / "latent_step.onnx").write_bytes(data[: len(data) // 2])
     with pytest.raises(EngineError, match="latent_step.onnx"):
-        Engine(p)
+        OnnxBackend(p)
 
 
 def test_missing_onnx_refused(tiny_exported, tiny_bundle, tmp_path):
     p = _copy(tiny_exported, tmp_path)
     (p / "g1.onnx").unlink()
     with pytest.raises(EngineError, match="g1.onnx"):
-        Engine(p)
+        OnnxBackend(p)
     with pytest.raises(EngineError, match="export"):
-        Engine(tiny_bundle.path)  # never exported
+        OnnxBackend(tiny_bundle.path)  # never exported
 
 
 def test_onnx_from_another_bundle_refused(tiny_exported, tiny_exported_empty, tmp_path):
     p = _copy(tiny_exported, tmp_path)
     shutil.copy(tiny_exported_empty.path / "latent_step.onnx", p / "latent_step.onnx")
     with pytest.raises(EngineError, match="latent_step.onnx.*different model"):
-        Engine(p)
+        OnnxBackend(p)
     # the right graph under the wrong name
     p2 = _copy(tiny_exported_empty, tmp_path / "x")
     shutil.copy(p2 / "g1.onnx", p2 / "g2.onnx")
     with pytest.raises(EngineError, match="g2.onnx"):
-        Engine(p2)
+        OnnxBackend(p2)
 
 
 def test_onnx_of_other_weights_refused(tiny_exported, tmp_path):
@@ -175,13 +173,13 @@ def test_onnx_of_other_weights_refused(tiny_exported, tmp_path):
     p = _copy(tiny_exported, tmp_path)
     shutil.copy(other.path / "g1.safetensors", p / "g1.safetensors")
     with pytest.raises(EngineError, match="g1.onnx.*other weights"):
-        Engine(p)
+        OnnxBackend(p)
 
 
 def test_unavailable_provider_refused(tiny_exported):
     with pytest.raises(EngineError, match="not available"):
-        Engine(tiny_exported.path, providers="NoSuchExecutionProvider")
-    assert Engine(tiny_exported.path, providers="cpu").provider == "CPUExecutionProvider"
+        OnnxBackend(tiny_exported.path, providers="NoSuchExecutionProvider")
+    assert Editor.load(tiny_exported.path, providers="cpu").provider == "CPUExecutionProvider"
 
 
 def test_resize_image():

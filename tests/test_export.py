@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.cli.main import main as cli_main
-from neuedit.runtime.engine import GRAPH_FILES, META_BUNDLE, META_C_INPUT, META_GRAPH, META_WEIGHTS, file_digest
+from neuedit.runtime.engine import file_digest
+from neuedit.runtime.graphs import GRAPHS, META_BUNDLE, META_C_INPUT, META_GRAPH, META_WEIGHTS
 from neuedit.export.onnx_export import conv_input_grads_to_forward_ops, fold_batchnorm
 from neuedit.export.parity import ParityError, check_bundle, check_graph, compare_outputs
 
@@ -27,8 +29,8 @@ def _io(path):
 
 def test_export_records_graphs_in_bundle_json(exported):
     b = bundle_mod.read(exported.path)
-    assert b.meta["onnx"] == GRAPH_FILES
-    for g in GRAPH_FILES:
+    assert b.meta["onnx"] == {g.name: g.file for g in GRAPHS.values()}
+    for g in GRAPHS:
         assert b.file(f"onnx:{g}").is_file()
 
 
@@ -60,7 +62,7 @@ def test_c_dim_0_drops_the_c_inputs(tiny_exported_empty):
 
 
 def test_metadata_and_no_batchnorm(exported):
-    for g, f in GRAPH_FILES.items():
+    for g, f in ((g.name, g.file) for g in GRAPHS.values()):
         path = exported.path / f
         onnx.checker.check_model(str(path), full_check=True)
         m = onnx.load(str(path))
@@ -92,7 +94,7 @@ def test_fold_batchnorm_keeps_outputs(tiny_bundle):
     torch.manual_seed(0)
     for key, args in (("g1", (torch.randn(3, tiny_bundle.z_dim), torch.rand(3, tiny_bundle.c_dim))),
                       ("g2", (torch.rand(3, 3, 16, 16) * 2 - 1, torch.rand(3, 3, 16, 16), torch.ones(3, 1, 16, 16)))):
-        net = bundle_mod.load_module(tiny_bundle, key)
+        net = load_module(tiny_bundle, key)
         folded = fold_batchnorm(net)
         assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
         assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is untouched

@@ -7,6 +7,7 @@ import torch
 
 from neuedit.nn import augment
 from neuedit.runtime import bundle as bundle_mod
+from neuedit.nn.weights import load_module
 from neuedit.data.datasets import DataConfig, load_dataset
 from neuedit.nn.losses import d_hinge_loss, g_hinge_loss, r1_penalty
 from neuedit.nn.nets import SNDiscriminator, UpGenerator
@@ -125,7 +126,7 @@ def test_init_from_starts_with_the_bundle_weights(tmp_path, data_dir, faces):
     first = train(cpu_cfg(tmp_path / "first", data_dir), faces)
     frozen = OptimConfig(lr=0.0, lr_end=0.0)  # Adam with lr 0 leaves the parameters where they start
     _, mods = fit(cpu_cfg(tmp_path / "warm", data_dir, iterations=1, optim=frozen, init_from=str(first.path)), faces)
-    g1 = bundle_mod.load_module(first, "g1")
+    g1 = load_module(first, "g1")
     for (k, p), q in zip(mods["G"].named_parameters(), g1.parameters()):
         assert torch.equal(p, q), f"G.{k} was not loaded from the bundle"
     _, cold = fit(cpu_cfg(tmp_path / "cold", data_dir, iterations=1, optim=frozen), faces)

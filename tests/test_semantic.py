@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.compare import semantic as S
 from neuedit.runtime.schema import anime_faces
@@ -51,7 +52,7 @@ def test_a_stepped_state_round_trips_through_json():
 def anime():
     from neuedit.nn.backend import TorchBackend
     b = bundle_mod.read(next(p for p in bundle_mod.shipped() if p.name == "anime"))
-    return b, TorchBackend(bundle_mod.load_module(b, "g1"), None, b.schema)
+    return b, TorchBackend(load_module(b, "g1"), None, b.schema)
 
 
 @pytest.fixture(scope="module")

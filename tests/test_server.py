@@ -27,7 +27,8 @@ from PIL import Image
 
 from neuedit.runtime.bundle import write_meta
 from neuedit.data.datasets import to_uint8
-from neuedit.runtime.engine import Engine, resize_image
+from neuedit.data.datasets import image_to_model as resize_image
+from neuedit.runtime.editor import Editor
 from neuedit.server.app import create_app
 from neuedit.server.config import ServerConfig
 from neuedit.runtime.sketch import decode_png
@@ -98,7 +99,7 @@ async def client(aiohttp_client, cfg):
 
 @pytest.fixture(scope="module")
 def engines(tiny_exported, tiny_exported_empty):
-    return {"tiny": Engine(tiny_exported.path, threads=1), "tiny_empty": Engine(tiny_exported_empty.path, threads=1)}
+    return {"tiny": Editor.load(tiny_exported.path, threads=1), "tiny_empty": Editor.load(tiny_exported_empty.path, threads=1)}
 
 
 async def post(client, path, body):
@@ -189,8 +190,8 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     status, e2 = await post(client, "/api/edit", {**body, "steps": 2, "state": e1["state"]})
     assert status == 200, e2
     cfg = EditConfig(optimizer="adam", lr=0.1)
-    r1 = eng.latent_edit(state, sketch[None], mask[None], 3, cfg)
-    r2 = eng.latent_edit(r1.state, sketch[None], mask[None], 2, cfg)
+    r1 = eng.latent(state, sketch[None], mask[None], cfg, 3)
+    r2 = eng.latent(r1.state, sketch[None], mask[None], cfg, 2)
     s2, img2, d1, d2 = r2.state, r2.image, r1.dist, r2.dist
     got = EditState.from_dict(e2["state"])
     np.testing.assert_allclose(got.z, s2.z, atol=1e-6)
@@ -204,7 +205,7 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     status, ts = await post(client, "/api/edit", {"model": model, "sketch": SKETCH, "method": "two-stage",
                                                   "state": e2["state"]})
     assert status == 200 and ts["state"]["z"] == e2["state"]["z"]
-    ref = eng.two_stage_edit(got, sketch[None], mask[None])
+    ref = eng.two_stage(got, sketch[None], mask[None])
     assert np.abs(decode_image(ts["image"]).astype(int) - to_uint8(ref[0])).max() <= 1
     # gd (the report's one step per submit) keeps no moments
     status, gd = await post(client, "/api/edit", {"model": model, "sketch": SKETCH, "method": "latent",
@@ -222,7 +223,7 @@ async def test_photo_edit_matches_engine(client, engines):
     assert "state" not in out
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     sketch, mask = decode_png(base64.b64decode(SKETCH), R)
-    ref = engines["tiny"].two_stage_edit(resize_image(rgb, R)[None], sketch[None], mask[None])
+    ref = engines["tiny"].two_stage(resize_image(rgb, R)[None], sketch[None], mask[None])
     assert np.abs(decode_image(out["image"]).astype(int) - to_uint8(ref[0])).max() <= 2  # JPEG draft decode
     # PNG with alpha, grey, CMYK JPEG, a data URL: all accepted
     for p in (photo((20, 20), "PNG", "RGBA"), photo((33, 17), "PNG", "L"), photo((30, 30), "JPEG", "CMYK")):
@@ -238,7 +239,7 @@ async def test_photo_projection_matches_engine_and_starts_latent_edits(client, e
     status, out = await post(client, "/api/project", {"model": "tiny", "image": b64(data), "steps": 12})
     assert status == 200, out
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    ref = editing.project(engines["tiny"], resize_image(rgb, R)[None], 12, rng=np.random.default_rng(0))
+    ref = engines["tiny"].project(resize_image(rgb, R)[None], 12, rng=np.random.default_rng(0))
     got = EditState.from_dict(out["state"])
     np.testing.assert_allclose(got.z, ref.state.z, atol=1e-5)
     assert abs(out["dist"] - float(ref.dist[0])) < 1e-5 and out["steps"] == 12

@@ -18,8 +18,8 @@ def test_the_three_demo_domains_ship():
 
 @pytest.fixture(scope="module", params=SHIPPED, ids=NAMES)
 def engine(request):
-    from neuedit.runtime.engine import Engine
-    return Engine(request.param, threads=1)
+    from neuedit.runtime.editor import Editor
+    return Editor.load(request.param, threads=1)
 
 
 def test_metadata_and_methods(engine):
@@ -31,8 +31,8 @@ def test_metadata_and_methods(engine):
 
 
 def test_engine_import_pulls_no_torch():
-    code = ("import sys, neuedit.runtime.engine, neuedit.runtime.bundle as b; "
-            "[neuedit.runtime.engine.Engine(p) for p in b.shipped()]; assert 'torch' not in sys.modules")
+    code = ("import sys, neuedit.runtime.editor, neuedit.runtime.bundle as b; "
+            "[neuedit.runtime.editor.Editor.load(p) for p in b.shipped()]; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -93,7 +93,7 @@ def test_two_stage_colour_edit_moves_the_stroke_region_toward_its_colour(engine,
     mask = np.zeros((1, 1, r, r), np.float32)
     mask[..., 20:42, 20:26] = 1  # a vertical stroke, 6 px wide
     sketch[:] = colour[None, :, None, None] * mask
-    after = engine.two_stage_edit(before, sketch, mask)
+    after = engine.two_stage(before, sketch, mask)
     m = mask[0, 0].astype(bool)
     d_before = np.abs(before[:, :, m] - colour[None, :, None]).mean()
     d_after = np.abs(after[:, :, m] - colour[None, :, None]).mean()
@@ -125,7 +125,7 @@ def test_two_stage_recolour_spreads_over_the_region(engine, data_dir):
     pairs = [P.recolour_request(im, photos, 3, rng) for im in photos[:24]]
     sketch, mask = (np.stack(a) for a in zip(*(from_rgba(p.sketch, 64) for p in pairs)))
     source, target = to_unit_range(np.stack([p.source for p in pairs])), to_unit_range(np.stack([p.target for p in pairs]))
-    after = engine.two_stage_edit(source, sketch, mask)
+    after = engine.two_stage(source, sketch, mask)
     beyond = np.stack([p.region for p in pairs])[:, None] & (mask == 0)  # the region without the stroke pixels
     d_before = np.abs(source - target).mean(1, keepdims=True)[beyond].mean()
     d_after = np.abs(after - target).mean(1, keepdims=True)[beyond].mean()
@@ -144,7 +144,7 @@ def test_one_default_latent_step_moves_the_picture_toward_the_strokes(engine, re
     sketch = colour[None, :, None, None] * mask
     from neuedit.runtime.sketch import dist
     d0 = dist(before, sketch, mask)
-    res = engine.latent_edit(st, sketch, mask, 1, EditConfig())
+    res = engine.latent(st, sketch, mask, EditConfig(), 1)
     assert (res.dist < d0).mean() >= 0.75 and res.dist.mean() < d0.mean(), (d0, res.dist)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.data.datasets import DataConfig, load_dataset
 from neuedit.runtime.schema import anime_faces
@@ -66,7 +67,7 @@ def test_outputs_bundle_grid_plot_and_rebuilds_g_without_retyping(tmp_path, data
     assert {"step", "L_D", "L_G", "L_gp", "L_cls_D", "lr"} <= set((out / "log.csv").read_text().splitlines()[0].split(","))
     meta = bundle_mod.read(out / "bundle").meta
     assert meta["c_dim"] == 25 and meta["resolution"] == 16 and meta["g1"]["kwargs"]["z_dim"] == 16
-    G = bundle_mod.load_module(b, "g1")
+    G = load_module(b, "g1")
     ema = torch.load(out / "checkpoint.pt", weights_only=True)["modules"]["G_ema"]
     for k, v in G.named_parameters():
         assert torch.equal(v, ema[k])

@@ -9,7 +9,7 @@ from neuedit.training import RunConfig
 from neuedit.stage2.train import SketchSource, Stage2Config, dilate, fit, train
 from neuedit.runtime.state import sample_state
 from neuedit.synth.strokes import StrokeConfig
-from neuedit.nn.two_stage import TwoStageEditor, two_stage_edit
+from neuedit.runtime.editor import Editor
 
 
 def s2_cfg(stage1, out, data_dir, iterations, **kw):
@@ -103,19 +103,19 @@ def test_resume_and_bundle_contains_stage_one(tmp_path, tiny_bundle, data_dir, f
 
 def test_two_stage_edit_api_on_state_and_real_photo(tiny_bundle, data_dir):
     from PIL import Image
-    ed = TwoStageEditor.from_bundle(tiny_bundle)
+    ed = Editor.load(tiny_bundle, backend="torch")
     st = sample_state(2, tiny_bundle.z_dim, tiny_bundle.schema, np.random.default_rng(0))
     sketch = np.zeros((3, 16, 16), np.float32)
     mask = np.zeros((1, 16, 16), np.float32)
     mask[:, 4:8, 4:8] = 1
-    out = ed.edit(st, sketch, mask)
+    out = ed.two_stage(st, sketch, mask)
     assert out.shape == (2, 3, 16, 16)
     photo = np.asarray(Image.open(data_dir / "shoes" / "val" / sorted((data_dir / "shoes" / "val").iterdir())[0].name))
     img = image_to_model(photo, 16)[None]  # a 512x256 pair file: any size is resized
-    out2 = two_stage_edit(tiny_bundle.path, img, sketch, mask)
+    out2 = Editor.load(tiny_bundle.path, backend="torch").two_stage(img, sketch, mask)
     assert out2.shape == (1, 3, 16, 16) and np.isfinite(out2).all()
     with pytest.raises(ValueError):
-        ed.edit(np.zeros((1, 3, 8, 8), np.float32), sketch, mask)
+        ed.two_stage(np.zeros((1, 3, 8, 8), np.float32), sketch, mask)
 
 
 def test_line_terms_act_on_the_line_strokes_only():

@@ -141,7 +141,7 @@ def run_truth(args, b) -> int:
     """--truth: draw or load a ground-truth set, compare into OUT/truth."""
     from neuedit.compare.truth import TruthSet
     from neuedit.compare.truth_draw import TruthConfig, make_truth
-    from neuedit.compare.truth_run import compare_truth
+    from neuedit.compare.kind_truth import compare_truth
     from neuedit.compare.tasks import load_pool
     if args.out is None:
         raise UsageError("give --out (the report goes into OUT/truth)")

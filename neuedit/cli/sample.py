@@ -2,24 +2,35 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from neuedit.runtime import bundle as bundle_mod
+from neuedit.config import flags as tcli
 from neuedit.data.datasets import image_grid, to_uint8
-from neuedit.runtime.state import sample_state
+from neuedit.runtime.editor import Editor
+
+
+@dataclass(frozen=True)
+class SampleCommand:
+    """Everything `neuedit sample` takes."""
+    bundle: str          # model bundle folder
+    out: Path            # the grid PNG to write
+    n: int = 16          # samples, each with its own z and c
+    nrow: int = 8        # samples per row of the grid
+    seed: int = 0        # seeds the samples' z and c
+    scale: int = 2       # nearest-neighbour upscaling of the grid
+    onnx: bool = False   # use the exported g1.onnx (ONNX Runtime, no torch)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--nrow", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling of the grid")
-    p.add_argument("--onnx", action="store_true", help="use the exported g1.onnx (no torch)")
-    p.add_argument("--out", required=True, type=Path)
+    tcli.add_command_arguments(p, SampleCommand)
+
+
+def build_config(args) -> SampleCommand:
+    return tcli.build(SampleCommand, args, tcli.flags_of(SampleCommand))
 
 
 def grid_image(images: np.ndarray, nrow: int, scale: int = 1, pad: int = 2) -> Image.Image:
@@ -29,16 +40,10 @@ def grid_image(images: np.ndarray, nrow: int, scale: int = 1, pad: int = 2) -> I
 
 
 def run(args) -> int:
-    b = bundle_mod.read(args.bundle)
-    st = sample_state(args.n, b.z_dim, b.schema, np.random.default_rng(args.seed))
-    if args.onnx:
-        from neuedit.runtime.engine import Engine
-        images = Engine(b.path).generate(st.z, st.c)
-    else:
-        import torch
-        with torch.no_grad():
-            images = bundle_mod.load_module(b, "g1")(torch.from_numpy(st.z), torch.from_numpy(st.c)).numpy()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, args.nrow, args.scale).save(args.out)
-    print(f"{args.n} samples -> {args.out}")
+    cmd = build_config(args)
+    ed = Editor.load(cmd.bundle, backend="onnx" if cmd.onnx else "torch")
+    images = ed.render(ed.sample(cmd.n, seed=cmd.seed))
+    cmd.out.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(images, cmd.nrow, cmd.scale).save(cmd.out)
+    print(f"{cmd.n} samples -> {cmd.out}")
     return 0

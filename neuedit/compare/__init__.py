@@ -34,12 +34,12 @@ from __future__ import annotations
 
 from neuedit.compare.config import REAL, SOURCE, TARGET, TWO_STAGE, CompareConfig, latent_name
 from neuedit.runtime.editing import project  # noqa: F401  (photo projection: the editing core's)
-from neuedit.compare.run import compare
+from neuedit.compare.kind_strokes import compare
+from neuedit.compare.kind_truth import compare_truth
 from neuedit.compare.sketches import cumulative
 from neuedit.compare.stats import aggregate, paired
 from neuedit.compare.truth import Answer, TruthSet
 from neuedit.compare.truth_draw import TruthConfig, make_truth
-from neuedit.compare.truth_run import compare_truth
 
 __all__ = ["Answer", "CompareConfig", "REAL", "SOURCE", "TARGET", "TWO_STAGE", "TruthConfig", "TruthSet", "aggregate",
            "compare", "compare_truth", "cumulative", "latent_name", "make_truth", "paired", "project"]

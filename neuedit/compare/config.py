@@ -68,7 +68,7 @@ CHAIN_METRICS = [("dist_new", "Dist new", False), ("dist_earlier", "Dist earlier
                  ("l1_untouched", "L1 untouched", False), ("psnr_untouched", "PSNR untouched", True),
                  ("d_score", "D score", True)]
 
-# The ground-truth comparison's columns (neuedit.compare.truth_run): against the target first, then the
+# The known-target kind's columns (neuedit.compare.kind_truth): against the target first, then the
 # stroke and realism metrics above where they apply (`chamfer` and `edge_f1` on the pair's line strokes).
 TRUTH_METRICS = [
     ("psnr", "PSNR", True), ("psnr_in", "PSNR region", True), ("psnr_rest", "PSNR rest", True),
@@ -78,3 +78,9 @@ TRUTH_METRICS = [
     ("edge_f1", "edge F1", True), ("chamfer", "chamfer px", False), ("l1_out", "L1 out", False),
     ("d_score", "D score", True), ("attr_agree", "attr. agree", True), ("ms", "ms/edit", False),
 ]
+
+
+def pick(metrics: list[tuple], *keys: str) -> list[tuple]:
+    """The (column, label, higher is better) entries of `metrics` named `keys`, in that order."""
+    by = {m[0]: m for m in metrics}
+    return [by[k] for k in keys]

@@ -1,5 +1,5 @@
 """The editors under comparison (latent editor at each step count, two-stage editor) and the stage-one D:
-the editing core (`neuedit.runtime.editing`) on the PyTorch backend."""
+`neuedit.runtime.editor.Editor` on the PyTorch backend, each call timed."""
 from __future__ import annotations
 
 import time
@@ -7,9 +7,8 @@ import time
 import numpy as np
 import torch
 
-from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime import editing
-from neuedit.nn.backend import TorchBackend
+from neuedit.nn.weights import load_module
+from neuedit.runtime.editor import Editor
 from neuedit.runtime.state import EditConfig, EditState
 from neuedit.compare.config import TWO_STAGE, CompareConfig
 
@@ -18,8 +17,9 @@ class Editors:
     """The editors under comparison, each called on one image and timed."""
 
     def __init__(self, bundle, cfg: CompareConfig):
-        self.backend = TorchBackend.from_bundle(bundle, g2=cfg.two_stage)
-        self.D = bundle_mod.load_module(bundle, "d") if "d" in bundle.meta else None
+        self.editor = Editor.load(bundle, backend="torch", g2=cfg.two_stage)
+        self.backend = self.editor.backend
+        self.D = load_module(bundle, "d") if "d" in bundle.meta else None
         self.cfg = cfg
 
     @property
@@ -36,11 +36,11 @@ class Editors:
         """
         t = time.perf_counter()
         if method == TWO_STAGE:
-            out = editing.two_stage(self.backend, state if from_state else image[None], sketch[None], mask[None])
+            out = self.editor.two_stage(state if from_state else image[None], sketch[None], mask[None])
             return out[0], None, 1e3 * (time.perf_counter() - t)
         steps = int(method.split("-")[1])
         ec = EditConfig(optimizer=self.cfg.optimizer, lr=self.cfg.lr, steps=steps, anchor=self.cfg.anchor)
-        r = editing.latent_edit(self.backend, state, sketch[None], mask[None], ec)
+        r = self.editor.latent(state, sketch[None], mask[None], ec)
         ms = 1e3 * (time.perf_counter() - t)
         return r.image[0], EditState(r.state.z, r.state.c), ms
 

@@ -1,4 +1,5 @@
-"""The report's pictures: grid.png (tasks), stability_grid.png (chains) and stability.png (metrics per round)."""
+"""The report's pictures, for every task kind: grids of edits (the image before, its strokes, a third
+column, each method's result), the chains' grid and the one mean-and-band plot."""
 from __future__ import annotations
 
 import math
@@ -9,9 +10,7 @@ from PIL import Image, ImageDraw
 
 from neuedit.evaluation import metrics as M
 from neuedit.compare.tasks import TaskSet
-from neuedit.compare.config import CHAIN_METRICS
 from neuedit.compare.sketches import cumulative, sketch_arrays
-from neuedit.compare.sources import Prepared
 
 
 def strokes_over(before: np.ndarray, sketch: np.ndarray, mask: np.ndarray, fade: float = 0.65) -> np.ndarray:
@@ -48,20 +47,20 @@ def grid_scale(r: int) -> int:
     return max(1, 128 // r)
 
 
-def write_task_grid(path: Path, ts: TaskSet, prep: Prepared, images: dict, methods: list[str], n: int) -> None:
-    """Per task: original | strokes over it | the latent editor's start (a photo's projection) | each method.
+def write_edit_grid(path: Path, tasks: list, indices: list[int], before: tuple[str, np.ndarray],
+                    third: tuple[str, np.ndarray], images: dict, methods: list[str], row_label) -> None:
+    """One row per task index: the image before the edit | its strokes over it | a third image | each
+    method's result, `row_label(i)` beside each row (no indices: no file).
 
-    images: {method: results [T, 3, R, R]}; the first `n` tasks are shown."""
-    if not ts.tasks or n <= 0:
+    tasks: `neuedit.compare.tasks.Task`s; before, third: (column label, images [T, 3, R, R]);
+    images: {method: [T, 3, R, R]}."""
+    if not indices:
         return
-    r = ts.resolution
-    tiles = []
-    for i in range(min(n, len(ts.tasks))):
-        sk, mk = sketch_arrays(ts.tasks[i].stroke.rgba, r)
-        tiles.append([prep.before[i], strokes_over(prep.before[i], sk, mk), prep.start_images[i]]
-                     + [images[m][i] for m in methods])
-    rows = [f"{t.id} {t.source.kind}/{t.stroke.kind}" for t in ts.tasks[:len(tiles)]]
-    labelled_grid(tiles, ["original", "strokes", "latent start"] + methods, grid_scale(r), rows).save(path)
+    r = before[1].shape[-1]
+    tiles = [[before[1][i], strokes_over(before[1][i], *sketch_arrays(tasks[i].stroke.rgba, r)), third[1][i]]
+             + [images[m][i] for m in methods] for i in indices]
+    labelled_grid(tiles, [before[0], "strokes", third[0]] + methods, grid_scale(r),
+                  [row_label(i) for i in indices]).save(path)
 
 
 def write_chain_grid(path: Path, ts: TaskSet, before: np.ndarray, chain_images: dict, methods: list[str],
@@ -83,23 +82,35 @@ def write_chain_grid(path: Path, ts: TaskSet, before: np.ndarray, chain_images: 
     labelled_grid(tiles, labels, grid_scale(r), rows).save(path)
 
 
-def write_stability_plot(path: Path, stab: dict, methods: list[str], rounds: int) -> None:
-    """One panel per chain metric: mean and 95% band per round and method. stab: {method: {round: {column: stat}}}."""
-    import matplotlib  # imported late: only this figure needs it
+def band(xs, stats: list[tuple]) -> tuple[np.ndarray, ...]:
+    """One line of a band plot: x values and their (mean, lo, hi, n) statistics -> (x, mean, lo, hi) arrays."""
+    return (np.asarray(xs), *(np.array([s[k] for s in stats]) for k in range(3)))
+
+
+def write_bands(path: Path, panels: list[tuple[str, dict]], xlabel: str, size: tuple[float, float],
+                log_x: bool = False, references: tuple[str, ...] = ()) -> None:
+    """The report's one plot: a panel per (title, {line label: `band`}), each line its mean with the 95%
+    band around it; lines named in `references` (an unedited image) are dashed grey, without a
+    band. size: (width per panel, height) in inches."""
+    import matplotlib  # imported late: only the plots need it
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(CHAIN_METRICS), figsize=(3.2 * len(CHAIN_METRICS), 3), constrained_layout=True)
-    ks = np.arange(1, rounds + 1)
-    for ax, (col, label, better_high) in zip(axes, CHAIN_METRICS):
-        for m in methods:
-            s = [stab[m][k][col] for k in ks]
-            mean = np.array([x[0] for x in s])
-            lo, hi = np.array([x[1] for x in s]), np.array([x[2] for x in s])
-            ax.plot(ks, mean, marker="o", label=m)
-            ax.fill_between(ks, lo, hi, alpha=0.15)
-        ax.set_title(f"{label} ({'higher' if better_high else 'lower'} is better)", fontsize=9)
-        ax.set_xlabel("round")
-        ax.set_xticks(ks)
-    axes[0].legend(fontsize=7)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), constrained_layout=True)
+    for ax, (title, lines) in zip(np.atleast_1d(axes), panels):
+        xs = []
+        for label, (x, mean, lo, hi) in lines.items():
+            ref = label in references
+            ax.plot(x, mean, marker="" if ref else "o", linestyle="--" if ref else "-",
+                    color="0.5" if ref else None, label=label)
+            if not ref:
+                ax.fill_between(x, lo, hi, alpha=0.15)
+            xs = sorted(set(xs) | set(np.asarray(x).tolist()))
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=9)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.savefig(path, dpi=100)
     plt.close(fig)

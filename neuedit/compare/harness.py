@@ -1,6 +1,8 @@
-"""The edit harness: every method on every task, and K successive edits per stability chain, scored as they go."""
+"""The edit harness: every method on every task, and K successive edits per stability chain, scored as
+they go; the progress bar and the timer of every task kind."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -18,6 +20,13 @@ def progress_bar(total: int, progress: bool, desc: str):
     """A tqdm bar counting edits (hidden when not `progress`); imported late as only the runs need it."""
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="edit", disable=not progress, leave=False)
+
+
+def timed(fn: Callable, *args) -> tuple[object, float]:
+    """fn(*args) -> (its result, wall milliseconds). `Editors.edit` times its own calls the same way."""
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, 1e3 * (time.perf_counter() - t)
 
 
 def run_tasks(ts: TaskSet, editors: Editors, prep: Prepared, bar,

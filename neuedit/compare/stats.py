@@ -1,12 +1,14 @@
-"""Statistics over scored rows: means with 95% bootstrap intervals per method, paired differences
-against two-stage, by source and stroke kind, and per stability round (intervals: `neuedit.evaluation.metrics.mean_ci`)."""
+"""Statistics over scored rows, for every task kind: means with 95% bootstrap intervals per method,
+paired differences against two-stage, and the same split by a row's kind or any other value
+(intervals: `neuedit.evaluation.metrics.mean_ci`)."""
 from __future__ import annotations
+
+from typing import Callable, Hashable
 
 import numpy as np
 
 from neuedit.evaluation import metrics as M
-from neuedit.compare.tasks import TaskSet
-from neuedit.compare.config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, TWO_STAGE, CompareConfig
+from neuedit.compare.config import REAL, TWO_STAGE, CompareConfig
 
 # A statistic is (mean, lo, hi, n) throughout: the mean of the finite values, its interval (nan when n < 2).
 
@@ -38,23 +40,39 @@ def paired(rows: list[dict], methods: list[str], columns: list[str], cfg: Compar
     return out
 
 
-def statistics(ts: TaskSet, methods: list[str], rows: list[dict], chain_rows: list[dict], real_rows: list[dict],
-               cfg: CompareConfig) -> dict:
-    """Means with intervals: per method, paired against two-stage, by task kind, per stability round.
+def split(rows: list[dict], by: Callable[[dict], Hashable], methods: list[str], columns: list[str],
+          cfg: CompareConfig, key: str = "method") -> dict:
+    """`aggregate` over the rows of each value of `by(row)` -> {value: {method: {column: stat}}}, values sorted."""
+    return {v: aggregate([r for r in rows if by(r) == v], methods, columns, cfg, key)
+            for v in sorted({by(r) for r in rows})}
 
-    -> {"stats": {method: {column: stat}} (SOURCE and REAL included), "diffs": paired(...),
-        "by_kind": {(source kind, stroke kind): {method: {column: stat}}},
-        "stab": {method: {round: {column: stat}}}}"""
-    cols = [c for c, _, _ in TASK_METRICS]
-    stats = aggregate(rows, [SOURCE] + methods, cols, cfg)
-    stats[REAL] = aggregate(real_rows, [REAL], cols, cfg)[REAL]
-    diffs = paired(rows, methods, [c for c in cols if c != "ms"], cfg) if TWO_STAGE in methods else {}
-    by_kind = {}
-    for key in sorted({(t.source.kind, t.stroke.kind) for t in ts.tasks}):
-        sub = [row for row in rows if (row["source"], row["stroke"]) == key]
-        by_kind[key] = aggregate(sub, [SOURCE] + methods, cols, cfg)
-    rounds = sorted({row["round"] for row in chain_rows})
-    stab = {m: {k: {c: _ci([row[c] for row in chain_rows if row["method"] == m and row["round"] == k], cfg)
-                    for c, _, _ in CHAIN_METRICS}
-                for k in rounds} for m in methods} if chain_rows else {}
-    return {"stats": stats, "diffs": diffs, "by_kind": by_kind, "stab": stab}
+
+def summarise(rows: list[dict], real_rows: list[dict], names: list[str], methods: list[str], columns: list[str],
+              cfg: CompareConfig, kind_of: Callable[[dict], Hashable]) -> dict:
+    """The statistics every summary has, over `rows` (one per unit and method; names: the methods
+    with the reference rows first) -> {"stats": {name: {column: stat}} (REAL added from `real_rows`),
+    "diffs": `paired` against two-stage ({} without it), "by_kind": `split` by `kind_of(row)`}."""
+    stats = aggregate(rows, names, columns, cfg)
+    stats[REAL] = aggregate(real_rows, [REAL], columns, cfg)[REAL]
+    diffs = paired(rows, methods, [c for c in columns if c != "ms"], cfg) if TWO_STAGE in methods else {}
+    return {"stats": stats, "diffs": diffs, "by_kind": split(rows, kind_of, names, columns, cfg)}
+
+
+def per_group(rows: list[dict], columns: list[str]) -> list[dict]:
+    """One row per (group, method): each column the mean of the group's finite values (inf PSNR as
+    PSNR_CAP, as `mean_ci` counts it; nan when none), `task` set to the group. Tasks of a group
+    share source and target, so intervals are taken over groups, not tasks."""
+    by: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by.setdefault((r["group"], r["method"]), []).append(r)
+    out = []
+    for (g, m), rs in by.items():
+        row = {"task": g, "group": g, "method": m, "source": rs[0]["source"], "kind": rs[0]["kind"],
+               "fill": rs[0]["fill"]}
+        for c in columns:
+            v = np.asarray([r.get(c, np.nan) for r in rs], np.float64)
+            v = np.where(np.isposinf(v), M.PSNR_CAP, v)
+            v = v[np.isfinite(v)]
+            row[c] = float(v.mean()) if len(v) else float("nan")
+        out.append(row)
+    return out

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.evaluation import metrics as M
 from neuedit.data.datasets import DataConfig
@@ -165,7 +166,7 @@ def make_truth(bundle, data: DataConfig | list[DataConfig] | None, cfg: TruthCon
         drawn += got or []
         skipped += [] if got else [f"r{i:03d}"]
     if cfg.samples:
-        G1 = G1 if G1 is not None else bundle_mod.load_module(bundle, "g1")
+        G1 = G1 if G1 is not None else load_module(bundle, "g1")
         for j in range(cfg.samples):
             got = _sample_group(j, bundle, G1, cfg)
             drawn += got or []

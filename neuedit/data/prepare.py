@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from neuedit.config import flags as tcli
 from neuedit.data.datasets import IMAGE_EXTS, DataError, list_images, load_rgb
 from neuedit.errors import UsageError, MissingFileError
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    cascade: str               # cascade XML file, or "opencv:<name>" for one bundled with OpenCV
+    cascade: str               # cascade XML file, or opencv:<file> for one bundled with OpenCV
+                               # (e.g. opencv:haarcascade_frontalface_default.xml)
     size: int = 96             # output side in pixels
     margin: float = 0.25       # extra border around the detected box, as a fraction of its side
     min_face: int = 24         # smallest face side to detect, in pixels
@@ -100,21 +102,29 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig, all_faces: bool =
     return counts
 
 
+@dataclass(frozen=True)
+class PrepareCommand:
+    """Everything `neuedit prepare` takes."""
+    inputs: tuple[Path, ...]   # images or folders of images
+    out: Path                  # output image folder
+    crop: PrepareConfig        # detecting and cropping the faces
+    all_faces: bool = False    # keep every face, not just the largest
+
+
+DECLARED = dict(positional=("inputs",), aliases={"inputs": "input"})  # `neuedit prepare INPUT [INPUT ...]`
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", type=Path, help="images or folders of images")
-    p.add_argument("--out", required=True, type=Path, help="output image folder")
-    p.add_argument("--cascade", required=True,
-                   help="OpenCV cascade XML, or opencv:<file> for one bundled with OpenCV "
-                        "(e.g. opencv:haarcascade_frontalface_default.xml)")
-    p.add_argument("--size", type=int, default=96)
-    p.add_argument("--margin", type=float, default=0.25)
-    p.add_argument("--min-face", type=int, default=24)
-    p.add_argument("--all-faces", action="store_true", help="keep every face, not just the largest")
+    tcli.add_command_arguments(p, PrepareCommand, **DECLARED)
+
+
+def build_config(args) -> PrepareCommand:
+    return tcli.build(PrepareCommand, args, tcli.flags_of(PrepareCommand, **DECLARED))
 
 
 def run(args) -> int:
-    cfg = PrepareConfig(cascade=args.cascade, size=args.size, margin=args.margin, min_face=args.min_face)
-    c = prepare(args.inputs, args.out, cfg, all_faces=args.all_faces)
+    cmd = build_config(args)
+    c = prepare(list(cmd.inputs), cmd.out, cmd.crop, all_faces=cmd.all_faces)
     print(f"{c['faces']} faces from {c['images']} images ({c['no_face']} without a face, "
-          f"{c['unreadable']} unreadable) -> {args.out}")
+          f"{c['unreadable']} unreadable) -> {cmd.out}")
     return 0

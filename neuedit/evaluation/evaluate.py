@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.distance import pdist
 
+from neuedit.runtime.editor import Editor
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.evaluation import classifier as clf
 from neuedit.data.datasets import DataConfig, image_grid, load_dataset, to_uint8
@@ -51,18 +52,9 @@ class EvalConfig:
 def generator(bundle: bundle_mod.Bundle):
     """(z [N, Z], c [N, C]) -> images [N, 3, R, R]: ONNX Runtime when the bundle was exported,
     else its PyTorch weights (a training run's bundle)."""
-    if "g1" in bundle.meta.get("onnx", {}):
-        from neuedit.runtime.engine import Engine
-        eng = Engine(bundle.path)
-        return lambda z, c: np.concatenate([eng.generate(z[i:i + 256], c[i:i + 256]) for i in range(0, len(z), 256)])
-    import torch
-    g1 = bundle_mod.load_module(bundle, "g1")
-
-    def run(z, c):
-        with torch.no_grad():
-            return np.concatenate([g1(torch.from_numpy(z[i:i + 256]), torch.from_numpy(c[i:i + 256])).numpy()
-                                   for i in range(0, len(z), 256)])
-    return run
+    exported = "g1" in bundle.meta.get("onnx", {})
+    ed = Editor.load(bundle) if exported else Editor.load(bundle, backend="torch", g2=False)
+    return lambda z, c: np.concatenate([ed.generate(z[i:i + 256], c[i:i + 256]) for i in range(0, len(z), 256)])
 
 
 def one_per_group(n: int, schema: Schema, rng: np.random.Generator) -> np.ndarray:

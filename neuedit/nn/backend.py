@@ -1,20 +1,23 @@
-"""The baseline one-stage editor: latent optimisation over a stage-one generator (iGAN-style).
+"""The PyTorch backend of the editing core, and the latent editor's step (iGAN-style latent
+optimisation over a stage-one generator).
 
 Steps are taken on `z~ = arctanh(z)` and `c~`, the logits of a softmax per exclusive group
 (docs/method.md §3), so `z` stays in (-1, 1) and each group of `c` sums to at most 1.
-`latent_step` is a pure function of tensors: the PyTorch editor backend calls it, and the ONNX
-export traces exactly it, so both follow the same trajectory;
-the loop around it is `neuedit.runtime.editing`, shared with the ONNX engine.
+`latent_step` is a pure function of tensors whose parameters are the inputs of the graph contract's
+latent step (`neuedit.runtime.graphs.StepFeeds`): `TorchBackend` calls it, and the ONNX export
+traces exactly it, so both follow the same trajectory; the loop around it is
+`neuedit.runtime.editing`, shared with the ONNX backend, and callers use
+`neuedit.runtime.editor.Editor.load(bundle, backend="torch")`.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from neuedit.runtime import editing
-from neuedit.runtime.editing import StepResult  # noqa: F401  (re-exported)
+from neuedit.nn import weights
+from neuedit.runtime.graphs import StepFeeds, StepOutputs
 from neuedit.runtime.sketch import dist as edit_distance
-from neuedit.runtime.state import LOGIT_MAX, EditConfig, EditState, group_matrix  # noqa: F401  (EditConfig re-exported)
+from neuedit.runtime.state import LOGIT_MAX, group_matrix
 
 
 def group_softmax(c_t: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -70,15 +73,14 @@ class TorchBackend:
         self.G2 = None if G2 is None else G2.eval().requires_grad_(False).to(device)
         self.schema, self.device = schema, device
         self.resolution, self.z_dim, self.c_dim = G1.resolution, G1.z_dim, G1.c_dim
-        self.has_g2 = G2 is not None
+        self.has_g2, self.has_step = G2 is not None, True
         self.groups = group_matrix(schema, self.c_dim)
         self._groups_t = torch.from_numpy(self.groups).to(device)
 
     @classmethod
     def from_bundle(cls, b, device="cpu", g2: bool = True) -> "TorchBackend":
-        from neuedit.runtime import bundle as bundle_mod
-        G2 = bundle_mod.load_module(b, "g2", device) if (g2 and b.has_g2) else None
-        return cls(bundle_mod.load_module(b, "g1", device), G2, b.schema, device)
+        G2 = weights.load_module(b, "g2", device) if (g2 and b.has_g2) else None
+        return cls(weights.load_module(b, "g1", device), G2, b.schema, device)
 
     def _t(self, a) -> torch.Tensor:
         return torch.as_tensor(np.require(a, np.float32, ["C", "W"]), device=self.device)  # copies only read-only views
@@ -91,29 +93,6 @@ class TorchBackend:
     def edit2(self, image, sketch, mask) -> np.ndarray:
         return self.G2(self._t(image), self._t(sketch), self._t(mask)).cpu().numpy()
 
-    def step(self, feeds: dict) -> dict:
-        out = latent_step(self.G1, self._groups_t, *(self._t(feeds[k]) for k in editing.STEP_INPUTS))
-        return {k: v.cpu().numpy() for k, v in zip(editing.STEP_OUTPUTS, out)}
-
-
-class LatentEditor:
-    """Latent optimisation over a stage-one generator `G(z, c)` (eval mode, frozen): the
-    editing core (`neuedit.runtime.editing`) on a PyTorch backend."""
-
-    def __init__(self, G, schema=None, device="cpu"):
-        self.backend = TorchBackend(G, None, schema, device)
-        self.G, self.schema = self.backend.G1, schema
-        self.z_dim, self.c_dim = G.z_dim, G.c_dim
-
-    def render(self, state: EditState) -> np.ndarray:
-        return editing.source_image(self.backend, state)
-
-    def edit(self, state: EditState, sketch: np.ndarray, mask: np.ndarray, cfg: EditConfig = EditConfig(),
-             frames: bool = False) -> StepResult:
-        """`cfg.steps` steps from `state` toward the sketch [N or 1, 3, R, R] / mask [N or 1, 1, R, R]."""
-        return editing.latent_edit(self.backend, state, sketch, mask, cfg, frames=frames)
-
-    def edit_restarts(self, state: EditState, sketch, mask, cfg: EditConfig, rng: np.random.Generator,
-                      frames: bool = False) -> StepResult:
-        """Batch mode: the lowest final Dist of `cfg.restarts` starts (`neuedit.runtime.editing`)."""
-        return editing.latent_edit_restarts(self.backend, state, sketch, mask, cfg, rng, frames)
+    def step(self, feeds: StepFeeds) -> StepOutputs:
+        out = latent_step(self.G1, self._groups_t, *(self._t(a) for a in feeds.as_dict(c_dim=1).values()))
+        return StepOutputs(*(a.cpu().numpy() for a in out))

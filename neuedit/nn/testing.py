@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neuedit.nn.weights import save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.nn import presets
 from neuedit.runtime.schema import BUILTIN
@@ -34,7 +35,7 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
                     mod.bias.uniform_(-0.1, 0.1)
             if key == "g2":  # the zero-initialised output layer would make G2 the identity
                 torch.nn.init.normal_(m.out.weight, std=0.05)
-        nets[key] = bundle_mod.save_module(path, key, m, spec)
+        nets[key] = save_module(path, key, m, spec)
     training = bundle_mod.Provenance(stage1_step=0, stage2_step=0 if with_g2 else None, note="random weights for tests")
     meta = bundle_mod.BundleMeta(kind="two-stage" if with_g2 else "stage1", name=name, domain=name, z_dim=z_dim,
                                  c_dim=sch.c_dim, resolution=p.resolution, schema=sch.to_dict(), preset=preset,

@@ -1,7 +1,7 @@
 """The model bundle (docs/method.md §5): one folder, `bundle.json` + safetensors (+ ONNX after export).
 
 `BundleMeta` is bundle.json as typed fields; `to_dict` writes the layout of §5 and `from_dict`
-is the one place it is checked. Reading metadata needs no torch; `load_module` (torch) rebuilds
+is the one place it is checked. Reading metadata needs no torch; `neuedit.nn.weights.load_module` (torch) rebuilds
 a network from the architecture spec stored next to its weights, so nobody retypes sizes.
 """
 from __future__ import annotations
@@ -387,30 +387,3 @@ def shipped() -> list[Path]:
 
 
 # ---- torch side (imported lazily so metadata reading stays torch-free) -----------------
-def save_module(bundle_dir: str | Path, key: str, module, spec: dict) -> NetSpec:
-    """Save `module`'s state dict as <key>.safetensors; returns the bundle.json entry for it."""
-    from safetensors.torch import save_file
-    p = Path(bundle_dir)
-    p.mkdir(parents=True, exist_ok=True)
-    fname = f"{key}.safetensors"
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    tmp = p / f".{fname}.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, p / fname)
-    return NetSpec(spec["name"], spec.get("kwargs", {}), fname)
-
-
-def load_module(bundle: Bundle, key: str, device="cpu"):
-    """Rebuild network `key` ("g1", "g2", "d") from its spec and load its weights, in eval mode."""
-    from safetensors.torch import load_file
-    from neuedit.nn.nets import build
-    net = bundle.info.networks.get(key)
-    if net is None:
-        raise BundleError(f"bundle {bundle.path} has no {key!r} network")
-    m = build(net.spec)
-    path = bundle.file(key)
-    try:
-        m.load_state_dict(load_file(str(path), device=str(device)))
-    except RuntimeError as e:
-        raise BundleError(f"{path}: weights do not fit {net.name} {net.kwargs}: {e}") from None
-    return m.to(device).eval().requires_grad_(False)

@@ -6,12 +6,13 @@ space. A backend supplies three forward passes, all on float32 numpy arrays:
 
     generate(z [N, Z], c [N, C])                              -> image [N, 3, R, R]
     edit2(image, sketch [N, 3, R, R], mask [N, 1, R, R])       -> image [N, 3, R, R]  (G2)
-    step(feeds)   one latent step: STEP_INPUTS -> STEP_OUTPUTS, by name
+    step(StepFeeds) -> StepOutputs                             one latent step (the graph contract)
 
-and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `has_g2`). `neuedit.nn.backend.TorchBackend`
-runs the PyTorch networks (and `neuedit.nn.backend.latent_step`); `neuedit.runtime.engine.Engine` runs
-the exported ONNX graphs, whose latent step is that same function traced. Nothing here
-imports torch, so the server stays torch-free.
+and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `groups`, `has_g2`, `has_step`).
+`neuedit.nn.backend.TorchBackend` runs the PyTorch networks (and `neuedit.nn.backend.latent_step`);
+`neuedit.runtime.engine.OnnxBackend` runs the exported ONNX graphs, whose latent step is that same
+function traced. Callers go through `neuedit.runtime.editor.Editor`, which checks that a method
+exists once. Nothing here imports torch, so the server stays torch-free.
 """
 from __future__ import annotations
 
@@ -20,14 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from neuedit.errors import NeueditError, UsageError
+from neuedit.errors import UsageError
 from neuedit.runtime.sketch import dist as edit_dist
+from neuedit.runtime.graphs import StepFeeds, StepOutputs
 from neuedit.runtime.state import EditConfig, EditState, sample_z
-
-
-# one latent step's feeds and results (`neuedit.nn.backend.latent_step`; the latent_step.onnx contract)
-STEP_INPUTS = ("z_t", "c_t", "sketch", "mask", "lr", "lr_c", "m", "v", "t", "adam", "z_anchor", "anchor", "edit_c")
-STEP_OUTPUTS = ("z_t_next", "c_t_next", "image", "dist", "m_next", "v_next", "t_next")
 
 
 class Backend(Protocol):
@@ -36,11 +33,12 @@ class Backend(Protocol):
     c_dim: int
     schema: object          # neuedit.runtime.schema.Schema (projection of c, sampling c for restarts)
     groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.runtime.state.group_matrix`)
-    has_g2: bool
+    has_g2: bool            # edit2 works
+    has_step: bool          # step works
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray: ...
     def edit2(self, image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
-    def step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def step(self, feeds: StepFeeds) -> StepOutputs: ...
 
 
 @dataclass
@@ -98,8 +96,6 @@ def source_image(be: Backend, source) -> np.ndarray:
 # ---- the two-stage edit ---------------------------------------------------------------------------
 def two_stage(be: Backend, source, sketch, mask) -> np.ndarray:
     """I2 = G2(I1, sketch, mask) with I1 = G1(state) or a given image -> [N, 3, R, R]."""
-    if not be.has_g2:
-        raise NeueditError("this model has no stage-two generator (train one with train-stage2)")
     i1 = source_image(be, source)
     n, r = len(i1), be.resolution
     return be.edit2(i1, broadcast(sketch, n, 3, r, "sketch"), broadcast(mask, n, 1, r, "mask"))
@@ -198,17 +194,18 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
         m, v, t = np.zeros((n, width), np.float32), np.zeros((n, width), np.float32), np.float32(0)
     scal = lambda x: np.asarray(x, np.float32)  # noqa: E731  0-d inputs
     lr, lr_c = cfg.step_sizes(be.c_dim)
-    fixed = {"sketch": sk, "mask": mk, "lr": scal(lr), "lr_c": scal(lr_c),
-             "adam": scal(float(adam)), "z_anchor": z_t, "anchor": scal(cfg.anchor), "edit_c": scal(float(cfg.edit_c))}
+    feeds = StepFeeds(z_t=z_t, c_t=c_t, sketch=sk, mask=mk, lr=scal(lr), lr_c=scal(lr_c), m=m, v=v, t=scal(t),
+                      adam=scal(float(adam)), z_anchor=z_t, anchor=scal(cfg.anchor), edit_c=scal(float(cfg.edit_c)))
     trace, imgs = [], []
     for _ in range(steps):
-        out = be.step({**fixed, "z_t": z_t, "c_t": c_t, "m": m, "v": v, "t": scal(t)})
-        z_t, m, v, t = out["z_t_next"], out["m_next"], out["v_next"], out["t_next"]
+        out = be.step(feeds)
+        feeds.z_t, feeds.m, feeds.v, feeds.t = out.z_t_next, out.m_next, out.v_next, out.t_next
         if be.c_dim:
-            c_t = out["c_t_next"]
-        trace.append(out["dist"])
+            feeds.c_t = out.c_t_next
+        trace.append(out.dist)
         if frames:
-            imgs.append(out["image"])
+            imgs.append(out.image)
+    z_t, c_t, m, v, t = feeds.z_t, feeds.c_t, feeds.m, feeds.v, feeds.t
     new = EditState.from_tilde(z_t, c_t, be.groups, m if adam else None, v if adam else None,
                                int(round(float(t))) if adam else 0)
     if not (cfg.edit_c and steps):

@@ -1,21 +1,12 @@
-"""The ONNX Runtime engine: both stages and the latent editor without PyTorch.
+"""The ONNX Runtime backend of the editing core: G1, G2 and the latent step without PyTorch.
 
-numpy + onnxruntime only (the server imports this, a deployer installs no
-torch). It loads the graphs that `neuedit export` wrote into a bundle:
-
-    g1.onnx           z [N, Z], c [N, C]                 -> image [N, 3, R, R]
-    g2.onnx           image, sketch [N, 3, R, R], mask [N, 1, R, R] -> edited [N, 3, R, R]
-    latent_step.onnx  one step of `neuedit.nn.backend.latent_step` (forward and backward pass
-                      in the graph): z_t, c_t, sketch, mask, lr, lr_c, m, v, t, adam, z_anchor,
-                      anchor, edit_c -> z_t_next, c_t_next, image, dist, m_next, v_next, t_next
-
-For a bundle with c_dim 0 (shoes, handbags) the graphs have no `c` / `c_t` input and
-latent_step no `c_t_next` output (zero-size tensors are fragile in ONNX Runtime); the
-ONNX metadata says so under `neuedit_c_input` = "dropped". Each graph carries the
-bundle.json it was exported from (metadata key `neuedit_bundle`), which graph it is
-(`neuedit_graph`) and the SHA-256 of the safetensors weights it came from
-(`neuedit_weights`); `Engine` checks all three at load, so a stale or foreign graph is
-refused with an `EngineError` naming the file instead of producing wrong pictures.
+numpy + onnxruntime only (the server imports this, a deployer installs no torch). It loads
+the graphs that `neuedit export` wrote into a bundle, as the graph contract
+(`neuedit.runtime.graphs`) declares them, and checks each at load: the bundle.json it was
+exported from (metadata `neuedit_bundle`), which graph it is (`neuedit_graph`), the SHA-256 of
+the weights it came from (`neuedit_weights`), and its inputs and outputs; a stale or foreign
+graph is refused with an `EngineError` naming the file instead of producing wrong pictures.
+Editing goes through `neuedit.runtime.editor.Editor`, which runs the core on this backend.
 """
 from __future__ import annotations
 
@@ -26,27 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime import editing
-from neuedit.data.datasets import image_to_model as resize_image  # noqa: F401  (the engine's photo input)
-from neuedit.runtime.editing import STEP_INPUTS, STEP_OUTPUTS, StepResult
+from neuedit.runtime.graphs import DTYPE, GRAPHS, META_BUNDLE, META_GRAPH, META_WEIGHTS, StepFeeds, StepOutputs
 from neuedit.runtime.schema import Schema
-from neuedit.runtime.state import EditConfig, EditState, group_matrix
+from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
-
-# ---- the graph contract, shared with neuedit.export (which imports these) -----------------
-G1_INPUTS = ("z", "c")
-G1_OUTPUTS = ("image",)
-G2_INPUTS = ("image", "sketch", "mask")
-G2_OUTPUTS = ("edited",)  # ONNX names must be unique: "image" is the input
-GRAPH_FILES = {"g1": "g1.onnx", "g2": "g2.onnx", "latent_step": "latent_step.onnx"}
-GRAPH_NET = {"g1": "g1", "g2": "g2", "latent_step": "g1"}  # the network whose weights a graph holds
-SCALARS = ("lr", "lr_c", "t", "adam", "anchor", "edit_c")  # latent_step's 0-d float inputs
-
-META_BUNDLE = "neuedit_bundle"     # bundle.json (without "onnx") as JSON
-META_GRAPH = "neuedit_graph"       # "g1", "g2" or "latent_step"
-META_WEIGHTS = "neuedit_weights"   # sha256 of the safetensors file the weights came from
-META_C_INPUT = "neuedit_c_input"   # "present", or "dropped" when c_dim is 0
-META_EXPORT = "neuedit_export"     # JSON: opset, torch version, folded BatchNorms
 
 
 class EngineError(NeueditError, RuntimeError):
@@ -54,29 +28,9 @@ class EngineError(NeueditError, RuntimeError):
     call the loaded graphs cannot serve."""
 
 
-def graph_inputs(graph: str, c_dim: int) -> tuple[str, ...]:
-    """Input names of `graph` for a bundle with `c_dim` (the `c` inputs are dropped at 0)."""
-    names = {"g1": G1_INPUTS, "g2": G2_INPUTS, "latent_step": STEP_INPUTS}[graph]
-    return tuple(n for n in names if c_dim or n not in ("c", "c_t"))
-
-
-def graph_outputs(graph: str, c_dim: int) -> tuple[str, ...]:
-    names = {"g1": G1_OUTPUTS, "g2": G2_OUTPUTS, "latent_step": STEP_OUTPUTS}[graph]
-    return tuple(n for n in names if c_dim or n != "c_t_next")
-
-
-def expected_shapes(graph: str, z_dim: int, c_dim: int, r: int) -> dict[str, tuple]:
-    """Input shapes of `graph`; None marks the dynamic batch axis."""
-    img, msk, w = (None, 3, r, r), (None, 1, r, r), z_dim + c_dim
-    table = {"z": (None, z_dim), "c": (None, c_dim), "image": img, "sketch": img, "mask": msk,
-             "z_t": (None, z_dim), "c_t": (None, c_dim), "m": (None, w), "v": (None, w),
-             "z_anchor": (None, z_dim), **{s: () for s in SCALARS}}
-    return {n: table[n] for n in graph_inputs(graph, c_dim)}
-
-
 def architecture(meta: dict, graph: str) -> dict:
     """The part of a bundle.json a graph depends on: sizes, schema and its network's spec."""
-    net = meta.get(GRAPH_NET[graph]) or {}
+    net = meta.get(GRAPHS[graph].net) or {}
     return {"z_dim": meta.get("z_dim"), "c_dim": meta.get("c_dim"), "resolution": meta.get("resolution"),
             "schema": meta.get("schema"), "net": {"name": net.get("name"), "kwargs": net.get("kwargs")}}
 
@@ -109,16 +63,16 @@ def resolve_providers(providers: str | list = "auto") -> list[str]:
     return out
 
 
-class Engine:
-    """Generation and both kinds of editing from a bundle's ONNX graphs.
+class OnnxBackend:
+    """The editing core's backend (`neuedit.runtime.editing.Backend`) over a bundle's ONNX graphs.
 
-    Arrays in and out are float32 numpy, images [N, 3, R, R] in [-1, 1]. `methods` lists the
-    editing methods the bundle's graphs allow: "two-stage" (g2.onnx), "latent" (latent_step.onnx).
+    Arrays in and out are float32 numpy, images [N, 3, R, R] in [-1, 1]; `graphs` lists the
+    graphs loaded (g1 always; g2 and latent_step when exported).
     """
 
     def __init__(self, bundle_dir, providers: str | list = "auto", threads: int | None = None):
         try:
-            self.bundle = bundle_mod.read(bundle_dir)
+            self.bundle = bundle_dir if isinstance(bundle_dir, bundle_mod.Bundle) else bundle_mod.read(bundle_dir)
         except bundle_mod.BundleError as e:
             raise EngineError(str(e)) from None
         b = self.bundle
@@ -129,10 +83,14 @@ class Engine:
         self._threads = threads
         if "g1" not in b.meta.get("onnx", {}):
             raise EngineError(f"bundle {b.path} has no ONNX graphs; run `neuedit export {b.path}` first")
-        self._sessions = {g: self._load(g) for g in GRAPH_FILES if g in b.meta.get("onnx", {})}
+        self._sessions = {g: self._load(g) for g in GRAPHS if g in b.meta.get("onnx", {})}
         self.provider: str = self._sessions["g1"].get_providers()[0]
-        self.methods: list[str] = ((["two-stage"] if "g2" in self._sessions else [])
-                                   + (["latent"] if "latent_step" in self._sessions else []))
+        self.graphs: tuple[str, ...] = tuple(self._sessions)
+        self.has_g2, self.has_step = "g2" in self._sessions, "latent_step" in self._sessions
+
+    @classmethod
+    def from_bundle(cls, bundle, providers: str | list = "auto", threads: int | None = None) -> "OnnxBackend":
+        return cls(bundle, providers, threads)
 
     # ---- loading and validation ------------------------------------------------------------
     def _load(self, graph: str):
@@ -175,69 +133,45 @@ class Engine:
             diff = [k for k in mine if mine[k] != theirs.get(k)]
             raise EngineError(f"{path}: exported from a different model ({', '.join(diff)} differ from "
                               f"{b.path / 'bundle.json'}); re-export the bundle")
-        net = GRAPH_NET[graph]
+        contract = GRAPHS[graph]
+        net = contract.net
         weights = b.path / b.meta.get(net, {}).get("weights", "")
         if weights.is_file() and meta.get(META_WEIGHTS) != file_digest(weights):
             raise EngineError(f"{path}: exported from other weights than {weights.name} "
                               f"(the bundle was retrained or the graph copied from another bundle); re-export")
-        want = expected_shapes(graph, self.z_dim, self.c_dim, self.resolution)
+        want = contract.input_shapes(self.z_dim, self.c_dim, self.resolution)
         got = {i.name: i for i in sess.get_inputs()}
         if set(got) != set(want):
             raise EngineError(f"{path}: inputs {sorted(got)} but a {graph} graph for this bundle takes "
                               f"{sorted(want)}")
         for name, shape in want.items():
             i = got[name]
-            if i.type != "tensor(float)":
-                raise EngineError(f"{path}: input {name} is {i.type}, expected tensor(float)")
+            if i.type != f"tensor({DTYPE.replace('32', '')})":
+                raise EngineError(f"{path}: input {name} is {i.type}, expected a {DTYPE} tensor")
             have = tuple(None if not isinstance(d, int) else d for d in i.shape)
             if len(have) != len(shape) or any(s is not None and h != s for h, s in zip(have, shape)):
                 raise EngineError(f"{path}: input {name} has shape {list(i.shape)}, expected "
                                   f"{['N' if s is None else s for s in shape]}")
         outs = tuple(o.name for o in sess.get_outputs())
-        if outs != graph_outputs(graph, self.c_dim):
-            raise EngineError(f"{path}: outputs {list(outs)}, expected {list(graph_outputs(graph, self.c_dim))}")
+        if outs != contract.output_names(self.c_dim):
+            raise EngineError(f"{path}: outputs {list(outs)}, expected {list(contract.output_names(self.c_dim))}")
 
-    # ---- helpers ---------------------------------------------------------------------------------
+    # ---- running --------------------------------------------------------------------------------
     def _run(self, graph: str, feeds: dict) -> dict[str, np.ndarray]:
         sess = self._sessions.get(graph)
         if sess is None:
-            raise EngineError(f"bundle {self.name} has no {GRAPH_FILES[graph]}")
-        names = graph_inputs(graph, self.c_dim)
+            raise EngineError(f"bundle {self.name} has no {GRAPHS[graph].file}")
+        contract = GRAPHS[graph]
         # (not ascontiguousarray: it turns the 0-d scalars into [1])
-        outs = sess.run(None, {k: np.asarray(feeds[k], np.float32, order="C") for k in names})
-        return dict(zip(graph_outputs(graph, self.c_dim), outs))
+        outs = sess.run(None, {k: np.asarray(feeds[k], np.float32, order="C") for k in contract.input_names(self.c_dim)})
+        return dict(zip(contract.output_names(self.c_dim), outs))
 
-    # ---- the editing core's backend (`neuedit.runtime.editing.Backend`) ----------------------------------
-    @property
-    def has_g2(self) -> bool:
-        return "g2" in self._sessions
+    def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return self._run("g1", {"z": z, "c": c})["image"]
 
     def edit2(self, image, sketch, mask) -> np.ndarray:
         return self._run("g2", {"image": image, "sketch": sketch, "mask": mask})["edited"]
 
-    def step(self, feeds: dict) -> dict:
-        return self._run("latent_step", feeds)  # without c (c_dim 0) the core keeps c_t itself
-
-    # ---- public API ------------------------------------------------------------------------------
-    def generate(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
-        """G1: z [N, Z], c [N, C] -> image [N, 3, R, R] in [-1, 1] (c may be None when C is 0)."""
-        z, c = editing.check_z_c(self, z, c)
-        return self._run("g1", {"z": z, "c": c})["image"]  # [N, 3, R, R]
-
-    def render(self, state: EditState) -> np.ndarray:
-        return editing.source_image(self, state)
-
-    def two_stage_edit(self, source, sketch, mask) -> np.ndarray:
-        """G2 over `source` (an EditState, rendered by G1 first, or images [N, 3, R, R] in
-        [-1, 1]) with sketch [N|1, 3, R, R] and mask [N|1, 1, R, R] -> image [N, 3, R, R]."""
-        if not self.has_g2:
-            raise EngineError(f"bundle {self.name} has no two-stage graph (g2.onnx)")
-        return editing.two_stage(self, source, sketch, mask)
-
-    def latent_edit(self, state: EditState, sketch, mask, steps: int, cfg: EditConfig = EditConfig()) -> StepResult:
-        """`steps` latent-optimisation steps, as `neuedit.nn.backend.LatentEditor.edit` takes them
-        (`neuedit.runtime.editing.latent_edit`): the new state, its image [N, 3, R, R], its Dist [N] and
-        the trace [steps + 1, N]. Adam moments carry over in the returned state."""
-        if "latent_step" not in self._sessions:
-            raise EngineError(f"bundle {self.name} has no latent-editor graph (latent_step.onnx)")
-        return editing.latent_edit(self, state, sketch, mask, cfg, steps=steps)
+    def step(self, feeds: StepFeeds) -> StepOutputs:
+        # without c (c_dim 0) the graph has no c_t / c_t_next; the core keeps c_t itself
+        return StepOutputs.from_dict(self._run("latent_step", feeds.as_dict(self.c_dim)))

@@ -1,7 +1,7 @@
 """ONNX Runtime vs PyTorch eager on CPU, for G1, G2 and the latent editor's step.
 
 Not a test: it prints a table and writes JSON. For the presets `demo` (64x64) and
-`report128` (the report's 128x128 model) it builds random-weight bundles (z 128-d, the
+`report128` (the 128x128 model of docs/method.md §1) it builds random-weight bundles (z 128-d, the
 anime_faces schema), exports them, and times batch 1 and 8 of each graph in both
 runtimes with the same thread count. Each graph's FLOPs (counted with
 torch.utils.flop_counter on the PyTorch run: convolutions and matmuls, the backward's

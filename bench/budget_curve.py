@@ -3,7 +3,7 @@ threads) and print `neuedit evaluate`'s numbers at several points of the budget.
 
     python bench/budget_curve.py [--minutes 40] [--every 5] [--threads 2] [--out runs/budget]
 
-Recipes: `old-demo` (the first demo recipe: the `demo` preset with the report's DRAGAN +
+Recipes: `old-demo` (the first demo recipe: the `demo` preset with Jin et al.'s DRAGAN +
 ACGAN losses) and `cpu64` (recipes/anime.toml, what ships). A recipe's step time is measured
 first (the fastest of a few short windows, so other work on the machine does not count against
 it); each budget point is then the iteration count that time affords, trained by resuming the

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, write_json  # noqa: E402
 
 from neuedit.data.datasets import DataConfig, load_dataset, to_uint8, to_unit_range  # noqa: E402
-from neuedit.runtime.engine import Engine  # noqa: E402
+from neuedit.runtime.editor import Editor  # noqa: E402
 from neuedit.runtime.schema import empty  # noqa: E402
 from neuedit.compare import semantic as S  # noqa: E402
 
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--json", default="bench/results/hair_recolour.json")
     args = ap.parse_args()
     names = args.names or [Path(b).name for b in args.bundles]
-    engines = [Engine(b) for b in args.bundles]
+    engines = [Editor.load(b) for b in args.bundles]  # ONNX Runtime
     r = engines[0].resolution
     faces = load_dataset(DataConfig(args.data, r, skip=args.skip, limit=args.n, flip=False), empty()).images
     rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def main():
     sketch[:] = (colours.astype(np.float32) / 127.5 - 1)[:, :, None, None]
     mask = masks[:, None].astype(np.float32)
     source = to_unit_range(faces)
-    results = [to_uint8(e.two_stage_edit(source, sketch * mask, mask)) for e in engines]
+    results = [to_uint8(e.two_stage(source, sketch * mask, mask)) for e in engines]
     before = upper_delta_e(faces, colours, masks)
     rows = [{"image": "photo (before the edit)", "ΔE00 upper face to stroke colour": float(before.mean()),
              "change": 0.0, "faces closer": ""}]

@@ -5,7 +5,7 @@
   docs/edits-<name>.png         generated images: original | with strokes | target | one-stage | two-stage
                                 (colour strokes, then line strokes, from a sample with another attribute or z)
   docs/real-edits-<name>.png    real photos: the same columns, recolour requests then shape edits
-  docs/latent-frames-<name>.png the one-stage editor's image every few steps (the report's Fig. 13)
+  docs/latent-frames-<name>.png the one-stage editor's image every few steps (docs/method.md §3)
 
     python scripts/make_figures.py runs/anime-s2/bundle --data ../shared/data/anime-faces/images
 """

@@ -1,4 +1,4 @@
-"""Stage one: the conditional generator, trained with the report recipe (DRAGAN + ACGAN) or the
+"""Stage one: the conditional generator, trained with Jin et al. 2017's recipe (DRAGAN + ACGAN) or the
 CPU recipe (hinge + spectral norm + DiffAugment); docs/method.md §1. The loop, the run folder
 and the adversarial losses are `neuedit.training`'s; this module holds what is stage one's:
 its config, networks, batches, serving statistics, sample grids and bundle."""
@@ -28,7 +28,7 @@ class Stage1Config:
     preset: str = "demo"         # architecture preset (neuedit.nn.presets): tiny, demo, cpu64, report128
     schema: str = "anime_faces"  # built-in schema name or a JSON file
     z_dim: int = 128             # latent size
-    c_sampling: str = "uniform"  # fake c: "uniform" (the report) or "empirical" (the data's frequencies)
+    c_sampling: str = "uniform"  # fake c: "uniform" (Jin et al. 2017) or "empirical" (the data's frequencies)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     name: str = ""               # model name recorded in the bundle (default: data folder name)
@@ -59,7 +59,7 @@ def build_networks(cfg: Stage1Config, c_dim: int, device):
 
 
 def fixed_samples(schema: Schema, z_dim: int, n: int = 16, seed: int = 1234):
-    """The 16 (z, c) of every sample grid (the report's Fig. 7): one c per row of 4 when labelled."""
+    """The 16 (z, c) of every sample grid (docs/method.md §1): one c per row of 4 when labelled."""
     rng = np.random.default_rng(seed)
     from neuedit.runtime.state import sample_z
     z = sample_z(n, z_dim, rng)

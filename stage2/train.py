@@ -1,4 +1,4 @@
-"""Stage two: the sketch-conditioned editor `G2(I1, sketch, mask) -> I2` (the report's Fig. 8).
+"""Stage two: the sketch-conditioned editor `G2(I1, sketch, mask) -> I2` (docs/method.md §2).
 
 Two objectives (docs/method.md, "Stage two"):
 

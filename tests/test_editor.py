@@ -23,7 +23,7 @@ def _png(arr) -> bytes:
 
 def test_black_stroke_from_alpha_and_the_report_convention():
     rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[2, 3] = [0, 0, 0, 255]  # a black stroke pixel: invisible under the report's non-zero rule
+    rgba[2, 3] = [0, 0, 0, 255]  # a black stroke pixel: invisible under the RGB-only non-zero rule
     sketch, mask = decode_png(_png(rgba), 8)
     assert mask.sum() == 1 and mask[0, 2, 3] == 1 and np.all(sketch[:, 2, 3] == -1)
     rgb = np.zeros((8, 8, 3), np.uint8)

@@ -26,7 +26,7 @@ LAYERS = [
     ("neuedit.nn",),
     ("neuedit.training", "neuedit.evaluation"),
     ("neuedit.compare",),
-    ("neuedit.stage1", "neuedit.stage2", "neuedit.export", "neuedit.server", "neuedit.cli"),
+    ("neuedit.stage1", "neuedit.stage2", "neuedit.encoder", "neuedit.export", "neuedit.server", "neuedit.cli"),
 ]
 # what the torch-free side may not import, even lazily
 HEAVY = ("torch", "cv2", "skimage", "scipy", "safetensors", "matplotlib", "tensorboard", "onnx")

@@ -69,8 +69,10 @@ def run_schemathesis(url: str, seed: int = 0) -> tuple[list[str], collections.Co
         schema = schemathesis.openapi.from_url(url + "openapi.json", config=config)
         failures, cases = [], collections.Counter()
         for event in schemathesis.engine.from_schema(schema).execute():
-            if isinstance(event, (events.NonFatalError, events.FatalError)):
-                failures.append(f"error: {getattr(event, 'value', None) or event.exception!r}")
+            if isinstance(event, events.NonFatalError):  # e.g. a schema it cannot generate from
+                failures.append(f"{event.label} error: {event.value!r}")
+            elif isinstance(event, events.FatalError):
+                failures.append(f"fatal error: {event.exception!r}")
             if not isinstance(event, events.ScenarioFinished):
                 continue
             rec = event.recorder
@@ -84,7 +86,8 @@ def run_schemathesis(url: str, seed: int = 0) -> tuple[list[str], collections.Co
                     answer = rec.interactions.get(case_id)
                     status = answer.response.status_code if answer and answer.response else None
                     failures.append(f"{rec.label} {check.name}: {failure.title} -> {status}; "
-                                    f"{failure.message.splitlines()[-1]}; body {json.dumps(case.body)[:300]}")
+                                    f"{(failure.message.splitlines() or [''])[-1]}; "
+                                    f"body {json.dumps(case.body)[:300]}")
         return failures, cases
     finally:
         unregister_string_format("byte")

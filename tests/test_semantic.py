@@ -143,3 +143,47 @@ def test_the_servers_numpy_lab_matches_scikit_image():
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
     ref = rgb2lab((x.transpose(0, 2, 3, 1) + 1) / 2)
     np.testing.assert_allclose(editing._lab(x), ref, atol=0.3)
+
+
+# ---- the benchmark through the comparison's runner, on a tiny bundle ---------------------------------
+def test_the_semantic_kind_runs_every_editor_on_every_batch_and_writes_the_report(tiny_bundle, tmp_path):
+    from neuedit.compare.kind_semantic import IDEAL, Semantic, SemanticConfig, semantic_editors, semantic_tasks
+    from neuedit.compare.run import run
+    from neuedit.runtime.editor import Editor
+    from neuedit.runtime.state import EditConfig
+    editor = Editor.load(tiny_bundle, backend="torch")
+    w = np.random.default_rng(0).normal(0, 0.05, (3 * 16 * 16, tiny_bundle.c_dim)).astype(np.float32)
+    judge = lambda x: x.reshape(len(x), -1) @ w  # noqa: E731  (a stand-in classifier: logits [N, C])
+    features = lambda x: x.reshape(len(x), -1)[:, ::32]  # noqa: E731
+    photos = np.random.default_rng(1).uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32)
+    cfg = SemanticConfig(kinds=("hair", "object"), n=3, project_steps=2, boot=50,
+                         figure=("latent default, 2 steps", "two-stage"))
+    palettes = {"hair": {"blonde": np.array([235, 205, 120], np.uint8), "blue": np.array([70, 100, 200], np.uint8)},
+                "eyes": {}}
+    batches = semantic_tasks(cfg, editor, photos[:3], palettes)
+    assert [(t.kind, t.origin, len(t)) for t in batches] == [("hair", "sample", 3), ("hair", "real", 3),
+                                                             ("object", "sample", 3), ("object", "real", 3)]
+    editors = semantic_editors(editor, {"default": (EditConfig(), (2,))}, cfg.project_steps)
+    report = run(Semantic(tiny_bundle, editor, batches, editors, judge, features, photos[3:], cfg), tmp_path,
+                 progress=False)
+    two = ["two-stage", "two-stage, paste 25"]
+    want = {"hair / sample": ["unedited", IDEAL] + two + ["latent default, 2 steps"], "hair / real": ["unedited"] + two,
+            "object / sample": ["unedited"] + two + ["latent default, 2 steps"], "object / real": ["unedited"] + two}
+    table = report.summary["table"]
+    assert [(r["task"], r["editor"]) for r in table] == [(k, e) for k, es in want.items() for e in es]
+    for r, t in zip([r for r in table if r["editor"] == "unedited"], batches):  # no edit: the source's own scores
+        assert r["n"] == 3 and r["KID"] == r["KID source"]
+        assert r["success %"] == pytest.approx(100 * S.score(t, t.source, judge, tiny_bundle.schema)["success"].mean())
+        assert r["edge F1"] == 1 if t.kind == "object" else r["centre SSIM"] == pytest.approx(1.0)
+    assert all(r["ms/edit"] > 0 for r in table if r["editor"] != "unedited")
+    for f in ("config.json", "results.csv", "summary.md", "summary.json", "semantic.json"):
+        assert (tmp_path / f).is_file()
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * sum(map(len, want.values()))
+    assert json.loads((tmp_path / "semantic.json").read_text())[0]["editor"] == "unedited"
+    md = (tmp_path / "summary.md").read_text()
+    assert all(f"## {k}" in md for k in want) and f"| {IDEAL} |" in md
+    from PIL import Image
+    with Image.open(tmp_path / "semantic-hair-sample.png") as im:  # original | strokes | latent | two-stage, x2
+        assert im.size == (2 * (2 + 4 * 18), 2 * (2 + 3 * 18))
+    with Image.open(tmp_path / "semantic-hair-real.png") as im:  # no latent edit of photos by default
+        assert im.width == 2 * (2 + 3 * 18)

@@ -207,7 +207,7 @@ async def test_state_round_trip_matches_engine(client, engines, model):
     assert status == 200 and ts["state"]["z"] == e2["state"]["z"]
     ref = eng.two_stage(got, sketch[None], mask[None])
     assert np.abs(decode_image(ts["image"]).astype(int) - to_uint8(ref[0])).max() <= 1
-    # gd (the report's one step per submit) keeps no moments
+    # gd (one plain step per submit, docs/method.md §3) keeps no moments
     status, gd = await post(client, "/api/edit", {"model": model, "sketch": SKETCH, "method": "latent",
                                                   "optimizer": "gd", "state": e2["state"]})
     assert status == 200 and set(gd["state"]) == {"z", "c", "z0", "c0"}

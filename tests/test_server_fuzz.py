@@ -124,7 +124,7 @@ def states(draw, c_dim: int):
         s["t"] = draw(st.integers(-5, 2**40) | json_values)
     elif broken is not None:
         s[broken] = draw(bad_vec({"z": 16, "c": c_dim}.get(broken, w)))
-    if draw(st.booleans()):  # the 2-D form, one row: {"z": [[...]], ...}
+    if draw(st.booleans()):  # the 2-D form, one row ({"z": [[...]], ...}): refused, vectors are flat lists
         s = {k: [v] if isinstance(v, list) else v for k, v in s.items()}
     return s
 
@@ -197,6 +197,24 @@ def test_random_edit_never_5xx(server, body):
     out = check(server, "/api/edit", dumps(body))
     if "image" in out and "error" not in out:
         assert base64.b64decode(out["image"]).startswith(b"\x89PNG")
+
+
+OPTIONAL = {"/api/generate": ("seed", "c"), "/api/edit": ("state", "image", "method", "steps", "optimizer", "lr")}
+
+
+@settings(SETTINGS, max_examples=60)
+@given(path=st.sampled_from(sorted(OPTIONAL)), data=st.data())
+def test_a_null_field_is_the_same_as_an_absent_one(server, path, data):
+    """null means "not given" for every field (/openapi.json documents them as nullable): a body
+    with an absent field set to null gets the answer the body without it gets."""
+    body = data.draw(generate_bodies() if path == "/api/generate" else edit_bodies())
+    absent = [k for k in OPTIONAL[path] if k not in body]
+    if not absent:
+        return
+    field = data.draw(st.sampled_from(absent))
+    without, with_null = check(server, path, dumps(body)), check(server, path, dumps({**body, field: None}))
+    assert with_null.get("error", {}).get("code") == without.get("error", {}).get("code"), (field, body)
+    assert set(with_null) == set(without)
 
 
 def test_server_still_serves_after_fuzzing(server):

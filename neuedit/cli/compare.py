@@ -137,72 +137,67 @@ def compare_config(args):
                          dilate=args.dilate, edge_tol=args.edge_tol, grid_tasks=args.grid_tasks)
 
 
-def run_truth(args, b) -> int:
-    """--truth: draw or load a ground-truth set, compare into OUT/truth."""
-    from neuedit.compare.truth import TruthSet
+def _draw_tasks(args, b, data, set_dir: Path) -> None:
+    """--make-tasks: draw a task set into `set_dir`."""
+    from neuedit.compare.tasks import TaskConfig, make_tasks
+    cfg = TaskConfig(n=args.n, seed=args.seed, kinds=tuple(args.kinds), sources=tuple(args.sources), chains=args.chains,
+                     rounds=args.rounds, heldout=args.heldout, pool=args.pool, edges=args.edges)
+    ts = make_tasks(b, data, cfg, args.user_sketches)
+    ts.save(set_dir)
+    print(f"{len(ts.tasks)} tasks, {len(ts.chains)} chains of {cfg.rounds}, {len(ts.heldout)} held-out "
+          f"images -> {set_dir}")
+
+
+def _draw_truth(args, b, data, set_dir: Path) -> None:
+    """--truth without a set named: draw a ground-truth set into `set_dir`."""
     from neuedit.compare.truth_draw import TruthConfig, make_truth
-    from neuedit.compare.kind_truth import compare_truth
-    from neuedit.compare.tasks import load_pool
-    if args.out is None:
-        raise UsageError("give --out (the report goes into OUT/truth)")
-    out = args.out / "truth"
-    data = data_configs(args, b.resolution)
-    heldout = None
-    if args.tasks is None or args.make_tasks:
-        if not data and args.truth_real:
-            raise UsageError("give --data (held-out real images for the photo tasks), or --tasks (a ground-truth set)")
-        cfg = TruthConfig(real=args.truth_real, samples=args.truth_samples, strokes=tuple(args.truth_strokes),
-                          seed=args.seed, kinds=tuple(args.truth_kinds), fills=tuple(args.truth_fills),
-                          heldout=args.heldout, pool=args.pool, edges=args.edges)
-        set_dir = args.tasks or out / "set"
-        ts = make_truth(b, data, cfg)
-        ts.save(set_dir)
-        skipped = ts.tasks.meta["skipped_groups"]
-        print(f"{len(ts.answers)} ground-truth tasks ({len({a.group for a in ts.answers})} sources x "
-              f"{len(cfg.strokes)} stroke counts), {len(ts.tasks.heldout)} held-out images -> {set_dir}"
-              + (f"; left out for want of strokes: {', '.join(skipped)}" if skipped else ""))
-    else:
-        set_dir = args.tasks
-        if data:
-            from neuedit.runtime.schema import empty as empty_schema
-            heldout = load_pool(data, empty_schema(), args.heldout).images
-    ts = TruthSet.load(set_dir)
-    compare_truth(b, ts, compare_config(args), out, heldout=heldout, progress=not args.quiet, tasks_dir=set_dir)
-    print(f"report -> {out / 'summary.md'} (results.csv, psnr_vs_strokes.png, grid.png)")
-    return 0
+    if not data and args.truth_real:
+        raise UsageError("give --data (held-out real images for the photo tasks), or --tasks (a ground-truth set)")
+    cfg = TruthConfig(real=args.truth_real, samples=args.truth_samples, strokes=tuple(args.truth_strokes),
+                      seed=args.seed, kinds=tuple(args.truth_kinds), fills=tuple(args.truth_fills),
+                      heldout=args.heldout, pool=args.pool, edges=args.edges)
+    ts = make_truth(b, data, cfg)
+    ts.save(set_dir)
+    skipped = ts.tasks.meta["skipped_groups"]
+    print(f"{len(ts.answers)} ground-truth tasks ({len({a.group for a in ts.answers})} sources x "
+          f"{len(cfg.strokes)} stroke counts), {len(ts.tasks.heldout)} held-out images -> {set_dir}"
+          + (f"; left out for want of strokes: {', '.join(skipped)}" if skipped else ""))
 
 
 def run(args) -> int:
+    """Draw a set (--make-tasks, or --truth without --tasks) and/or compare on it: one path for both kinds."""
     import torch
-    from neuedit.compare import compare
-    from neuedit.compare.tasks import TaskConfig, TaskSet, load_pool, make_tasks
     if args.threads:
         torch.set_num_threads(args.threads)
-    b = bundle_mod.read(args.bundle)
-    if args.truth:
-        return run_truth(args, b)
-    if args.tasks is None:
+    if args.truth and args.out is None:
+        raise UsageError("give --out (the report goes into OUT/truth)")
+    if not args.truth and args.tasks is None:
         raise UsageError("give --tasks (the task set folder)")
-    if not args.make_tasks and args.out is None:
+    if not args.truth and not args.make_tasks and args.out is None:
         raise UsageError("give --out (the report folder), or --make-tasks to draw a task set")
+    b = bundle_mod.read(args.bundle)
     data = data_configs(args, b.resolution)
-    if args.make_tasks:
-        tcfg = TaskConfig(n=args.n, seed=args.seed, kinds=tuple(args.kinds), sources=tuple(args.sources),
-                          chains=args.chains, rounds=args.rounds, heldout=args.heldout, pool=args.pool,
-                          edges=args.edges)
-        ts = make_tasks(b, data, tcfg, args.user_sketches)
-        ts.save(args.tasks)
-        print(f"{len(ts.tasks)} tasks, {len(ts.chains)} chains of {tcfg.rounds}, {len(ts.heldout)} held-out "
-              f"images -> {args.tasks}")
-        if args.out is None:
-            return 0
-        heldout = None
+    if args.truth:
+        from neuedit.compare.kind_truth import compare_truth as compare
+        from neuedit.compare.truth import TruthSet as Set
+        out, draw, files = args.out / "truth", args.tasks is None or args.make_tasks, "psnr_vs_strokes.png"
+        set_dir = args.tasks or out / "set"
+        if draw:
+            _draw_truth(args, b, data, set_dir)
     else:
-        heldout = None
-        if data:
-            from neuedit.runtime.schema import empty as empty_schema
-            heldout = load_pool(data, empty_schema(), args.heldout).images
-    ts = TaskSet.load(args.tasks)
-    compare(b, ts, compare_config(args), args.out, heldout=heldout, progress=not args.quiet, tasks_dir=args.tasks)
-    print(f"report -> {args.out / 'summary.md'} (results.csv, grid.png, stability.png)")
+        from neuedit.compare.kind_strokes import compare
+        from neuedit.compare.tasks import TaskSet as Set
+        out, draw, files, set_dir = args.out, args.make_tasks, "stability.png", args.tasks
+        if draw:
+            _draw_tasks(args, b, data, set_dir)
+        if out is None:
+            return 0
+    heldout = None  # a set drawn now holds its own held-out images; else --data may replace the saved ones
+    if data and not draw:
+        from neuedit.compare.tasks import load_pool
+        from neuedit.runtime.schema import empty as empty_schema
+        heldout = load_pool(data, empty_schema(), args.heldout).images
+    compare(b, Set.load(set_dir), compare_config(args), out, heldout=heldout, progress=not args.quiet,
+            tasks_dir=set_dir)
+    print(f"report -> {out / 'summary.md'} (results.csv, grid.png, {files})")
     return 0

@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "prepare": ("neuedit.data.prepare", "detect and crop faces into an image folder"),
     "train-stage1": ("neuedit.stage1.cli", "train the stage-one generator (DRAGAN + ACGAN)"),
     "train-stage2": ("neuedit.stage2.cli", "train the sketch-conditioned stage-two generator"),
+    "train-encoder": ("neuedit.encoder.cli", "train the photo encoder of a bundle (projection into its latent space)"),
     "sample": ("neuedit.cli.sample", "write a sample grid from a bundle"),
     "edit": ("neuedit.cli.edit", "latent-optimisation (one-stage) or two-stage edit of a sketch"),
     "export": ("neuedit.export.cli", "export a bundle to ONNX and check parity"),

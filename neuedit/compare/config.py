@@ -20,7 +20,7 @@ def latent_name(steps: int) -> str:
 @dataclass(frozen=True)
 class CompareConfig:
     latent_steps: tuple[int, ...] = (1, 10, 50)  # one latent-editor run per step count
-    optimizer: str = "adam"                      # latent editor's optimiser ("gd": the report's web app)
+    optimizer: str = "adam"                      # latent editor's optimiser ("gd": plain gradient descent)
     lr: float | None = None                      # latent step size (None: 0.05 for adam, 2.0 for gd)
     anchor: float = 0.0                          # latent editor's pull toward the starting z
     two_stage: bool = True                       # run the two-stage editor (when the bundle has G2)
@@ -54,7 +54,7 @@ class CompareConfig:
         return [latent_name(s) for s in self.latent_steps] + ([TWO_STAGE] if two_stage else [])
 
     def edge_window_px(self, resolution: int) -> int:
-        """The edge-precision window at this resolution (scoring and the report must agree on it)."""
+        """The edge-precision window at this resolution (scoring and summary.md must agree on it)."""
         return self.edge_window if self.edge_window is not None else max(2, resolution // 16)
 
 

@@ -1,4 +1,4 @@
-"""The report's pictures, for every task kind: grids of edits (the image before, its strokes, a third
+"""The pictures of a report folder, for every task kind: grids of edits (the image before, its strokes, a third
 column, each method's result), the chains' grid and the one mean-and-band plot."""
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def band(xs, stats: list[tuple]) -> tuple[np.ndarray, ...]:
 
 def write_bands(path: Path, panels: list[tuple[str, dict]], xlabel: str, size: tuple[float, float],
                 log_x: bool = False, references: tuple[str, ...] = ()) -> None:
-    """The report's one plot: a panel per (title, {line label: `band`}), each line its mean with the 95%
+    """The one plot of every report folder: a panel per (title, {line label: `band`}), each line its mean with the 95%
     band around it; lines named in `references` (an unedited image) are dashed grey, without a
     band. size: (width per panel, height) in inches."""
     import matplotlib  # imported late: only the plots need it

@@ -24,7 +24,8 @@ from neuedit.compare.tasks import TaskSet
 METRIC_NOTES = """\
 ## Metrics
 
-- **Dist**: the report's Dist(I, I') on stroke pixels: mean L1 per stroke pixel and channel, in [-1, 1] units.
+- **Dist**: the edit distance Dist(I, I') (docs/method.md §2) on stroke pixels: mean L1 per stroke pixel and channel,
+  in [-1, 1] units.
 - **ΔE00**, **ΔE<10** (colour strokes): CIEDE2000 (scikit-image `rgb2lab` + `deltaE_ciede2000`, sRGB/D65) between the
   result and the stroke colour on stroke pixels: the mean, and the share of stroke pixels under 10.
 - **edge F1** (edge strokes): F1 of the sketch's 1-px lines against the result's edge map (`neuedit.synth.strokes.edge_map`,

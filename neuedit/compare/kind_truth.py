@@ -14,7 +14,8 @@ from neuedit.evaluation import metrics as M
 from neuedit.compare.config import REAL, SOURCE, TARGET, TRUTH_METRICS, CompareConfig, pick
 from neuedit.compare.figures import band, write_bands, write_edit_grid
 from neuedit.compare.harness import run_tasks
-from neuedit.compare.report import diff_section, fmt, grouped_table, jsonable, kid_cell, latent_settings, section, stat_table
+from neuedit.compare.report import (diff_section, fmt, grouped_table, jsonable, kid_cell, latent_settings, section,
+                                    stat_table)
 from neuedit.compare.run import Kind, Report, run, run_config, run_info, set_up
 from neuedit.compare.scoring import score_realism, target_scorer, targets_of
 from neuedit.compare.stats import per_group, split, summarise
@@ -42,7 +43,8 @@ source and target is edited with {strokes} strokes (nested), so the stroke-count
   {psnr_cap:g} dB in means.
 - **ΔE00 region**: CIEDE2000 (scikit-image, sRGB/D65) between result and target averaged over the region, not only
   under the strokes. **ΔE00 strokes**: between result and stroke colour under the colour strokes.
-- **Dist**: the report's Dist(I, I') on stroke pixels (mean L1 per stroke pixel and channel, [-1, 1] units).
+- **Dist**: the edit distance Dist(I, I') (docs/method.md §2) on stroke pixels (mean L1 per stroke pixel and channel,
+  [-1, 1] units).
 - **edge F1** and **chamfer** (tasks with line strokes): the result's edge map (`neuedit.synth.strokes.edge_map`,
   {edge_method}) against the line strokes: F1 with a {edge_tol} px match, precision counting result edges within
   {window} px of a line; chamfer: mean distance (px) from each line pixel to the nearest result edge (the image diagonal
@@ -109,14 +111,14 @@ class Truth(Kind):
 
     def edit(self, bar) -> tuple:
         """-> (rows, {method: [T, 3, R, R]}), SOURCE and TARGET included."""
-        return run_tasks(self.ts.tasks, self.editors, self.prep, bar, score=target_scorer(self.ts, self.targets, self.cfg),
-                         references={TARGET: self.targets})
+        return run_tasks(self.ts.tasks, self.editors, self.prep, bar,
+                         score=target_scorer(self.ts, self.targets, self.cfg), references={TARGET: self.targets})
 
     def report(self, edited: tuple) -> Report:
         rows, images = edited
         ts, cfg, methods = self.ts, self.cfg, self.editors.methods
-        realism = score_realism(self.editors, rows, images, {t.id: a.target_c for t, a in zip(ts.tasks.tasks, ts.answers)},
-                                self.real, self.b.schema, cfg)
+        wants = {t.id: a.target_c for t, a in zip(ts.tasks.tasks, ts.answers)}  # D's attributes: the target's
+        realism = score_realism(self.editors, rows, images, wants, self.real, self.b.schema, cfg)
         cols, refs = [c for c, _, _ in TRUTH_METRICS], [SOURCE, TARGET] + methods
         st = summarise(per_group(rows, cols), realism.real_rows, refs, methods, cols, cfg,
                        lambda r: (r["source"], kind_label(r)))
@@ -124,8 +126,9 @@ class Truth(Kind):
         firsts = {}
         for t, a in zip(ts.tasks.tasks, ts.answers):
             firsts.setdefault(a.group, f"{t.source.kind} {kind_label(vars(a))}")
+        mix = Counter(firsts.values())
         info = run_info(self.b, self.tasks_dir, ("tasks.json", "truth.json"), rows, methods, n_tasks=len(ts.answers),
-                        n_groups=len(firsts), group_mix=", ".join(f"{v} {k}" for k, v in sorted(Counter(firsts.values()).items())),
+                        n_groups=len(firsts), group_mix=", ".join(f"{v} {k}" for k, v in sorted(mix.items())),
                         strokes=ts.strokes, skipped_groups=ts.tasks.meta.get("skipped_groups", []),
                         n_real=len(self.real), project_ms=self.prep.project_ms)
         summary = {"info": info, "methods": st["stats"], "kid": realism.kid, "paired_vs_two_stage": st["diffs"],
@@ -167,8 +170,8 @@ class Truth(Kind):
         out += section("Realism and cost", stat_table(
             stats, refs + [REAL], cols("d_score", "attr_agree", "l1_out", "ms"),
             (["KID ↓ (± std)", "median ms"], lambda m: [kid_cell(kids, m), fmt(medians.get(m, float("nan")))])))
-        out += diff_section(st["diffs"], cols("psnr", "psnr_in", "ssim_in", "de00_region", "chamfer", "dist", "d_score"),
-                            "Per source (its stroke counts averaged)")
+        out += diff_section(st["diffs"], cols("psnr", "psnr_in", "ssim_in", "de00_region", "chamfer", "dist",
+                                              "d_score"), "Per source (its stroke counts averaged)")
         out += section("Examples", "![grid](grid.png)",
                        "Columns: source | strokes over the faded source | target | " + " | ".join(methods) + ".")
         out.append(TRUTH_NOTES.format(strokes=", ".join(map(str, info["strokes"])), psnr_cap=M.PSNR_CAP,

@@ -1,4 +1,4 @@
-"""The report's tables, for every task kind: CSV files (one row per edit), Markdown tables of statistics
+"""The tables of a report folder, for every task kind: CSV files (one row per edit), Markdown tables of statistics
 (a cell is `mean [lo, hi]`) and JSON-safe values for summary.json."""
 from __future__ import annotations
 

@@ -91,8 +91,8 @@ def kid_of(images: np.ndarray, real_features: np.ndarray, cfg: CompareConfig) ->
 
 @dataclass
 class Realism:
-    kid: dict                  # {method: (mean, std)} for every method scored, plus REAL (two halves of the held-out images)
-    real_rows: list            # one row per held-out image with its d_score
+    kid: dict        # {method: (mean, std)} for every method scored, plus REAL (two halves of the held-out images)
+    real_rows: list  # one row per held-out image with its d_score
     chain_kid: dict = field(default_factory=dict)  # {method: [(mean, std) per round]}
 
 

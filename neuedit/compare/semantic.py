@@ -1,4 +1,5 @@
-"""The semantic-edit benchmark: did the edit happen, and what did it keep? (docs/method.md, "Judging an edit")
+"""The semantic tasks and their judge: did the edit happen, and what did it keep? (docs/comparison.md,
+"Edits that do what the strokes ask")
 
 PSNR against a target rewards an editor that changes nothing; this benchmark asks what a person
 asks. Each task is a source picture (a stage-one sample or a held-out real photo) and strokes a
@@ -22,11 +23,11 @@ for objects, a fixed list of colours a person picks. Scores per task:
 - **real**: the learned-feature KID of the edited pictures against held-out real ones, beside the
   sources' own.
 
-Everything is numpy; `editors` maps a name to a function of the task batch.
+Everything is numpy. The comparison's semantic kind (`neuedit.compare.kind_semantic`) draws the batches,
+runs the editors on them and reports.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -285,10 +286,3 @@ def learned_kid(features, edited: np.ndarray, reference_features: np.ndarray) ->
     """KID of `edited` against the held-out reference in the classifier's feature space."""
     f = features(edited)
     return float(kid(f, reference_features, subsets=50, subset_size=min(len(f), len(reference_features)), seed=0)[0])
-
-
-def timed(fn, tasks: Tasks) -> tuple[np.ndarray, float]:
-    """Run an editor on the task batch -> (edited [N, 3, R, R], ms per task)."""
-    t = time.perf_counter()
-    out = fn(tasks)
-    return np.asarray(out, np.float32), 1000.0 * (time.perf_counter() - t) / max(len(tasks), 1)

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from neuedit.nn.weights import load_module
-from neuedit.runtime import bundle as bundle_mod
 from neuedit.evaluation import metrics as M
 from neuedit.data.datasets import DataConfig
 from neuedit.errors import UsageError

@@ -119,9 +119,9 @@ def add_config_arguments(p: argparse.ArgumentParser, cls, *, aliases: dict[str, 
     `--x` / `--no-x`; `defaults` is the default the command applies itself when the flag is
     absent, shown in --help instead of the dataclass's. Fields without a default (in the
     dataclass or `defaults`) are required (`suppress_defaults` lifts that where a recipe may set
-    them). The options go into an
-    argument group titled `title` (None: the class name; "": the parser's own options).
-    Returns the flags, for `given`, `build` and `config_dict`."""
+    them). The options go into an argument group titled `title` (None: the class name; "": the
+    parser's own options), a nested dataclass's into a group of its own. Returns the flags, for
+    `given`, `build` and `config_dict`."""
     aliases, units, defaults = aliases or {}, units or {}, defaults or {}
     flags, seen = [], {}
     top = group = p if title == "" else p.add_argument_group(title or cls.__name__)

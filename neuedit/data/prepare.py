@@ -1,5 +1,5 @@
 """`neuedit prepare`: detect faces with an OpenCV cascade, crop with a margin, resize, and
-write an image folder ready for training (the report cropped Getchu art this way; for
+write an image folder ready for training (Jin et al. 2017 cropped Getchu art this way; for
 anime art use an anime-face cascade such as nagadomi's lbpcascade_animeface.xml)."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Networks: the stage-one generator `G(z, c)`, the discriminator `D(x) -> (logit, c_logits)`,
 and the stage-two editor `G2(image, sketch, mask)`.
 
-After Jin et al. 2017 (the report's Fig. 5): G is a dense layer to a small feature map, a
+After Jin et al. 2017 (docs/method.md §1): G is a dense layer to a small feature map, a
 stack of residual blocks, sub-pixel (PixelShuffle) upsampling and a tanh output; D uses
 residual blocks with LeakyReLU, no BatchNorm, and two heads (real/fake and ACGAN classes).
 Networks know nothing of losses. Architectures are rebuilt from a bundle's
@@ -358,8 +358,41 @@ class PatchDiscriminator(nn.Module):
         return self.out(h), feats
 
 
+class Encoder(nn.Module):
+    """E(image [N, 3, R, R]) -> (z_t [N, z_dim], c_t [N, c_dim]): a photo's starting point for the
+    latent editor, in its own parameterisation (z = tanh(z_t), c = the group softmax of c_t,
+    docs/method.md §3), so a few refinement steps continue from it directly.
+
+    A 3x3 conv, then one 4x4 stride-2 conv per halving down to 4x4 (`chans[i]` channels after
+    halving i), BatchNorm and LeakyReLU, a dense layer of `hidden` units and the two heads.
+    """
+
+    def __init__(self, z_dim: int = 128, c_dim: int = 25, resolution: int = 64,
+                 chans: tuple = (32, 64, 128, 256), hidden: int = 512):
+        super().__init__()
+        stages = int(round(math.log2(resolution / 4)))
+        if len(chans) != stages:
+            raise UsageError(f"resolution {resolution} needs {stages} channel counts, got {len(chans)}")
+        self.z_dim, self.c_dim, self.resolution = z_dim, c_dim, resolution
+        layers, c_in = [nn.Conv2d(3, chans[0], 3, 1, 1), nn.LeakyReLU(0.2)], chans[0]
+        for c_out in chans:
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Linear(c_in * 16, hidden), nn.LeakyReLU(0.2))
+        self.head_z = nn.Linear(hidden, z_dim)
+        self.head_c = nn.Linear(hidden, c_dim) if c_dim else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert x.dim() == 4 and x.shape[1:] == (3, self.resolution, self.resolution), \
+            f"x must be [N, 3, {self.resolution}, {self.resolution}], got {tuple(x.shape)}"
+        h = self.fc(self.features(x).flatten(1))
+        c_t = self.head_c(h) if self.head_c is not None else h[:, :0]
+        return self.head_z(h), c_t
+
+
 ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "up_g": UpGenerator, "sn_d": SNDiscriminator,
-         "edit_g2": EditGenerator, "edit_unet": EditUNet, "patch_d": PatchDiscriminator}
+         "edit_g2": EditGenerator, "edit_unet": EditUNet, "patch_d": PatchDiscriminator, "conv_e": Encoder}
 
 
 def build(spec: dict) -> nn.Module:

@@ -1,6 +1,6 @@
 """Architecture presets: G, D and G2 keyword arguments for a resolution and budget.
 
-`report128` is the report's model (Jin et al.: 128x128, 16 residual blocks in G, deep
+`report128` is the model of docs/method.md §1 (Jin et al. 2017: 128x128, 16 residual blocks in G, deep
 residual D); `demo` trains in about an hour on 2 CPU cores at 64x64; `tiny` is for tests.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ from neuedit.errors import NeueditError
 FORMAT = "neuedit-bundle"
 VERSION = 1
 KINDS = ("stage1", "two-stage")
-NETWORKS = ("g1", "d", "g2")  # the order bundle.json lists them in
+NETWORKS = ("g1", "d", "g2", "e")  # the order bundle.json lists them in (e: the photo encoder)
 
 
 class BundleError(NeueditError, ValueError):
@@ -89,7 +89,8 @@ class NetSpec:
 
 # bundle.json's "training": key -> type; written in this order, keys not listed are kept as they are
 _PROVENANCE = {"stage1_step": int, "config_digest": str, "data": str, "stage1_config": dict, "threads": int,
-               "stage2_step": int, "stage2_config_digest": str, "stage1_bundle": str, "note": str}
+               "stage2_step": int, "stage2_config_digest": str, "stage1_bundle": str, "encoder_step": int,
+               "encoder_config_digest": str, "note": str}
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Provenance:
     threads: int | None = None                # torch threads of the stage-one run
     stage2_config_digest: str | None = None
     stage1_bundle: str | None = None          # the stage-one bundle stage two started from
+    encoder_step: int | None = None           # the photo encoder's training step, when it has one
+    encoder_config_digest: str | None = None
     note: str | None = None
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept on rewrite
 
@@ -114,7 +117,8 @@ class Provenance:
 
     def steps(self) -> dict:
         """{"stage1": n, "stage2": m}; a stage the bundle does not have is left out."""
-        return {s: n for s, n in (("stage1", self.stage1_step), ("stage2", self.stage2_step)) if n is not None}
+        return {s: n for s, n in (("stage1", self.stage1_step), ("stage2", self.stage2_step),
+                                  ("encoder", self.encoder_step)) if n is not None}
 
     def to_dict(self) -> dict:
         d = {k: copy.deepcopy(getattr(self, k)) for k in _PROVENANCE if getattr(self, k) is not None}

@@ -173,7 +173,7 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
                 steps: int | None = None, frames: bool = False) -> StepResult:
     """`steps` (default `cfg.steps`) steps from `state` toward sketch [N|1, 3, R, R] / mask.
 
-    One step is the report's interactive "submit"; Adam moments carry over in the returned
+    One step is the page's Submit; Adam moments carry over in the returned
     state, so successive calls continue one optimisation. With `cfg.paste` the returned picture
     is the one the edit started from (the state's z0, c0, else its own z, c; kept in the returned
     state) with G1's change pasted where the strokes concern it (`paste`)."""

@@ -198,7 +198,7 @@ _REPORT_EYES = ("blue", "red", "brown", "green", "purple", "yellow", "pink", "aq
 
 
 def anime34() -> Schema:
-    """The report's 34-attribute anime schema (its Table 1)."""
+    """The 34-attribute anime schema of docs/method.md §1 (hair and eye colours, hair length, ...)."""
     return Schema("anime34", (
         Group("hair_colour", _REPORT_HAIR, True, tuple(f"{h}_hair" for h in _REPORT_HAIR)),
         Group("hair_length", ("long", "short"), True, ("long_hair", "short_hair")),

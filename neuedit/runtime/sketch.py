@@ -1,6 +1,6 @@
 """Sketch input: RGBA strokes -> (sketch, mask), and the edit distance, numpy only.
 
-The mask comes from alpha (> 0 marks a stroke), so black strokes work; the report's
+The mask comes from alpha (> 0 marks a stroke), so black strokes work; the RGB-only
 convention (an RGB sketch whose non-zero pixels are the mask) is `from_rgb`.
 Shapes: sketch [3, R, R] float32 in [-1, 1]; mask [1, R, R] float32 in {0, 1}.
 """
@@ -64,7 +64,7 @@ def _area_resize(ch: np.ndarray, r: int) -> np.ndarray:
 
 
 def from_rgb(rgb: np.ndarray, resolution: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The report's convention: RGB sketch [H, W, 3] uint8 and a mask [H, W] (default: non-zero pixels)."""
+    """The RGB-only convention: RGB sketch [H, W, 3] uint8 and a mask [H, W] (default: non-zero pixels)."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise SketchError(f"RGB sketch must be [H, W, 3], got {rgb.shape}")
@@ -80,7 +80,7 @@ def decode_png(data: bytes, resolution: int, max_pixels: int = MAX_PIXELS) -> tu
     if img.mode not in ("RGBA", "LA", "P", "RGB", "L"):
         img = img.convert("RGB")
     if "A" not in img.mode and not (img.mode == "P" and "transparency" in img.info):
-        # No alpha channel: the report's rule, non-zero pixels are strokes.
+        # No alpha channel: the RGB-only rule, non-zero pixels are strokes.
         return from_rgb(np.asarray(img.convert("RGB")), resolution)
     return from_rgba(np.asarray(img.convert("RGBA")), resolution)
 
@@ -98,7 +98,7 @@ def dist(image, sketch, mask):
     image, sketch [N, 3, H, W] in the model's value range; mask [N, 1, H, W] in [0, 1] -> [N].
     Written with operators numpy arrays and torch tensors share, so the one definition serves
     both runtimes: the latent step differentiates it in PyTorch (and its ONNX export), the
-    engine and the metrics evaluate it in numpy. The report's M_ij is the RGB vector [1, 1, 1]
+    engine and the metrics evaluate it in numpy. docs/method.md's M_ij is the RGB vector [1, 1, 1]
     on a stroke, so |M_ij| / sqrt(3) is 1 per stroke pixel: the denominator is 1 + the number
     of stroke pixels and the numerator the L1 distance over the stroke's channels."""
     # shape[0], not len(): a traced export keeps the batch axis dynamic

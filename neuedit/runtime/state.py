@@ -194,10 +194,10 @@ def sample_state(n: int, z_dim: int, schema, rng: np.random.Generator, c=None) -
 class EditConfig:
     """The latent editor's settings (docs/method.md §3); the defaults are what the semantic-edit
     benchmark chose (README, "Edits that do what the strokes ask")."""
-    optimizer: str = "adam"       # "adam" (iGAN) or "gd" (the report's plain gradient descent)
+    optimizer: str = "adam"       # "adam" (iGAN) or "gd" (plain gradient descent, docs/method.md §3)
     lr: float | None = None       # step size of z~ (0 holds z); None: `step_sizes`
     lr_c: float | None = None     # step size of c~ (the group logits); None: `step_sizes`
-    steps: int = 1                # steps per call (the report's web app: 1 per submit)
+    steps: int = 1                # steps per call (the page: 1 per Submit)
     edit_c: bool = True           # also move c (False: only z moves, the condition is kept)
     anchor: float = 0.0           # weight of a pull toward the starting z~ (keeps unedited content)
     paste: float = 25.0           # > 0: the result keeps the starting picture's pixels except where they
@@ -222,7 +222,7 @@ class EditConfig:
         """(step size of z~, of c~) for a generator with `c_dim` condition values. Unset, Adam holds z
         where there is a condition (a colour stroke's meaning is in c; z holds the face: README, "Edits
         that do what the strokes ask") and steps z by 0.05 where there is none; c~ steps by 0.5. Plain
-        gradient descent steps both by 2.0 (the report)."""
+        gradient descent steps both by 2.0 (docs/method.md §3)."""
         gd = self.optimizer == "gd"
         lr = self.lr if self.lr is not None else (2.0 if gd else (0.0 if c_dim else 0.05))
         lr_c = self.lr_c if self.lr_c is not None else (lr if gd else 0.5)

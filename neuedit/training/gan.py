@@ -1,4 +1,4 @@
-"""The adversarial objective of the report (DRAGAN + ACGAN, docs/method.md §1) and its CPU
+"""The adversarial objective of Jin et al. 2017 (DRAGAN + ACGAN, docs/method.md §1) and its CPU
 variants (hinge, R1, projection conditioning, DiffAugment): L(D) and L(G) as functions of
 the networks and a batch. Stage one trains with both; stage two's `strokes` objective
 trains its D with `d_loss_terms`."""
@@ -15,16 +15,16 @@ from neuedit.nn.losses import ADV_LOSSES, cls_loss, dragan_perturb, group_cls_lo
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Defaults are the report's recipe (DRAGAN + ACGAN); the CPU demos use hinge + DiffAugment."""
-    adv: str = "logistic"        # adversarial loss: "logistic" (the report's, non-saturating G) or "hinge"
-    penalty: str = "dragan"      # D penalty: "dragan" (the report's), "r1" on real images, or "none"
-    l_adv: float = 2.0           # weight of the adversarial terms (report: 2)
-    l_gp: float = 1.0            # weight of the penalty (report: 1 for DRAGAN; R1 uses gamma / 2 = l_gp)
-    l_reg: float = 1e-4          # weight of the L2 weight regulariser (report: 1e-4)
+    """Defaults are Jin et al. 2017's recipe (DRAGAN + ACGAN); the CPU demos use hinge + DiffAugment."""
+    adv: str = "logistic"        # adversarial loss: "logistic" (Jin et al.'s, non-saturating G) or "hinge"
+    penalty: str = "dragan"      # D penalty: "dragan" (Jin et al.'s), "r1" on real images, or "none"
+    l_adv: float = 2.0           # weight of the adversarial terms (Jin et al.: 2)
+    l_gp: float = 1.0            # weight of the penalty (Jin et al.: 1 for DRAGAN; R1 uses gamma / 2 = l_gp)
+    l_reg: float = 1e-4          # weight of the L2 weight regulariser (Jin et al.: 1e-4)
     l_cls: float = 1.0           # weight of the ACGAN condition terms in L(D) and L(G)
-    cls_on_fake: bool = True     # also train D's condition head on (G(z,c), c), as the report does
+    cls_on_fake: bool = True     # also train D's condition head on (G(z,c), c), as Jin et al. do
     cond: str = "acgan"          # conditioning in D: "acgan" (classifier head), or "projection" + ACGAN
-    cls: str = "bce"             # condition loss: "bce" per attribute, averaged (the report's), or
+    cls: str = "bce"             # condition loss: "bce" per attribute, averaged (Jin et al.'s), or
                                  # "group_ce": cross-entropy per exclusive group, summed over groups
     augment: str = ""            # DiffAugment policy applied to all D inputs, e.g. "color,translation,cutout"
 

@@ -23,9 +23,9 @@ from neuedit.training.run import Run, unwrap
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-4             # Adam learning rate (report)
-    lr_end: float = 1e-5         # learning rate reached at the last iteration (report)
-    decay_start: float = 0.5     # fraction of the run after which lr decays linearly (report: 50k of 100k)
+    lr: float = 2e-4             # Adam learning rate (Jin et al. 2017)
+    lr_end: float = 1e-5         # learning rate reached at the last iteration (Jin et al. 2017)
+    decay_start: float = 0.5     # fraction of the run after which lr decays linearly (Jin et al. 2017: 50k of 100k)
     beta1: float = 0.5           # Adam beta1
     beta2: float = 0.99          # Adam beta2
     ema: float = 0.999           # EMA decay of G's weights for the released bundle (stage one)
@@ -35,7 +35,7 @@ class OptimConfig:
 
 
 def lr_at(step: int, lr: float, lr_end: float, decay_start: int, iterations: int) -> float:
-    """Constant `lr`, then linear decay to `lr_end` from `decay_start` to the last iteration (the report)."""
+    """Constant `lr`, then linear decay to `lr_end` from `decay_start` to the last iteration (Jin et al. 2017)."""
     if step < decay_start or iterations <= decay_start:
         return lr
     frac = min(1.0, (step - decay_start) / max(1, iterations - decay_start))

@@ -227,7 +227,7 @@ class Run:
         return p
 
     def plot_losses(self, keys: list[str]) -> None:
-        """log.csv -> losses.png (the report's Fig. 6)."""
+        """log.csv -> losses.png (docs/method.md §1)."""
         path = self.out / "log.csv"
         if not (self.is_main and path.exists()):
             return

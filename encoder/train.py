@@ -22,7 +22,7 @@ from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
 from neuedit.errors import UsageError
 from neuedit.nn.backend import group_softmax
 from neuedit.nn.losses import group_cls_loss
-from neuedit.nn.nets import build
+from neuedit.nn.nets import MinibatchStd, build
 from neuedit.nn.weights import load_module, save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.schema import Schema
@@ -60,9 +60,12 @@ class EncoderConfig:
 
 
 def d_features(D, x: torch.Tensor) -> list[torch.Tensor]:
-    """The stage-one D's feature maps of x, one per nonlinearity of its `features` stack."""
+    """The stage-one D's feature maps of x, one per nonlinearity of its `features` stack, up to
+    a minibatch-statistics layer (that one mixes the batch's rows)."""
     out = []
     for layer in D.features:
+        if isinstance(layer, MinibatchStd):
+            break
         x = layer(x)
         if isinstance(layer, torch.nn.LeakyReLU):
             out.append(x)

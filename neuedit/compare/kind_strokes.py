@@ -6,6 +6,7 @@ summary.json, grid.png, stability_grid.png, stability.png, projections.json and 
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,8 @@ from neuedit.evaluation import metrics as M
 from neuedit.compare.config import CHAIN_METRICS, REAL, SOURCE, TASK_METRICS, CompareConfig, pick
 from neuedit.compare.figures import band, write_bands, write_chain_grid, write_edit_grid
 from neuedit.compare.harness import run_chains, run_tasks
-from neuedit.compare.report import (cell, diff_section, fmt, grouped_table, heading, jsonable, kid_cell,
-                                    latent_settings, md_table, section, stat_table)
+from neuedit.compare.report import (cell, diff_section, fmt, grouped_table, heading, jsonable, kid_cell, md_table,
+                                    opening, section, stat_table)
 from neuedit.compare.run import Kind, Report, run, run_config, run_info, set_up
 from neuedit.compare.scoring import score_realism
 from neuedit.compare.stats import split, summarise
@@ -105,13 +106,9 @@ class Strokes(Kind):
         """summary.md: one table per aspect (st as from `report`), the example grids and METRIC_NOTES."""
         cfg, methods, stats, rounds = self.cfg, self.editors.methods, st["stats"], self.rounds
         ref = [SOURCE] + methods
-
-        def cols(*keys):
-            return pick(TASK_METRICS, *keys)
-        out = [f"# One-stage vs two-stage editing: {info['bundle']}", "",
-               f"{info['n_tasks']} tasks ({info['task_mix']}), {info['n_chains']} chains of {rounds} edits, "
-               f"task set `{info['tasks']}` (sha256 {info['tasks_digest'][:12]}), {latent_settings(cfg)}. "
-               "Mean [95% bootstrap interval]; `source` is the unedited image.", ""]
+        cols = partial(pick, TASK_METRICS)  # the metrics named, in that order
+        out = opening("One-stage vs two-stage editing", f"{info['n_tasks']} tasks ({info['task_mix']}), "
+                      f"{info['n_chains']} chains of {rounds} edits", info, cfg, "; `source` is the unedited image")
         out += section("Following the strokes", stat_table(stats, ref, cols("dist", "de00", "de_under", "edge_f1")))
         out += section("Keeping the rest", stat_table(stats, ref, cols("l1_out", "psnr_out", "ssim_out")))
         out += section("Realism", stat_table(stats, ref + [REAL], cols("d_score", "attr_agree"),

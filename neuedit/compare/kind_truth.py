@@ -6,6 +6,7 @@ summary.md, summary.json, psnr_vs_strokes.png, grid.png, projections.json and co
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from neuedit.evaluation import metrics as M
 from neuedit.compare.config import REAL, SOURCE, TARGET, TRUTH_METRICS, CompareConfig, pick
 from neuedit.compare.figures import band, write_bands, write_edit_grid
 from neuedit.compare.harness import run_tasks
-from neuedit.compare.report import (diff_section, fmt, grouped_table, jsonable, kid_cell, latent_settings, section,
+from neuedit.compare.report import (diff_section, fmt, grouped_table, jsonable, kid_cell, opening, section,
                                     stat_table)
 from neuedit.compare.run import Kind, Report, run, run_config, run_info, set_up
 from neuedit.compare.scoring import score_realism, target_scorer, targets_of
@@ -149,13 +150,10 @@ class Truth(Kind):
         per task kind, realism and cost, paired differences, examples and TRUTH_NOTES."""
         cfg, methods, stats = self.cfg, self.editors.methods, st["stats"]
         refs, shown = [SOURCE, TARGET] + methods, [SOURCE] + methods
-
-        def cols(*keys):
-            return pick(TRUTH_METRICS, *keys)
-        out = [f"# Ground truth: editors against known targets: {info['bundle']}", "",
-               f"{info['n_tasks']} tasks: {info['n_groups']} sources with a known target ({info['group_mix']}), each "
-               f"with {', '.join(map(str, info['strokes']))} strokes; set `{info['tasks']}` "
-               f"(sha256 {info['tasks_digest'][:12]}); {latent_settings(cfg)}. Mean [95% bootstrap interval].", ""]
+        cols = partial(pick, TRUTH_METRICS)  # the metrics named, in that order
+        out = opening("Ground truth: editors against known targets", f"{info['n_tasks']} tasks: {info['n_groups']} "
+                      f"sources with a known target ({info['group_mix']}), each with "
+                      f"{', '.join(map(str, info['strokes']))} strokes", info, cfg)
         out += section("Against the target",
                        stat_table(stats, refs, cols("psnr", "psnr_in", "psnr_rest", "ssim", "ssim_in", "l1_in",
                                                     "de00_region")))

@@ -82,10 +82,14 @@ def diff_section(diffs: dict, cols: list[tuple], unit: str) -> list[str]:
                    md_table([f"method − {TWO_STAGE}"] + [lab for _, lab, _ in cols], body))
 
 
-def latent_settings(cfg: CompareConfig) -> str:
-    """The latent editor's optimiser as the summaries' first paragraph states it."""
-    return (f"latent editor: {cfg.optimizer}{'' if cfg.lr is None else f' lr {cfg.lr}'}"
-            f"{'' if not cfg.anchor else f' anchor {cfg.anchor}'}")
+def opening(title: str, what: str, info: dict, cfg: CompareConfig, note: str = "") -> list[str]:
+    """summary.md's title and first paragraph: `what` was compared, on which task set, with which latent
+    editor settings (info as from `run.run_info`); `note` ends the paragraph."""
+    latent = (f"{cfg.optimizer}{'' if cfg.lr is None else f' lr {cfg.lr}'}"
+              f"{'' if not cfg.anchor else f' anchor {cfg.anchor}'}")
+    return [f"# {title}: {info['bundle']}", "",
+            f"{what}, task set `{info['tasks']}` (sha256 {info['tasks_digest'][:12]}), latent editor: {latent}. "
+            f"Mean [95% bootstrap interval]{note}.", ""]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

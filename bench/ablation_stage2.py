@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, write_json  # noqa: E402
+from common import report  # noqa: E402
 
 from neuedit.runtime import bundle as bundle_mod  # noqa: E402
 from neuedit.synth import pairs as P  # noqa: E402
@@ -102,8 +102,7 @@ def main():
                 i2 = modules["G2"].eval()(b["source"], b["sketch"], b["mask"])
             rows.append({"variant": name, **scores(i2)})
             print(rows[-1], flush=True)
-    print_table(rows, f"stage-two ablation ({res} px, {args.iterations} iterations, 64 held-out pairs against their targets)")
-    write_json(rows, args.json)
+    report(rows, f"stage-two ablation ({res} px, {args.iterations} iterations, 64 held-out pairs against their targets)", args.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, timeit, write_json  # noqa: E402
+from common import report, timeit  # noqa: E402
 
 from neuedit.nn.testing import make_random_bundle  # noqa: E402
 from neuedit.runtime.editor import Editor  # noqa: E402
@@ -50,8 +50,7 @@ def main():
                              "two-stage vs 1 latent step": t_two / t_step,
                              "threads": torch.get_num_threads()})
                 print(rows[-1], flush=True)
-    print_table(rows, "editing cost, PyTorch eager, CPU")
-    write_json(rows, args.json)
+    report(rows, "editing cost, PyTorch eager, CPU", args.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, timeit, write_json  # noqa: E402
+from common import report, timeit  # noqa: E402
 
 from neuedit.nn import presets  # noqa: E402
 from neuedit.nn.nets import build, count_params  # noqa: E402
@@ -67,8 +67,7 @@ def main():
                          "s/iteration": s, "iterations/s": 1 / s, "images/s": n / s,
                          "threads": torch.get_num_threads()})
             print(rows[-1], flush=True)
-    print_table(rows, "stage-one training step (DRAGAN + ACGAN, D and G phases)")
-    write_json(rows, args.json)
+    report(rows, "stage-one training step (DRAGAN + ACGAN, D and G phases)", args.json)
 
 
 if __name__ == "__main__":

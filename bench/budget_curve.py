@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, write_json  # noqa: E402
+from common import report  # noqa: E402
 
 from neuedit.config import recipes as cfg_mod  # noqa: E402
 from neuedit.data.datasets import DataConfig, load_dataset  # noqa: E402
@@ -126,8 +126,7 @@ def main():
     acc = {f"agree {g}": v["accuracy"] for g, v in ref.accuracy.items()}
     rows.append({"recipe": "real (classifier accuracy)", "minutes": "", "iterations": "", "ms/it": "", "cpu/wall": "", "KID hand": "",
                  "KID learned": "", "dup share": 0.01, "pairwise/real": 1.0, **acc})  # 1 % by construction
-    print_table(rows, f"Stage one, quality per CPU minute ({args.threads} threads, anime faces, held-out KID)")
-    write_json(rows, args.json)
+    report(rows, f"Stage one, quality per CPU minute ({args.threads} threads, anime faces, held-out KID)", args.json)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,9 @@ def _fmt(v) -> str:
 def write_json(rows: list[dict], path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(rows, indent=2))
+
+
+def report(rows: list[dict], title: str, path: str | Path) -> None:
+    """A bench's ending: its table printed, its rows written as JSON to `path`."""
+    print_table(rows, title)
+    write_json(rows, path)

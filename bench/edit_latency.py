@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, timeit, write_json  # noqa: E402
+from common import report, timeit  # noqa: E402
 
 from neuedit.runtime import bundle as bundle_mod  # noqa: E402
 from neuedit.runtime.editor import Editor  # noqa: E402
@@ -45,8 +45,7 @@ def main():
             for steps in (1, 10, 30):
                 ms = 1000 * timeit(lambda: e.latent(st, sketch, mask, cfg, steps), repeat=5 if steps > 1 else 20)
                 rows.append({"model": name, "edit": f"latent, {steps} steps, {v}", "ms": ms})
-    print_table(rows, f"ms per edit, ONNX Runtime, {args.threads} thread(s), batch 1")
-    write_json(rows, args.json)
+    report(rows, f"ms per edit, ONNX Runtime, {args.threads} thread(s), batch 1", args.json)
 
 
 if __name__ == "__main__":

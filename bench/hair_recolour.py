@@ -17,7 +17,7 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import print_table, write_json  # noqa: E402
+from common import report  # noqa: E402
 
 from neuedit.data.datasets import DataConfig, load_dataset, to_uint8, to_unit_range  # noqa: E402
 from neuedit.runtime.editor import Editor  # noqa: E402
@@ -73,8 +73,7 @@ def main():
         after = upper_delta_e(res, colours, masks)
         rows.append({"image": name, "ΔE00 upper face to stroke colour": float(after.mean()),
                      "change": float((after - before).mean()), "faces closer": f"{(after < before).mean():.0%}"})
-    print_table(rows, f"hair recolour: 3 strokes across the top of {len(faces)} held-out faces")
-    write_json(rows, args.json)
+    report(rows, f"hair recolour: 3 strokes across the top of {len(faces)} held-out faces", args.json)
     over = faces.copy()
     over[masks] = colours[np.nonzero(masks)[0]]
     show = np.arange(8)

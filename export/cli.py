@@ -7,7 +7,6 @@ and that the ONNX Runtime engine accepts them).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 
@@ -31,12 +30,8 @@ class ExportCommand:
 DECLARED = dict(positional=("bundle",))  # `neuedit export BUNDLE`
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_command_arguments(p, ExportCommand, **DECLARED)
-
-
-def build_config(args) -> ExportCommand:
-    return tcli.build(ExportCommand, args, tcli.flags_of(ExportCommand, **DECLARED))
+COMMAND = tcli.Command(ExportCommand, DECLARED)
+add_arguments, build_config = COMMAND.add_arguments, COMMAND.build_config
 
 
 def run(args) -> int:

@@ -19,32 +19,40 @@ setting() {  # $1 recipe, $2 table, $3 key -> the recipe's value
   python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))[sys.argv[2]][sys.argv[3]])" "$@"
 }
 
+train() {  # $1 command, $2 recipe: train it (resuming its run when it has a checkpoint); sets $out
+  out=$(setting "$2" run out)
+  local args=(--config "$2")
+  [ -f "$out/checkpoint.pt" ] && args+=(--resume)
+  if [ -n "${NEUEDIT_DATA:-}" ]; then  # the recipes name ../shared/data/<domain>/...
+    local root
+    root=$(setting "$2" data root)
+    args+=(--data "$NEUEDIT_DATA/${root#../shared/data/}")
+  fi
+  neuedit "$1" "${args[@]}"
+}
+
+ship() {  # $1 demo: export $out/bundle into neuedit/models/<demo> (ONNX graphs + the PyTorch weights, parity-checked)
+  rm -rf "neuedit/models/$1"
+  neuedit export "$out/bundle" --out "neuedit/models/$1"
+}
+
 for n in ${@:-anime shoes handbags}; do
   [ -n "${RECIPES[$n]:-}" ] || { echo "unknown demo $n" >&2; exit 2; }
   for item in ${RECIPES[$n]}; do
-    cmd=${item%%:*} recipe=${item#*:}
-    out=$(setting "$recipe" run out)
-    args=(--config "$recipe")
-    [ -f "$out/checkpoint.pt" ] && args+=(--resume)
-    if [ -n "${NEUEDIT_DATA:-}" ]; then  # the recipes name ../shared/data/<domain>/...
-      root=$(setting "$recipe" data root)
-      args+=(--data "$NEUEDIT_DATA/${root#../shared/data/}")
-    fi
-    neuedit "$cmd" "${args[@]}"
+    train "${item%%:*}" "${item#*:}"
   done
-  # ONNX graphs + the PyTorch weights (for --init-from), parity-checked
-  rm -rf "neuedit/models/$n"
-  neuedit export "$out/bundle" --out "neuedit/models/$n"
+  ship "$n"
   # stage two's semantic phases continue from the exported bundle (their recipes name neuedit/models/<n>),
   # each exported in its place (stage one included) before the next
   for recipe in recipes/stage2/$n-semantic.toml recipes/stage2/$n-semantic-[0-9].toml; do
     [ -f "$recipe" ] || continue
-    out=$(setting "$recipe" run out)
-    args=(--config "$recipe")
-    [ -f "$out/checkpoint.pt" ] && args+=(--resume)
-    [ -n "${NEUEDIT_DATA:-}" ] && args+=(--data "$NEUEDIT_DATA/$(setting "$recipe" data root | sed 's#^../shared/data/##')")
-    neuedit train-stage2 "${args[@]}"
-    rm -rf "neuedit/models/$n"
-    neuedit export "$out/bundle" --out "neuedit/models/$n"
+    train train-stage2 "$recipe"
+    ship "$n"
   done
+  # the photo encoder of the finished bundle (its recipe names neuedit/models/<n>), exported with it
+  recipe=recipes/encoder/$n.toml
+  if [ -f "$recipe" ]; then
+    train train-encoder "$recipe"
+    ship "$n"
+  fi
 done

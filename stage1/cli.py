@@ -1,7 +1,6 @@
 """`neuedit train-stage1`: flags (one per Stage1Config field) over an optional recipe, then train."""
 from __future__ import annotations
 
-import argparse
 
 from neuedit.config import recipes as cfg_mod
 from neuedit.nn import presets
@@ -15,15 +14,13 @@ SKIP = ("data.resolution",)  # the preset's
 DECLARED = dict(aliases=ALIASES, skip=SKIP, defaults={"run.batch": "the preset's"})
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_run_control(p)
-    tcli.add_config_arguments(p, Stage1Config, **DECLARED)
-    tcli.suppress_defaults(p)
+TRAINER = tcli.Trainer(Stage1Config, DECLARED)
+add_arguments = TRAINER.add_arguments
 
 
 def config_dict(args) -> dict:
     """--config (if any) overlaid with the flags given, as a Stage1Config-shaped dict."""
-    d = tcli.config_dict(args, tcli.flags_of(Stage1Config, **DECLARED))
+    d = TRAINER.config_dict(args)
     p = presets.get(d.get("preset", Stage1Config.__dataclass_fields__["preset"].default))
     d["data"].setdefault("resolution", p.resolution)
     d["run"].setdefault("batch", p.batch)

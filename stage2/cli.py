@@ -2,10 +2,8 @@
 optional recipe, then train."""
 from __future__ import annotations
 
-import argparse
 
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.config import recipes as cfg_mod
 from neuedit.nn import presets
 from neuedit.config import flags as tcli
 
@@ -20,25 +18,19 @@ ITERATIONS = 20_000  # this command's default (the run config's is stage one's)
 DEFAULTS = {"run.iterations": ITERATIONS, "run.batch": "the preset's"}
 
 
-def _flags(p: argparse.ArgumentParser) -> list:
-    return tcli.add_config_arguments(p, Stage2Config, aliases=ALIASES, skip=SKIP, defaults=DEFAULTS)
+TRAINER = tcli.Trainer(Stage2Config, dict(aliases=ALIASES, skip=SKIP, defaults=DEFAULTS))
+add_arguments = TRAINER.add_arguments
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_run_control(p)
-    _flags(p)
-    tcli.suppress_defaults(p)
-
-
-def build_config(args) -> Stage2Config:
-    d = tcli.config_dict(args, _flags(argparse.ArgumentParser()))
-    if "stage1" not in d:
-        raise tcli.UsageError("give --stage1 (or a --config with stage1)")
+def _fill(d: dict) -> None:
     s1 = bundle_mod.read(d["stage1"])
     d["data"].setdefault("resolution", s1.resolution)
     d["run"].setdefault("iterations", ITERATIONS)
     d["run"].setdefault("batch", presets.get(d.get("preset") or s1.meta.get("preset", "demo")).batch)
-    return cfg_mod.from_dict(Stage2Config, d)
+
+
+def build_config(args) -> Stage2Config:
+    return TRAINER.build_config(args, _fill, needs="stage1")
 
 
 def run(args) -> int:

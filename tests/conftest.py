@@ -76,3 +76,18 @@ def trained_tiny_bundle(tmp_path_factory, data_dir):
                       ckpt_every=1000, progress=False, tensorboard=False),
         preset="tiny", z_dim=16, name="trained_tiny")
     return train(cfg)
+
+
+@pytest.fixture
+def resume_is_exact():
+    """check(train, whole, split, data, module) -> whether a run stopped halfway (as a kill would)
+    and resumed ends with the same `module` weights as `whole`, the same run straight through."""
+    import torch
+
+    def check(train, whole, split, data, module: str) -> bool:
+        train(whole, data)
+        train(split, data, stop_at=split.run.iterations // 2)
+        train(split, data)
+        w = [torch.load(Path(c.run.out) / "checkpoint.pt", weights_only=True)["modules"][module] for c in (whole, split)]
+        return w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+    return check

@@ -54,15 +54,9 @@ def test_training_inverts_g1_on_held_out_photos(tmp_path, trained_tiny_bundle, d
     assert after < 0.8 * before, (before, after)
 
 
-def test_resume_is_exact_and_the_bundle_adds_e(tmp_path, trained_tiny_bundle, data_dir, faces):
-    a = e_cfg(trained_tiny_bundle, tmp_path / "a", data_dir, 4, loss=EncoderLossConfig(p_real=0.5))
-    train(a, faces)
-    b = e_cfg(trained_tiny_bundle, tmp_path / "b", data_dir, 4, loss=EncoderLossConfig(p_real=0.5))
-    train(b, faces, stop_at=2)
-    train(b, faces)
-    wa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["modules"]["E"]
-    wb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["modules"]["E"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+def test_resume_is_exact_and_the_bundle_adds_e(tmp_path, trained_tiny_bundle, data_dir, faces, resume_is_exact):
+    cfgs = [e_cfg(trained_tiny_bundle, tmp_path / k, data_dir, 4, loss=EncoderLossConfig(p_real=0.5)) for k in "ab"]
+    assert resume_is_exact(train, *cfgs, faces, "E")
     out = bundle_mod.read(tmp_path / "a" / "bundle")
     assert set(out.info.networks) == set(trained_tiny_bundle.info.networks) | {"e"}
     assert out.training_steps["encoder"] == 4

@@ -28,12 +28,14 @@ def _configs() -> dict:
     from neuedit.stage1.train import Stage1Config
     from neuedit.stage2 import cli as s2
     from neuedit.stage2.train import Stage2Config
-    return {"prepare": (PrepareCommand, ()), "train-stage1": (Stage1Config, s1.SKIP),
+    from neuedit.encoder import cli as enc
+    from neuedit.encoder.train import EncoderConfig
+    return {"train-encoder": (EncoderConfig, enc.SKIP), "prepare": (PrepareCommand, ()), "train-stage1": (Stage1Config, s1.SKIP),
             "train-stage2": (Stage2Config, s2.SKIP), "sample": (SampleCommand, ()), "edit": (EditCommand, ()),
             "export": (ExportCommand, ()), "serve": (ServeCommand, ()), "evaluate": (EvaluateCommand, ())}
 
 
-RUN_CONTROL = {"train-stage1": {"config", "resume", "stop_at"}, "train-stage2": {"config", "resume", "stop_at"}}
+RUN_CONTROL = {t: {"config", "resume", "stop_at"} for t in ("train-stage1", "train-stage2", "train-encoder")}
 BUILT_ELSEWHERE = {"compare"}  # neuedit/cli/compare.py still writes its own flags
 
 

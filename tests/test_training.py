@@ -187,6 +187,11 @@ def test_train_demos_chains_every_recipe_in_order():
     # each demo's semantic phase runs after the export, from it (its recipe names neuedit/models/<n>)
     assert 'for recipe in recipes/stage2/$n-semantic.toml recipes/stage2/$n-semantic-[0-9].toml' in text
     listed += [str(p.relative_to(ROOT)) for n in chains for p in (ROOT / "recipes" / "stage2").glob(f"{n}-semantic*.toml")]
+    # and the photo encoder last, from the finished bundle
+    assert 'recipe=recipes/encoder/$n.toml' in text and 'train train-encoder "$recipe"' in text
+    for p in (ROOT / "recipes" / "encoder").glob("*.toml"):
+        assert p.stem in chains and cfg_mod.read(p)["bundle"] == f"neuedit/models/{p.stem}", p
+        listed.append(str(p.relative_to(ROOT)))
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.toml"))
     assert sorted(listed) == files
 

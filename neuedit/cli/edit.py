@@ -2,7 +2,6 @@
 (`neuedit.runtime.editor.Editor` on the torch backend)."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,12 +32,8 @@ class EditCommand:
     latent: EditConfig = field(default_factory=EditConfig)  # the latent editor (--method latent)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_command_arguments(p, EditCommand)
-
-
-def build_config(args) -> EditCommand:
-    return tcli.build(EditCommand, args, tcli.flags_of(EditCommand))
+COMMAND = tcli.Command(EditCommand)
+add_arguments, build_config = COMMAND.add_arguments, COMMAND.build_config
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

@@ -1,7 +1,6 @@
 """`neuedit evaluate BUNDLE [BUNDLE ...] --data REAL_DIR`: sample quality as JSON + Markdown."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -43,12 +42,8 @@ class EvaluateCommand:
 DECLARED = dict(positional=("bundles",), aliases={"bundles": "bundle"}, repeat=("label",))
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_command_arguments(p, EvaluateCommand, **DECLARED)
-
-
-def build_config(args) -> EvaluateCommand:
-    return tcli.build(EvaluateCommand, args, tcli.flags_of(EvaluateCommand, **DECLARED))
+COMMAND = tcli.Command(EvaluateCommand, DECLARED)
+add_arguments, build_config = COMMAND.add_arguments, COMMAND.build_config
 
 
 def run(args) -> int:

@@ -1,7 +1,6 @@
 """`neuedit sample`: a grid of samples from a bundle (PyTorch or, with --onnx, ONNX Runtime)."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +24,8 @@ class SampleCommand:
     onnx: bool = False   # use the exported g1.onnx (ONNX Runtime, no torch)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_command_arguments(p, SampleCommand)
-
-
-def build_config(args) -> SampleCommand:
-    return tcli.build(SampleCommand, args, tcli.flags_of(SampleCommand))
+COMMAND = tcli.Command(SampleCommand)
+add_arguments, build_config = COMMAND.add_arguments, COMMAND.build_config
 
 
 def grid_image(images: np.ndarray, nrow: int, scale: int = 1, pad: int = 2) -> Image.Image:

@@ -184,6 +184,46 @@ def add_command_arguments(p: argparse.ArgumentParser, cls, **declared) -> list[F
     return flags
 
 
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A command without recipes, from its config dataclass: `add_arguments(p)` and
+    `build_config(args)` (the module-level functions `neuedit.cli.main` calls)."""
+    cls: type
+    declared: dict = dataclasses.field(default_factory=dict)  # add_config_arguments' per-path declarations
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> list[Flag]:
+        return add_command_arguments(p, self.cls, **self.declared)
+
+    def build_config(self, args):
+        return build(self.cls, args, flags_of(self.cls, **self.declared))
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """A trainer's flags over a recipe (`--config`), from its config dataclass: `add_arguments(p)`
+    and `config_dict(args)`, the recipe overlaid with the flags typed (the command fills in
+    what depends on the data or the bundle, then `recipes.from_dict`)."""
+    cls: type
+    declared: dict = dataclasses.field(default_factory=dict)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        add_run_control(p)
+        add_config_arguments(p, self.cls, **self.declared)
+        suppress_defaults(p)
+
+    def config_dict(self, args) -> dict:
+        return config_dict(args, flags_of(self.cls, **self.declared))
+
+    def build_config(self, args, fill, needs: str | None = None):
+        """The config: `config_dict`, then `fill(d)` sets what depends on the data or the bundle
+        in place; `needs` names a field that must come from a flag or the recipe."""
+        d = self.config_dict(args)
+        if needs and needs not in d:
+            raise UsageError(f"give --{needs.replace('_', '-')} (or a --config with {needs})")
+        fill(d)
+        return cfg_mod.from_dict(self.cls, d)
+
+
 def flags_of(cls, **declared) -> list[Flag]:
     """The flags `add_config_arguments(..., cls, **declared)` adds, without a parser to add them to."""
     return add_config_arguments(argparse.ArgumentParser(add_help=False), cls, **declared)

@@ -3,7 +3,6 @@ write an image folder ready for training (Jin et al. 2017 cropped Getchu art thi
 anime art use an anime-face cascade such as nagadomi's lbpcascade_animeface.xml)."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,12 +113,8 @@ class PrepareCommand:
 DECLARED = dict(positional=("inputs",), aliases={"inputs": "input"})  # `neuedit prepare INPUT [INPUT ...]`
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    tcli.add_command_arguments(p, PrepareCommand, **DECLARED)
-
-
-def build_config(args) -> PrepareCommand:
-    return tcli.build(PrepareCommand, args, tcli.flags_of(PrepareCommand, **DECLARED))
+COMMAND = tcli.Command(PrepareCommand, DECLARED)
+add_arguments, build_config = COMMAND.add_arguments, COMMAND.build_config
 
 
 def run(args) -> int:

@@ -114,6 +114,18 @@ class _G1(nn.Module):
         return self.G(z, c)
 
 
+class _E(nn.Module):
+    """The encoder with the ONNX interface: image -> (z_t, c_t), or (z_t,) when c_dim is 0."""
+
+    def __init__(self, E: nn.Module):
+        super().__init__()
+        self.E = E
+
+    def forward(self, image):
+        z_t, c_t = self.E(image)
+        return (z_t, c_t) if self.E.c_dim else (z_t,)
+
+
 class _G2(nn.Module):
     def __init__(self, G2: nn.Module):
         super().__init__()
@@ -317,7 +329,8 @@ def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, 
 
 def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batch: int = 2,
                  path: str | Path | None = None) -> Path:
-    """Export one graph ("g1", "g2" or "latent_step") of `bundle` into its folder (or to `path`)."""
+    """Export one graph of the contract ("g1", "g2", "latent_step", "encoder") of `bundle` into its
+    folder (or to `path`)."""
     contract = GRAPHS[graph]
     net = contract.net
     G = fold_batchnorm(load_module(bundle, net))
@@ -328,6 +341,8 @@ def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batc
         module = _G1(G)
     elif graph == "g2":
         module = _G2(G)
+    elif graph == "encoder":
+        module = _E(G)
     else:
         module = _Step(trace_latent_step(G, group_matrix(bundle.schema, c_dim), args), c_dim)
     meta = {k: v for k, v in bundle.meta.items() if k != "onnx"}
@@ -366,7 +381,7 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     b = bundle_mod.read(bundle_dir)
     if out is not None:
         b = copy_bundle(b, out)
-    graphs = ["g1"] + (["g2"] if b.has_g2 else []) + ["latent_step"]
+    graphs = [g for g, c in GRAPHS.items() if c.net in b.info.networks]  # every graph whose network it has
     staged = {g: b.path / f".{GRAPHS[g].file}.new" for g in graphs}
     try:
         for g in graphs:

@@ -100,19 +100,17 @@ def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray
     contract = GRAPHS[graph]
     net = load_module(bundle, contract.net) if net is None else net
     x = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in feeds.items()}
-    if bundle.c_dim == 0:  # the graphs take no c; PyTorch gets the empty [N, 0]
-        if graph == "g1":
-            x["c"] = x["z"][:, :0]
-        elif graph == "latent_step":
-            x["c_t"] = x["z_t"][:, :0]
+    first = x[contract.inputs[0].name]
+    for p in contract.input_ports(1):  # the graphs of a c_dim-0 bundle take no c: PyTorch gets [N, 0]
+        x.setdefault(p.name, first[:, :0])
+    args = [x[k] for k in contract.input_names(1)]
     with torch.no_grad():
-        if graph == "g1":
-            outs = (net(x["z"], x["c"]),)
-        elif graph == "g2":
-            outs = (net(x["image"], x["sketch"], x["mask"]),)
+        if graph != "latent_step":
+            outs = net(*args)
+            outs = outs if isinstance(outs, tuple) else (outs,)
         else:
             groups = torch.from_numpy(group_matrix(bundle.schema, bundle.c_dim))
-            outs = latent_step(net, groups, *(x[k] for k in contract.input_names(1)))
+            outs = latent_step(net, groups, *args)
     named = dict(zip(contract.output_names(1), outs))  # all outputs, c_t_next included
     return {k: named[k].detach().numpy() for k in contract.output_names(bundle.c_dim)}
 

@@ -352,13 +352,13 @@ def write_bundle(run: Run, cfg: Stage2Config, s1, G1, G2, g2_spec: dict, step: i
         return None
     path = run.out / "bundle"
     path.mkdir(parents=True, exist_ok=True)
-    nets = dict(s1.info.networks)
+    # every stage-one network travels along; fine-tuning G1 (--joint) retires the encoder that inverted it
+    nets = {k: n for k, n in s1.info.networks.items() if k != "g2" and not (cfg.joint and k == "e")}
+    for key, net in nets.items():
+        if not (cfg.joint and key == "g1"):
+            shutil.copyfile(s1.file(key), path / net.weights)
     if cfg.joint:
         nets["g1"] = save_module(path, "g1", G1, nets["g1"].spec)
-    else:
-        shutil.copyfile(s1.file("g1"), path / nets["g1"].weights)
-    if "d" in nets:
-        shutil.copyfile(s1.file("d"), path / nets["d"].weights)
     nets["g2"] = save_module(path, "g2", G2, g2_spec)
     training = replace(s1.info.training, stage2_step=step, stage2_config_digest=run.digest, stage1_bundle=str(s1.path))
     # the stage-one bundle's graphs are not copied: this one is exported anew

@@ -164,13 +164,13 @@ def test_tiny_fixture_bundle_parses(tiny_bundle):
     assert b.info == tiny_bundle.info and b.info.kind == "two-stage" and b.has_g2
     assert b.training_steps == {"stage1": 0, "stage2": 0}
     assert b.info.training.note == "random weights for tests"
-    assert {k: n.weights for k, n in b.info.networks.items()} == {k: f"{k}.safetensors" for k in ("g1", "d", "g2")}
+    assert {k: n.weights for k, n in b.info.networks.items()} == {k: f"{k}.safetensors" for k in ("g1", "d", "g2", "e")}
     assert b.info.preset == "tiny" and b.info.onnx == {} and b.info.files is None
 
 
 def test_stage_one_bundle_parses(tmp_path):
     from neuedit.nn.testing import make_random_bundle
-    b = bundle_mod.read(make_random_bundle(tmp_path / "s1", with_g2=False, with_d=False).path)
+    b = bundle_mod.read(make_random_bundle(tmp_path / "s1", with_g2=False, with_d=False, with_e=False).path)
     assert b.info.kind == "stage1" and not b.has_g2 and set(b.info.networks) == {"g1"}
     assert b.training_steps == {"stage1": 0} and bundle_mod.training_steps(b.meta) == {"stage1": 0}
     assert "stage2_step" not in b.meta["training"] and "g2" not in b.meta and "d" not in b.meta
@@ -216,6 +216,8 @@ def test_stage2_write_bundle_writes_todays_layout(tiny_bundle, tmp_path, joint):
     b = write_bundle(run, cfg, s1, load_module(s1, "g1"), build(g2_spec), g2_spec, 11)
     expected = {k: v for k, v in s1.meta.items() if k not in ("onnx",)}
     expected.update(kind="two-stage", name="edited", g2={**g2_spec, "weights": "g2.safetensors"})
+    if joint:  # a fine-tuned G1 retires the encoder that inverted the old one
+        expected.pop("e")
     expected["training"] = {**s1.meta["training"], "stage2_step": 11, "stage2_config_digest": "fedcba9876543210",
                             "stage1_bundle": str(s1.path)}
     assert json.loads((tmp_path / "bundle" / "bundle.json").read_text()) == json.loads(json.dumps(expected))
@@ -232,8 +234,8 @@ def test_copy_for_export_drops_graphs_and_file_list(tiny_bundle, tmp_path):
     bundle_mod.write_meta(src, replace(tiny_bundle.info, onnx={"g1": "g1.onnx"}))
     out = copy_bundle(bundle_mod.read(src), tmp_path / "out")
     assert out.info == tiny_bundle.info and bundle_mod.read(out.path).info == tiny_bundle.info
-    assert sorted(f.name for f in out.path.iterdir()) == ["bundle.json", "d.safetensors", "g1.safetensors",
-                                                          "g2.safetensors"]
+    assert sorted(f.name for f in out.path.iterdir()) == ["bundle.json", "d.safetensors", "e.safetensors",
+                                                          "g1.safetensors", "g2.safetensors"]
 
 
 def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
@@ -243,9 +245,9 @@ def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
     b = serve_only(bundle_mod.read(p))
     assert not list(p.glob("*.safetensors"))
     assert all(n.weights is None for n in b.info.networks.values())
-    assert all("weights" not in b.meta[k] for k in ("g1", "d", "g2"))
+    assert all("weights" not in b.meta[k] for k in ("g1", "d", "g2", "e"))
     assert {k: n.spec for k, n in b.info.networks.items()} == {k: n.spec for k, n in tiny_exported.info.networks.items()}
-    assert b.info.files == ("bundle.json", "g1.onnx", "g2.onnx", "latent_step.onnx")
+    assert b.info.files == ("bundle.json", "encoder.onnx", "g1.onnx", "g2.onnx", "latent_step.onnx")
     assert bundle_mod.read(p).info == b.info  # the folder holds every file it names
     with pytest.raises(BundleError, match="no weights for 'g1'.*serve-only"):
         b.file("g1")

@@ -196,3 +196,20 @@ def test_resize_image():
     assert resize_image(same[..., 0], 8).shape == (3, 8, 8)
     with pytest.raises(ValueError):
         resize_image(np.zeros((4, 4, 2), np.uint8), 8)
+
+
+def test_projection_starts_from_the_encoder_on_both_backends(exported):
+    """With an encoder in the bundle, zero refinement steps give exactly its guess (ONNX = PyTorch),
+    and the guess is not what the random-start search would pick."""
+    import torch
+    from neuedit.nn.weights import load_module
+    e = Editor.load(exported.path)
+    photos = e.render(sample_state(3, e.z_dim, e.schema, np.random.default_rng(7)))
+    got = e.project(photos, 0)
+    z_t, _ = load_module(exported, "e")(torch.from_numpy(photos))
+    np.testing.assert_allclose(got.state.z, np.tanh(z_t.numpy()), atol=1e-5)
+    ref = Editor.load(exported, backend="torch").project(photos, 0)
+    np.testing.assert_allclose(got.state.z, ref.state.z, atol=1e-5)
+    np.testing.assert_allclose(got.state.c, ref.state.c, atol=1e-5)
+    random_start = e.project(photos, 0, encoder=False)
+    assert np.abs(random_start.state.z - got.state.z).max() > 1e-2

@@ -70,7 +70,7 @@ def test_metadata_and_no_batchnorm(exported):
         meta = json.loads(props[META_BUNDLE])
         assert meta == {k: v for k, v in exported.meta.items() if k != "onnx"}
         assert props[META_GRAPH] == g
-        net = "g2" if g == "g2" else "g1"
+        net = GRAPHS[g].net  # the network whose weights the graph holds
         assert props[META_WEIGHTS] == file_digest(exported.file(net))
         ops = {n.op_type for n in m.graph.node}
         assert "BatchNormalization" not in ops
@@ -83,11 +83,12 @@ def test_metadata_and_no_batchnorm(exported):
 
 def test_parity_all_graphs(exported):
     reports = check_bundle(exported)
-    assert [r.graph for r in reports] == ["g1", "g2", "latent_step"]
+    assert [r.graph for r in reports] == ["g1", "g2", "latent_step", "encoder"]
     for r in reports:
         assert r.max_diff and all(d <= r.tol[k] for k, d in r.max_diff.items())
-    step = reports[-1].max_diff
+    step, enc = reports[2].max_diff, reports[3].max_diff
     assert ("c_t_next" in step) == (exported.c_dim > 0)
+    assert ("c_t" in enc) == (exported.c_dim > 0) and "z_t" in enc
 
 
 def test_fold_batchnorm_keeps_outputs(tiny_bundle):
@@ -193,4 +194,4 @@ def test_cpu_recipe_networks_export_with_parity(tmp_path):
     b = make_random_bundle(tmp_path / "cpu", preset="tiny_cpu", name="cpu")
     assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d" and b.meta["g2"]["name"] == "edit_unet"
     out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
-    assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step"}
+    assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step", "encoder"}

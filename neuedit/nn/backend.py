@@ -68,9 +68,11 @@ class TorchBackend:
     """The editing core's backend (`neuedit.runtime.editing.Backend`) over PyTorch networks: G1, an
     optional G2, and `latent_step` on G1. Arrays cross as float32 numpy."""
 
-    def __init__(self, G1, G2=None, schema=None, device="cpu"):
+    def __init__(self, G1, G2=None, schema=None, device="cpu", E=None):
         self.G1 = G1.eval().requires_grad_(False).to(device)
         self.G2 = None if G2 is None else G2.eval().requires_grad_(False).to(device)
+        self.E = None if E is None else E.eval().requires_grad_(False).to(device)
+        self.has_encoder = E is not None
         self.schema, self.device = schema, device
         self.resolution, self.z_dim, self.c_dim = G1.resolution, G1.z_dim, G1.c_dim
         self.has_g2, self.has_step = G2 is not None, True
@@ -80,7 +82,8 @@ class TorchBackend:
     @classmethod
     def from_bundle(cls, b, device="cpu", g2: bool = True) -> "TorchBackend":
         G2 = weights.load_module(b, "g2", device) if (g2 and b.has_g2) else None
-        return cls(weights.load_module(b, "g1", device), G2, b.schema, device)
+        E = weights.load_module(b, "e", device) if "e" in b.info.networks else None
+        return cls(weights.load_module(b, "g1", device), G2, b.schema, device, E)
 
     def _t(self, a) -> torch.Tensor:
         return torch.as_tensor(np.require(a, np.float32, ["C", "W"]), device=self.device)  # copies only read-only views
@@ -92,6 +95,11 @@ class TorchBackend:
     @torch.no_grad()
     def edit2(self, image, sketch, mask) -> np.ndarray:
         return self.G2(self._t(image), self._t(sketch), self._t(mask)).cpu().numpy()
+
+    @torch.no_grad()
+    def encode(self, image) -> tuple[np.ndarray, np.ndarray]:
+        z_t, c_t = self.E(self._t(image))
+        return z_t.cpu().numpy(), c_t.cpu().numpy()
 
     def step(self, feeds: StepFeeds) -> StepOutputs:
         out = latent_step(self.G1, self._groups_t, *(self._t(a) for a in feeds.as_dict(c_dim=1).values()))

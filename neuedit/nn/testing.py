@@ -10,7 +10,8 @@ from neuedit.runtime.schema import BUILTIN
 
 
 def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "anime_faces", z_dim: int = 16,
-                       seed: int = 0, with_g2: bool = True, with_d: bool = True, name: str = "tiny"):
+                       seed: int = 0, with_g2: bool = True, with_d: bool = True, with_e: bool = True,
+                       name: str = "tiny"):
     """Write a bundle whose networks have seeded random weights (BatchNorm in eval mode with
     perturbed running statistics, so folding them into convolutions is exercised)."""
     import torch
@@ -23,6 +24,10 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
         specs["g2"] = presets.g2_spec(p)
     if with_d:
         specs["d"] = presets.d_spec(p, sch.c_dim)
+    if with_e:  # the photo encoder, as small as the preset
+        levels = (p.resolution // 4).bit_length() - 1
+        specs["e"] = {"name": "conv_e", "kwargs": dict(z_dim=z_dim, c_dim=sch.c_dim, resolution=p.resolution,
+                                                        chans=tuple(8 * 2 ** i for i in range(levels)), hidden=32)}
     nets = {}
     for key, spec in specs.items():
         m = build(spec)

@@ -35,10 +35,12 @@ class Backend(Protocol):
     groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.runtime.state.group_matrix`)
     has_g2: bool            # edit2 works
     has_step: bool          # step works
+    has_encoder: bool       # encode works
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray: ...
     def edit2(self, image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
     def step(self, feeds: StepFeeds) -> StepOutputs: ...
+    def encode(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...  # -> (z_t [N, Z], c_t [N, C])
 
 
 @dataclass
@@ -238,15 +240,31 @@ def latent_edit_restarts(be: Backend, state: EditState, sketch, mask, cfg: EditC
 
 
 def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | None = None,
-            c0: np.ndarray | None = None, lr: float = 0.05, candidates: int = 16) -> StepResult:
-    """Project photos into G1's latent space (iGAN-style), so the latent editor can start from them.
+            c0: np.ndarray | None = None, lr: float = 0.05, candidates: int = 16, encoder: bool = True) -> StepResult:
+    """Project photos into G1's latent space, so the latent editor can start from them.
 
-    The best of `candidates` random z (c: `c0` [N, C] when the labels are known, else sampled
-    from the schema), then `steps` Adam steps of the latent editor with the photo as the
-    sketch over the whole image: the edit distance is then the mean L1 reconstruction error.
+    The start is the bundle's encoder's guess (iGAN's hybrid projection, Zhu et al. 2016) when it
+    has one and `encoder` is on, else the best of `candidates` random z (c: `c0` [N, C] when the
+    labels are known, else sampled from the schema); then `steps` Adam steps of the latent
+    editor with the photo as the sketch over the whole image: the edit distance is then the
+    mean L1 reconstruction error.
     image [N, 3, R, R] in [-1, 1] -> StepResult (state with N rows, reconstruction, error [N]).
     Images are projected independently (a batch changes nothing but speed)."""
     x = source_image(be, image)
+    n, r = len(x), be.resolution
+    if encoder and getattr(be, "has_encoder", False):
+        z_t, c_t = be.encode(x)
+        start = EditState.from_tilde(z_t, c_t, be.groups)
+        if c0 is not None:
+            start.c = np.asarray(c0, np.float32)
+    else:
+        start = _best_random_start(be, x, rng, c0, candidates)
+    return latent_edit(be, start, x, np.ones((n, 1, r, r), np.float32),
+                       EditConfig(optimizer="adam", lr=lr, lr_c=lr, paste=0.0), steps=steps)
+
+
+def _best_random_start(be: Backend, x: np.ndarray, rng, c0, candidates: int) -> EditState:
+    """Per photo, the one of `candidates` random (z, c) whose G1 picture is nearest it (L1)."""
     n, r = len(x), be.resolution
     rng = np.random.default_rng(0) if rng is None else rng
     zs = sample_z(candidates, be.z_dim, rng)
@@ -262,5 +280,4 @@ def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | 
         rec = be.generate(zs, np.ascontiguousarray(cs[i], np.float32))
         k = int(edit_dist(rec, np.broadcast_to(x[i:i + 1], rec.shape), whole).argmin())
         z0[i], c_start[i] = zs[k], cs[i, k]
-    return latent_edit(be, EditState(z0, c_start), x, np.ones((n, 1, r, r), np.float32),
-                       EditConfig(optimizer="adam", lr=lr, lr_c=lr, paste=0.0), steps=steps)
+    return EditState(z0, c_start)

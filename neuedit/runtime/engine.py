@@ -87,6 +87,7 @@ class OnnxBackend:
         self.provider: str = self._sessions["g1"].get_providers()[0]
         self.graphs: tuple[str, ...] = tuple(self._sessions)
         self.has_g2, self.has_step = "g2" in self._sessions, "latent_step" in self._sessions
+        self.has_encoder = "encoder" in self._sessions
 
     @classmethod
     def from_bundle(cls, bundle, providers: str | list = "auto", threads: int | None = None) -> "OnnxBackend":
@@ -171,6 +172,10 @@ class OnnxBackend:
 
     def edit2(self, image, sketch, mask) -> np.ndarray:
         return self._run("g2", {"image": image, "sketch": sketch, "mask": mask})["edited"]
+
+    def encode(self, image) -> tuple[np.ndarray, np.ndarray]:
+        out = self._run("encoder", {"image": image})
+        return out["z_t"], out.get("c_t", np.zeros((len(image), 0), np.float32))
 
     def step(self, feeds: StepFeeds) -> StepOutputs:
         # without c (c_dim 0) the graph has no c_t / c_t_next; the core keeps c_t itself

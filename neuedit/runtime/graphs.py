@@ -143,7 +143,10 @@ LATENT_STEP = Graph(
     # Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
     # anything: theirs are scaled to their size (z_t_next, which they move, keeps 1e-4)
     tol={"m_next": 1e-6, "v_next": 1e-8})
-GRAPHS: dict[str, Graph] = {g.name: g for g in (G1, G2, LATENT_STEP)}
+ENCODER = Graph("encoder", "encoder.onnx", "e",
+                inputs=(Port("image", _IMAGE, "a photo in [-1, 1]"),),
+                outputs=(Port("z_t", ("N", "Z"), "arctanh(z) to start from"), Port("c_t", ("N", "C"), "c's logits")))
+GRAPHS: dict[str, Graph] = {g.name: g for g in (G1, G2, LATENT_STEP, ENCODER)}
 
 
 def tolerance(graph_name: str, output: str, tol: float | dict | None = None) -> float:

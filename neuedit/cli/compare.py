@@ -31,69 +31,78 @@ whole image and inside the changed region, vs strokes, one line per editor) and 
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image
 
+from neuedit.compare.config import CompareConfig
+from neuedit.compare.tasks import SOURCE_KINDS, STROKE_KINDS, TaskConfig
+from neuedit.compare.truth_draw import REAL_KINDS, TruthConfig
+from neuedit.config import flags as tcli
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.errors import UsageError, MissingFileError
+from neuedit.synth.pairs import FILLS
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    # defaults come from the configs, so the CLI and the Python API cannot disagree
-    from neuedit.compare.config import CompareConfig as C
-    from neuedit.compare.truth_draw import REAL_KINDS, TruthConfig as R
-    from neuedit.compare.tasks import SOURCE_KINDS, STROKE_KINDS, TaskConfig as T
-    p.add_argument("--bundle", required=True, help="model bundle folder (g1; g2 for two-stage; d for realism)")
-    p.add_argument("--tasks", type=Path, help="task set folder (written with --make-tasks, read otherwise)")
-    p.add_argument("--out", type=Path, help="report folder (results.csv, summary.md, grid.png, ...)")
-    p.add_argument("--make-tasks", action="store_true", help="draw a task set into --tasks first")
-    p.add_argument("--data", nargs="+", default=[],
-                   help="real image folders: the pool for --make-tasks (and --truth), else held-out images for KID")
-    p.add_argument("--layout", choices=["auto", "single", "pair"], default="auto",
-                   help="data layout; auto: 'pair' when the first image is twice as wide as high")
-    p.add_argument("--pair-image", choices=["left", "right"], default="left", help="pair layout: the photo's half")
-    p.add_argument("--labels", help="labels CSV (default: labels.csv in the data folder or its parent)")
-    p.add_argument("--skip", type=int, default=0,
-                   help="leave out the first N images of each data folder (sorted by name): the training split")
-    g = p.add_argument_group("task set (--make-tasks)")
-    g.add_argument("--n", type=int, default=T.n, help="synthetic tasks")
-    g.add_argument("--seed", type=int, default=T.seed)
-    g.add_argument("--kinds", nargs="+", default=list(T.kinds), choices=STROKE_KINDS)
-    g.add_argument("--sources", nargs="+", default=list(T.sources), choices=SOURCE_KINDS)
-    g.add_argument("--user-sketches", type=Path, help="folder of RGBA PNG sketches to add (one task per source kind)")
-    g.add_argument("--chains", type=int, default=T.chains, help="stability chains")
-    g.add_argument("--rounds", type=int, default=T.rounds, help="successive edits per chain (K)")
-    g.add_argument("--heldout", type=int, default=T.heldout, help="held-out real images for KID")
-    g.add_argument("--pool", type=int, default=T.pool, help="read at most this many images per data folder")
-    g.add_argument("--edges", choices=["auto", "pairs", "canny", "xdog"], default=T.edges,
-                   help="edge lines of donors (auto: the dataset's drawings for pairs, else Canny)")
-    g = p.add_argument_group("ground truth (--truth)")
-    g.add_argument("--truth", action="store_true",
-                   help="draw (or with --tasks, load) a ground-truth set and score the editors against its targets "
-                        "into OUT/truth")
-    g.add_argument("--truth-real", type=int, default=R.real, help="sources on held-out photos (recolour, reshape pairs)")
-    g.add_argument("--truth-samples", type=int, default=R.samples, help="sources on G1 samples (differ pairs)")
-    g.add_argument("--truth-strokes", nargs="+", type=int, default=list(R.strokes), help="strokes per task")
-    g.add_argument("--truth-kinds", nargs="+", default=list(R.kinds), choices=REAL_KINDS,
-                   help="photo pair kinds, cycled over sources")
-    g.add_argument("--truth-fills", nargs="+", default=list(R.fills), choices=["donor", "blur"],
-                   help="what replaces a reshape pair's region in the source, cycled")
-    g = p.add_argument_group("comparison")
-    g.add_argument("--latent-steps", nargs="*", type=int, default=list(C.latent_steps),
-                   help="latent-editor step counts (none: the two-stage editor alone, no projection)")
-    g.add_argument("--optimizer", choices=["gd", "adam"], default=C.optimizer, help="latent editor's optimiser")
-    g.add_argument("--lr", type=float, help="latent step size (default 0.05 adam, 2.0 gd)")
-    g.add_argument("--anchor", type=float, default=C.anchor, help="latent pull toward the starting z")
-    g.add_argument("--no-two-stage", action="store_true", help="compare latent step counts only")
-    g.add_argument("--project-steps", type=int, default=C.project_steps, help="Adam steps projecting a photo for the latent editor")
-    g.add_argument("--dilate", type=int, default=C.dilate, help="keep metrics leave out the mask dilated by k x k")
-    g.add_argument("--edge-tol", type=int, default=C.edge_tol, help="px tolerance of the edge F1")
-    g.add_argument("--grid-tasks", type=int, default=C.grid_tasks,
-                   help="tasks shown in grid.png (--truth: at least this many, whole sources, every kind)")
-    g.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+@dataclass(frozen=True)
+class CompareCommand:
+    """Everything `neuedit compare` takes: the bundle and folders, the data, how a task set or a
+    ground-truth set is drawn and the comparison's CompareConfig (docs/comparison.md)."""
+    bundle: str                          # model bundle folder (g1; g2 for two-stage; d for realism)
+    tasks: Path | None = None            # task set folder (written with --make-tasks, read otherwise)
+    out: Path | None = None              # report folder (results.csv, summary.md, grid.png, ...)
+    make_tasks: bool = False             # draw a task set into --tasks first
+    data: tuple[str, ...] = ()           # real image folders: the pool for --make-tasks (and --truth), else
+                                         # held-out images for KID
+    layout: Literal["auto", "single", "pair"] = "auto"  # data layout; auto: 'pair' when the first image is
+                                                        # twice as wide as high
+    pair_image: Literal["left", "right"] = "left"       # pair layout: the photo's half
+    labels: str | None = None            # labels CSV (default: labels.csv in the data folder or its parent)
+    skip: int = 0                        # leave out the first N images of each data folder (sorted by name):
+                                         # the training split
+    task_set: TaskConfig = field(default_factory=TaskConfig)  # drawing a task set (--make-tasks)
+    user_sketches: Path | None = None    # folder of RGBA PNG sketches to add (one task per source kind)
+    truth: bool = False                  # draw (or with --tasks, load) a ground-truth set and score the editors
+                                         # against its targets into OUT/truth
+    truth_set: TruthConfig = field(default_factory=TruthConfig)  # drawing a ground-truth set (--truth);
+                                         # --seed, --heldout, --pool and --edges are the task set's
+    compare: CompareConfig = field(default_factory=CompareConfig)  # the comparison
+    threads: int = 0                     # torch threads (0: torch's default)
+    quiet: bool = False                  # no progress bar
+
+    def __post_init__(self):
+        # one --seed, --heldout, --pool and --edges for both kinds of set, as they have always been:
+        # the truth set drawn is the one this config holds
+        shared = {k: getattr(self.task_set, k) for k in SHARED}
+        object.__setattr__(self, "truth_set", replace(self.truth_set, **shared))
+
+
+# the truth set's fields that take the task set's values (CompareCommand.__post_init__)
+SHARED = ("seed", "heldout", "pool", "edges")
+# the settings `neuedit compare` has no flag for (the Python API sets them; the defaults apply), and
+# the truth set's shared fields, whose flags are the task set's
+SKIP = ("task_set.strokes", "task_set.donor_tries",
+        *(f"truth_set.{k}" for k in SHARED), "truth_set.z_noise", "truth_set.tries", "truth_set.pair",
+        "compare.project_lr", "compare.project_candidates", "compare.edge_window", "compare.edge_method",
+        "compare.de_threshold", "compare.kid_subsets", "compare.kid_subset_size", "compare.boot",
+        "compare.grid_chains", "compare.seed")
+# the flag names `neuedit compare` has always had (docs/comparison.md uses them)
+DECLARED = dict(aliases={"truth_set.real": "truth-real", "truth_set.samples": "truth-samples",
+                         "truth_set.strokes": "truth-strokes", "truth_set.kinds": "truth-kinds",
+                         "truth_set.fills": "truth-fills"},
+                skip=SKIP,
+                # the nested configs type these as str (and check them when built): the choices offered
+                choices={"task_set.kinds": STROKE_KINDS, "task_set.sources": SOURCE_KINDS,
+                         "task_set.edges": ("auto", "pairs", "canny", "xdog"), "truth_set.kinds": REAL_KINDS,
+                         "truth_set.fills": tuple(f for f in FILLS if f != "given"), "compare.optimizer": ("gd", "adam")},
+                may_be_empty=("compare.latent_steps",))  # no count at all: the two-stage editor alone
+COMMAND = tcli.Command(CompareCommand, DECLARED)
+build_config = COMMAND.build_config
+
+
+add_arguments = COMMAND.add_arguments
 
 
 def _layout(root: Path, layout: str) -> str:
@@ -117,45 +126,35 @@ def _labels(root: Path, given: str | None) -> str | None:
     return None
 
 
-def data_configs(args, resolution: int) -> list:
+def data_configs(cmd: CompareCommand, resolution: int) -> list:
     from neuedit.data.datasets import DataConfig
     out = []
-    for d in args.data:
+    for d in cmd.data:
         root = Path(d)
         if not root.is_dir():
             raise MissingFileError(f"data folder {root} not found")
-        out.append(DataConfig(str(root), resolution=resolution, layout=_layout(root, args.layout),
-                              pair_image=args.pair_image, labels=_labels(root, args.labels), flip=False,
-                              skip=args.skip))
+        out.append(DataConfig(str(root), resolution=resolution, layout=_layout(root, cmd.layout),
+                              pair_image=cmd.pair_image, labels=_labels(root, cmd.labels), flip=False,
+                              skip=cmd.skip))
     return out
 
 
-def compare_config(args):
-    from neuedit.compare import CompareConfig
-    return CompareConfig(latent_steps=tuple(args.latent_steps), optimizer=args.optimizer, lr=args.lr,
-                         anchor=args.anchor, two_stage=not args.no_two_stage, project_steps=args.project_steps,
-                         dilate=args.dilate, edge_tol=args.edge_tol, grid_tasks=args.grid_tasks)
-
-
-def _draw_tasks(args, b, data, set_dir: Path) -> None:
+def _draw_tasks(cmd: CompareCommand, b, data, set_dir: Path) -> None:
     """--make-tasks: draw a task set into `set_dir`."""
-    from neuedit.compare.tasks import TaskConfig, make_tasks
-    cfg = TaskConfig(n=args.n, seed=args.seed, kinds=tuple(args.kinds), sources=tuple(args.sources), chains=args.chains,
-                     rounds=args.rounds, heldout=args.heldout, pool=args.pool, edges=args.edges)
-    ts = make_tasks(b, data, cfg, args.user_sketches)
+    from neuedit.compare.tasks import make_tasks
+    cfg = cmd.task_set
+    ts = make_tasks(b, data, cfg, cmd.user_sketches)
     ts.save(set_dir)
     print(f"{len(ts.tasks)} tasks, {len(ts.chains)} chains of {cfg.rounds}, {len(ts.heldout)} held-out "
           f"images -> {set_dir}")
 
 
-def _draw_truth(args, b, data, set_dir: Path) -> None:
+def _draw_truth(cmd: CompareCommand, b, data, set_dir: Path) -> None:
     """--truth without a set named: draw a ground-truth set into `set_dir`."""
-    from neuedit.compare.truth_draw import TruthConfig, make_truth
-    if not data and args.truth_real:
+    from neuedit.compare.truth_draw import make_truth
+    cfg = cmd.truth_set
+    if not data and cfg.real:
         raise UsageError("give --data (held-out real images for the photo tasks), or --tasks (a ground-truth set)")
-    cfg = TruthConfig(real=args.truth_real, samples=args.truth_samples, strokes=tuple(args.truth_strokes),
-                      seed=args.seed, kinds=tuple(args.truth_kinds), fills=tuple(args.truth_fills),
-                      heldout=args.heldout, pool=args.pool, edges=args.edges)
     ts = make_truth(b, data, cfg)
     ts.save(set_dir)
     skipped = ts.tasks.meta["skipped_groups"]
@@ -166,38 +165,39 @@ def _draw_truth(args, b, data, set_dir: Path) -> None:
 
 def run(args) -> int:
     """Draw a set (--make-tasks, or --truth without --tasks) and/or compare on it: one path for both kinds."""
+    cmd = build_config(args)
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.truth and args.out is None:
+    if cmd.threads:
+        torch.set_num_threads(cmd.threads)
+    if cmd.truth and cmd.out is None:
         raise UsageError("give --out (the report goes into OUT/truth)")
-    if not args.truth and args.tasks is None:
+    if not cmd.truth and cmd.tasks is None:
         raise UsageError("give --tasks (the task set folder)")
-    if not args.truth and not args.make_tasks and args.out is None:
+    if not cmd.truth and not cmd.make_tasks and cmd.out is None:
         raise UsageError("give --out (the report folder), or --make-tasks to draw a task set")
-    b = bundle_mod.read(args.bundle)
-    data = data_configs(args, b.resolution)
-    if args.truth:
+    b = bundle_mod.read(cmd.bundle)
+    data = data_configs(cmd, b.resolution)
+    if cmd.truth:
         from neuedit.compare.kind_truth import compare_truth as compare
         from neuedit.compare.truth import TruthSet as Set
-        out, draw, files = args.out / "truth", args.tasks is None or args.make_tasks, "psnr_vs_strokes.png"
-        set_dir = args.tasks or out / "set"
+        out, draw, files = cmd.out / "truth", cmd.tasks is None or cmd.make_tasks, "psnr_vs_strokes.png"
+        set_dir = cmd.tasks or out / "set"
         if draw:
-            _draw_truth(args, b, data, set_dir)
+            _draw_truth(cmd, b, data, set_dir)
     else:
         from neuedit.compare.kind_strokes import compare
         from neuedit.compare.tasks import TaskSet as Set
-        out, draw, files, set_dir = args.out, args.make_tasks, "stability.png", args.tasks
+        out, draw, files, set_dir = cmd.out, cmd.make_tasks, "stability.png", cmd.tasks
         if draw:
-            _draw_tasks(args, b, data, set_dir)
+            _draw_tasks(cmd, b, data, set_dir)
         if out is None:
             return 0
     heldout = None  # a set drawn now holds its own held-out images; else --data may replace the saved ones
     if data and not draw:
         from neuedit.compare.tasks import load_pool
         from neuedit.runtime.schema import empty as empty_schema
-        heldout = load_pool(data, empty_schema(), args.heldout).images
-    compare(b, Set.load(set_dir), compare_config(args), out, heldout=heldout, progress=not args.quiet,
+        heldout = load_pool(data, empty_schema(), cmd.task_set.heldout).images
+    compare(b, Set.load(set_dir), cmd.compare, out, heldout=heldout, progress=not cmd.quiet,
             tasks_dir=set_dir)
     print(f"report -> {out / 'summary.md'} (results.csv, grid.png, {files})")
     return 0

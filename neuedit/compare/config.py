@@ -19,7 +19,8 @@ def latent_name(steps: int) -> str:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    latent_steps: tuple[int, ...] = (1, 10, 50)  # one latent-editor run per step count
+    latent_steps: tuple[int, ...] = (1, 10, 50)  # one latent-editor run per step count (none: the
+                                                 # two-stage editor alone, no projection)
     optimizer: str = "adam"                      # latent editor's optimiser ("gd": plain gradient descent)
     lr: float | None = None                      # latent step size (None: 0.05 for adam, 2.0 for gd)
     anchor: float = 0.0                          # latent editor's pull toward the starting z
@@ -35,7 +36,8 @@ class CompareConfig:
     kid_subsets: int = 100                       # KID: random subsets averaged
     kid_subset_size: int = 1000                  # KID: rows per subset (at most the smaller set)
     boot: int = 2000                             # bootstrap resamples for the 95% intervals
-    grid_tasks: int = 8                          # tasks shown in grid.png
+    grid_tasks: int = 8                          # tasks shown in grid.png (known targets: at least
+                                                 # this many, whole sources, every kind)
     grid_chains: int = 2                         # chains shown in stability_grid.png
     seed: int = 0                                # projection starts, bootstrap, KID subsets
 

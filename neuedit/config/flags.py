@@ -109,6 +109,7 @@ def add_config_arguments(p: argparse.ArgumentParser, cls, *, aliases: dict[str, 
                          skip: tuple[str, ...] = (), positional: tuple[str, ...] = (),
                          repeat: tuple[str, ...] = (), units: dict[str, tuple[str, float]] | None = None,
                          on_off: tuple[str, ...] = (), defaults: dict[str, object] | None = None,
+                         choices: dict[str, tuple] | None = None, may_be_empty: tuple[str, ...] = (),
                          title: str | None = None) -> list[Flag]:
     """Add one flag per leaf of dataclass `cls` (except paths starting with one of `skip`, which
     recipes still set). What a command declares per dotted path: `aliases` renames its flag, e.g.
@@ -117,12 +118,14 @@ def add_config_arguments(p: argparse.ArgumentParser, cls, *, aliases: dict[str, 
     rather than several after one; `units` {path: (unit, factor)} has the flag take the value in
     that unit (the config gets value * factor); `on_off` types a bool as `--x on|off` rather than
     `--x` / `--no-x`; `defaults` is the default the command applies itself when the flag is
-    absent, shown in --help instead of the dataclass's. Fields without a default (in the
+    absent, shown in --help instead of the dataclass's; `choices` {path: values} restricts a
+    plain-typed field (a `Literal` type does the same by itself); a tuple field in `may_be_empty`
+    takes its flag with no value too. Fields without a default (in the
     dataclass or `defaults`) are required (`suppress_defaults` lifts that where a recipe may set
     them). The options go into an argument group titled `title` (None: the class name; "": the
     parser's own options), a nested dataclass's into a group of its own. Returns the flags, for
     `given`, `build` and `config_dict`."""
-    aliases, units, defaults = aliases or {}, units or {}, defaults or {}
+    aliases, units, defaults, declared_choices = aliases or {}, units or {}, defaults or {}, choices or {}
     flags, seen = [], {}
     top = group = p if title == "" else p.add_argument_group(title or cls.__name__)
     section = None
@@ -135,7 +138,7 @@ def add_config_arguments(p: argparse.ArgumentParser, cls, *, aliases: dict[str, 
         if section and not path.startswith(section):
             group, section = top, None
         name = aliases.get(path, path.rsplit(".", 1)[-1]).replace("_", "-")
-        is_tuple, choices = typing.get_origin(t) is tuple, _choices(t)
+        is_tuple, choices = typing.get_origin(t) is tuple, tuple(declared_choices.get(path, ())) or _choices(t)
         kind = choices and type(choices[0]) or _scalar(t)
         negate = t is bool and default is True and path not in on_off
         option = name if path in positional else f"--no-{name}" if negate else f"--{name}"
@@ -166,7 +169,7 @@ def add_config_arguments(p: argparse.ArgumentParser, cls, *, aliases: dict[str, 
         elif path in repeat:
             group.add_argument(option, dest=path, action="append", type=kind, required=required, **kw)
         elif is_tuple:
-            n = "+" if Ellipsis in typing.get_args(t) else len(typing.get_args(t))
+            n = "*" if path in may_be_empty else "+" if Ellipsis in typing.get_args(t) else len(typing.get_args(t))
             group.add_argument(option, dest=path, type=kind, nargs=n, required=required, **kw)
         else:
             group.add_argument(option, dest=path, type=None if path in on_off else kind, required=required, **kw)

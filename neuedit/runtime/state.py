@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from neuedit.errors import NeueditError, UsageError
@@ -194,7 +195,7 @@ def sample_state(n: int, z_dim: int, schema, rng: np.random.Generator, c=None) -
 class EditConfig:
     """The latent editor's settings (docs/method.md §3); the defaults are what the semantic-edit
     benchmark chose (README, "Edits that do what the strokes ask")."""
-    optimizer: str = "adam"       # "adam" (iGAN) or "gd" (plain gradient descent, docs/method.md §3)
+    optimizer: Literal["adam", "gd"] = "adam"     # "adam" (iGAN) or "gd" (plain gradient descent, docs/method.md §3)
     lr: float | None = None       # step size of z~ (0 holds z); None: `step_sizes`
     lr_c: float | None = None     # step size of c~ (the group logits); None: `step_sizes`
     steps: int = 1                # steps per call (the page: 1 per Submit)

@@ -61,6 +61,11 @@ VARIANTS = {
     "choose c, z 0.02 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.02, anchor=1.0), (10, 30)),
     "choose c, z 0.01 + anchor 1, c 1.0, paste 25": (EditConfig(lr=0.01, lr_c=1.0, anchor=1.0), (10, 30)),
     "choose c, z 0.02 + anchor 1, c 0.5, paste 20": (EditConfig(lr=0.02, anchor=1.0, paste=20.0), (30,)),
+    "choose c, z 0.01 + anchor 2, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=2.0), (30,)),
+    "choose c, z 0.005 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.005, anchor=1.0), (30,)),
+    "choose c, z 0.01 + anchor 1, c 0.5, paste 30": (EditConfig(lr=0.01, anchor=1.0, paste=30.0), (30,)),
+    "choose c, z 0.01 + anchor 1, c 0.5, paste 27": (EditConfig(lr=0.01, anchor=1.0, paste=27.0), (20, 30)),
+    "choose c, z held, c 0.5, paste 27": (EditConfig(paste=27.0), (30,)),
     "default": (EditConfig(), (1, 10, 30)),
 }
 

@@ -39,7 +39,7 @@ def test_every_exported_graph_matches_the_contract(request):
             assert tuple(o.name for o in outs) == g.output_names(b.c_dim), (b.name, name)
             want = g.input_shapes(b.z_dim, b.c_dim, b.resolution)
             for i in ins:
-                assert i.type == "tensor(float)"
+                assert i.type == "tensor(float)"  # ORT_TYPE, spelled out
                 assert len(i.shape) == len(want[i.name])
                 for have, size in zip(i.shape, want[i.name]):
                     assert (size is None and not isinstance(have, int)) or have == size, (b.name, name, i.name)

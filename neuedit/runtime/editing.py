@@ -252,7 +252,7 @@ def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | 
     Images are projected independently (a batch changes nothing but speed)."""
     x = source_image(be, image)
     n, r = len(x), be.resolution
-    if encoder and getattr(be, "has_encoder", False):
+    if encoder and be.has_encoder:
         z_t, c_t = be.encode(x)
         start = EditState.from_tilde(z_t, c_t, be.groups)
         if c0 is not None:

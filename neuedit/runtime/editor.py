@@ -23,7 +23,7 @@ from neuedit.runtime import editing
 from neuedit.runtime.editing import Backend, StepResult
 from neuedit.runtime.state import EditConfig, EditState, sample_state
 
-EditConfig = EditConfig  # re-exported: the editor's settings
+__all__ = ["Editor", "EditConfig", "MethodError", "StepResult", "TWO_STAGE", "LATENT"]  # EditConfig: the editor's settings
 # backend name -> "module:class" with a `from_bundle(bundle, **options)` constructor
 BACKENDS = {"onnx": "neuedit.runtime.engine:OnnxBackend", "torch": "neuedit.nn.backend:TorchBackend"}
 TWO_STAGE, LATENT = "two-stage", "latent"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime.graphs import DTYPE, GRAPHS, META_BUNDLE, META_GRAPH, META_WEIGHTS, StepFeeds, StepOutputs
+from neuedit.runtime.graphs import DTYPE, GRAPHS, ORT_TYPE, META_BUNDLE, META_GRAPH, META_WEIGHTS, StepFeeds, StepOutputs
 from neuedit.runtime.schema import Schema
 from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
@@ -147,7 +147,7 @@ class OnnxBackend:
                               f"{sorted(want)}")
         for name, shape in want.items():
             i = got[name]
-            if i.type != f"tensor({DTYPE.replace('32', '')})":
+            if i.type != ORT_TYPE:
                 raise EngineError(f"{path}: input {name} is {i.type}, expected a {DTYPE} tensor")
             have = tuple(None if not isinstance(d, int) else d for d in i.shape)
             if len(have) != len(shape) or any(s is not None and h != s for h, s in zip(have, shape)):

@@ -21,7 +21,8 @@ import numpy as np
 
 from neuedit.errors import UsageError
 
-DTYPE = "float32"   # every input and output; ONNX Runtime reports it as "tensor(float)"
+DTYPE = "float32"   # every input and output
+ORT_TYPE = "tensor(float)"  # how ONNX Runtime names DTYPE in a session's inputs
 ATOL = 1e-4         # parity tolerance, absolute, fp32, of an output that names none
 
 # ONNX metadata every exported graph carries; the engine checks them at load
@@ -42,10 +43,6 @@ class Port:
     @property
     def needs_c(self) -> bool:
         return "C" in self.axes or self.name == "c_t_next"
-
-    @property
-    def scalar(self) -> bool:
-        return self.axes == ()
 
     @property
     def batched(self) -> bool:

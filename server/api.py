@@ -21,7 +21,7 @@ from aiohttp import web
 
 from neuedit.runtime.editor import LATENT, TWO_STAGE, Editor, MethodError
 from neuedit.runtime.sketch import dist as edit_dist
-from neuedit.runtime.state import EditConfig, EditState, sample_state
+from neuedit.runtime.state import EditConfig, EditState, seed_state
 
 from neuedit.server import codec
 from neuedit.server.config import PROJECT_STEPS, ServerConfig
@@ -138,7 +138,7 @@ async def _infer(request: web.Request, call: _Call) -> web.Response:
 
 def _project_rows(eng: Editor, steps: int, photos: list) -> list:
     # each photo is projected independently: batching changes nothing but speed
-    r = eng.project(np.concatenate(photos), steps, rng=np.random.default_rng(0))
+    r = eng.project(np.concatenate(photos), steps)  # random starts: seeds 0.. (as in the browser)
     return [_finite(r.image[i]) or (r.state.row(i), r.image[i], float(r.dist[i])) for i in range(len(photos))]
 
 
@@ -154,8 +154,7 @@ def _prepare_generate(engines: dict[str, Editor], data: bytes) -> _Call:
         c = codec.vector(c, eng.c_dim, "c", "bad_field", lo=0.0, hi=1.0)
         if c.min(initial=0) < 0 or c.max(initial=0) > 1:
             raise bad_request("bad_field", "c values must lie in [0, 1]")
-    rng = np.random.default_rng(seed)
-    state = sample_state(1, eng.z_dim, eng.schema, rng, c)  # z first: one seed keeps z when only c changes
+    state = seed_state(seed, eng.z_dim, eng.schema, c)  # the browser's runtime draws the same picture
 
     def reply(image: np.ndarray) -> dict:
         return {"model": eng.name, "image": codec.encode_png(image), "state": codec.state_json(state),

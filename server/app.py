@@ -15,18 +15,21 @@ from aiohttp.abc import AbstractAccessLogger
 
 from neuedit.runtime.editor import Editor
 
-from neuedit.server import api
+from neuedit.server import api, site
 from neuedit.server.batching import Batcher, Gate
 from neuedit.server.config import ServerConfig
 from neuedit.server.errors import error_middleware
-from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, Runtime
+from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, STATIC, Runtime
 from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+STATIC_DIR = site.STATIC_DIR
+# 'wasm-unsafe-eval': the page compiles ONNX Runtime Web's WebAssembly (static/ort/)
+CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+       "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# cross-origin isolation: the page's WebAssembly may then use threads (SharedArrayBuffer)
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 def create_app(cfg: ServerConfig) -> web.Application:
@@ -37,17 +40,25 @@ def create_app(cfg: ServerConfig) -> web.Application:
     app.on_shutdown.append(_begin_draining)
     app.on_response_prepare.append(_headers)
     static = Path(cfg.static_dir).resolve() if cfg.static_dir else STATIC_DIR
+    app[STATIC] = static
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(static / "index.html")
 
+    async def service_worker(request: web.Request) -> web.FileResponse:
+        # at the root: its scope is the whole page
+        return web.FileResponse(static / "sw.js", headers={"Content-Type": "text/javascript"})
+
     app.router.add_get("/", index)
+    app.router.add_get("/sw.js", service_worker)
     app.router.add_get("/api/models", api.models)
     app.router.add_post("/api/generate", api.generate)
     app.router.add_post("/api/edit", api.edit)
     app.router.add_post("/api/project", api.project)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/openapi.json", api.openapi)
+    app.router.add_get("/web.json", site.web_manifest)
+    app.router.add_get("/models/{model}/{file}", site.graph)
     app.router.add_static("/static/", static, follow_symlinks=False, show_index=False)
     return app
 
@@ -99,6 +110,8 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault("Cache-Control", "no-cache")
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        for k, v in ISOLATION.items():
+            response.headers.setdefault(k, v)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -246,6 +246,18 @@ def spec(cfg: ServerConfig, models: list[dict]) -> dict:
                                       "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")}}},
             "/": {"get": {"summary": "The web client",
                           "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}}}},
+            "/sw.js": {"get": {"summary": "The web client's service worker (a second visit starts offline)",
+                               "responses": {"200": {"description": "JavaScript",
+                                                     "content": {"text/javascript": {}}}}}},
+            "/web.json": {"get": {"summary": "The in-browser runtime's manifest: graph contract, defaults, models "
+                                             "and their graph files (docs/serving.md)",
+                                  "responses": {"200": _json({"type": "object"}, "Manifest")}}},
+            "/models/{model}/{file}": {"get": {
+                "summary": "One of a served model's ONNX graphs, for the in-browser runtime",
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ONNX graph", "content": {"application/octet-stream": {}}},
+                              "404": _error("No such model or graph", ["not_found"])}}},
         },
         "components": {"schemas": schemas},
     }

@@ -62,3 +62,40 @@ class ServerThread:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+
+class StaticSite:
+    """`with StaticSite(folder) as s: s.url` — a plain static file server (Python's http.server)
+    over a folder, like any static host serving `neuedit export-web`'s site; `isolated` adds the
+    cross-origin isolation headers (server.app.ISOLATION) that let the page's WebAssembly use
+    threads. `requests` lists the paths asked for."""
+
+    def __init__(self, folder, isolated: bool = False, host: str = "127.0.0.1"):
+        import functools
+        import http.server
+
+        from neuedit.server.app import ISOLATION
+        self.requests: list[str] = []
+        log = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def end_headers(self):
+                if isolated:
+                    for k, v in ISOLATION.items():
+                        self.send_header(k, v)
+                super().end_headers()
+
+            def log_message(self, *args):
+                log.append(self.path)
+
+        self._httpd = http.server.ThreadingHTTPServer((host, 0), functools.partial(Handler, directory=str(folder)))
+        self.url = f"http://{host}:{self._httpd.server_port}/"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="neuedit-static", daemon=True)
+
+    def __enter__(self) -> "StaticSite":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

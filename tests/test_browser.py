@@ -40,13 +40,15 @@ def browser():
 
 
 def open_page(browser, server, **context):
+    """The page with the models run by the server (`?run=server`; the in-browser runtime has its
+    own tests in tests/test_web.py), after its first picture."""
     ctx = browser.new_context(**context)
     page = ctx.new_page()
     page.problems = []
     page.on("pageerror", lambda e: page.problems.append(f"pageerror: {e}"))
     page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
     with page.expect_response("**/api/generate") as gen:
-        page.goto(server.url)
+        page.goto(server.url + "?run=server")
     page.wait_for_selector("body[data-ready='1']")
     assert gen.value.status == 200
     return page, gen.value.json()
@@ -82,7 +84,7 @@ def strokes(page) -> int:
 def test_desktop_mouse(browser, server):
     page, gen = open_page(browser, server, viewport={"width": 1280, "height": 800})
     assert image_src(page) == "data:image/png;base64," + gen["image"]
-    assert page.eval_on_selector("#image", "e => getComputedStyle(e).imageRendering") == "pixelated"
+    assert page.eval_on_selector("#image", "e => getComputedStyle(e).imageRendering") == "auto"  # smoothly scaled
     box = page.locator("#strokes").bounding_box()
     assert box["width"] > 300  # the 16 px picture is shown scaled up
 
@@ -192,7 +194,7 @@ def test_phone_touch(browser, server):
         assert page.locator(sel).bounding_box()["height"] >= 40
     page.evaluate("""() => { window.__pointers = [];
         document.getElementById('strokes').addEventListener('pointerdown', e => window.__pointers.push(e.pointerType)); }""")
-    xs = np.linspace(0.55, 0.85, 8)
+    xs = np.linspace(0.62, 0.85, 8)  # the 3 px brush is 19 % of the 16 px picture wide: keep it off the middle
     touch_stroke(page, [(box["x"] + float(x) * box["width"], box["y"] + 0.7 * box["height"]) for x in xs])
     assert page.evaluate("window.__pointers") == ["touch"]
     assert strokes(page) == 1
@@ -218,9 +220,14 @@ def test_a_photo_is_projected_for_the_latent_editor(browser, server, tmp_path):
     page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
     page.mouse.up()
     page.check("#method-latent")
+    page.evaluate("""() => { window.__idle = 0; let busy = false;
+        new MutationObserver(() => { const b = document.body.classList.contains('busy');
+            if (busy && !b) window.__idle++; busy = b; }).observe(document.body, {attributes: true}); }""")
     with page.expect_response("**/api/project") as proj:
         body, out = submit_and_wait(page, lambda: page.click("#submit"))
     assert proj.value.status == 200
+    page.wait_for_function("() => !document.body.classList.contains('busy')")
+    assert page.evaluate("window.__idle") == 1  # busy from the projection to the edit: no second Submit between
     projected = proj.value.json()
     # the latent edit starts from the photo's projection, not from the photo
     assert "image" not in body and body["state"] == projected["state"] and body["method"] == "latent"
@@ -228,4 +235,200 @@ def test_a_photo_is_projected_for_the_latent_editor(browser, server, tmp_path):
     tags = page.locator("#history li .tag").all_text_contents()
     assert tags[:3] == [f"latent ×{out['steps']}", "projected", "photo"]
     assert page.problems == []
+    page.context.close()
+
+
+# ---- what a new user trips over --------------------------------------------------------------------------
+def mouse_stroke(page, points):
+    """A mouse stroke through `points`, given as fractions of the canvas."""
+    box = page.locator("#strokes").bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def new_picture(page, action):
+    """Run `action` (New, a model switch) and wait for the generated picture to be on screen."""
+    with page.expect_response("**/api/generate") as gen:
+        action()
+    out = gen.value.json()
+    page.wait_for_function("src => document.getElementById('image').src === src",
+                           arg="data:image/png;base64," + out["image"])
+    return out
+
+
+def attribute_menus(page) -> list[str]:
+    return page.eval_on_selector_all("#attributes select", "ss => ss.map(s => s.value)")
+
+
+def expected_menus(page, c) -> list[str]:
+    """The menus' values for attributes c, by the page's rule: per group the largest value above 0.5."""
+    groups = page.eval_on_selector_all("#attributes select", "ss => ss.map(s => [+s.dataset.offset, +s.dataset.size])")
+    out = []
+    for off, n in groups:
+        best = max(range(n), key=lambda k: c[off + k])
+        out.append(str(best) if c[off + best] > 0.5 else "-1")
+    return out
+
+
+def upload_photo(page, path):
+    page.set_input_files("#photo", str(path))
+    page.wait_for_function("() => document.querySelector('#history li .tag').textContent === 'photo'")
+
+
+def a_photo(tmp_path, name="photo.png"):
+    photo = tmp_path / name
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photo)
+    return photo
+
+
+def test_new_and_a_model_switch_start_with_no_strokes(browser, server):
+    """Strokes drawn on one picture are not silently sent with the next one."""
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    mouse_stroke(page, [(0.2, 0.2), (0.5, 0.3)])
+    assert strokes(page) == 1
+    new_picture(page, lambda: page.click("#regenerate"))
+    assert strokes(page) == 0
+    body, _ = submit_and_wait(page, lambda: page.click("#submit"))
+    assert not sketch_mask(body).any()  # nothing of the old stroke went with the new picture
+    page.keyboard.press("Control+z")  # the cleared strokes can still be brought back on purpose
+    assert strokes(page) == 1
+
+    mouse_stroke(page, [(0.6, 0.6), (0.8, 0.7)])
+    assert strokes(page) == 2
+    new_picture(page, lambda: page.select_option("#model", "tiny_empty"))
+    assert strokes(page) == 0
+    body, _ = submit_and_wait(page, lambda: page.click("#submit"))
+    assert body["model"] == "tiny_empty" and not sketch_mask(body).any()
+    assert page.problems == []
+    page.context.close()
+
+
+def test_the_attribute_menus_follow_the_picture(browser, server, tmp_path):
+    """After a latent edit the menus show the new state's attributes; after an upload "—"
+    (unknown); a history entry brings back its own."""
+    page, gen = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    assert attribute_menus(page) == expected_menus(page, gen["state"]["c"])
+    # the latent edit moves the attributes: here, to the first option of every group that was not on it
+    groups = page.eval_on_selector_all("#attributes select", "ss => ss.map(s => [+s.dataset.offset, +s.dataset.size])")
+    c = [0.0] * len(gen["state"]["c"])
+    for (off, n), shown in zip(groups, attribute_menus(page)):
+        c[off + (1 if shown == "0" else 0)] = 0.9
+
+    def moved(route):
+        out = route.fetch().json()
+        out["state"]["c"] = c
+        route.fulfill(json=out)
+    page.route("**/api/edit", moved)
+    mouse_stroke(page, [(0.2, 0.2), (0.5, 0.3)])
+    page.check("#method-latent")
+    page.fill("#steps", "1")
+    submit_and_wait(page, lambda: page.click("#submit"))
+    page.unroute("**/api/edit")
+    after_edit = expected_menus(page, c)
+    assert after_edit != expected_menus(page, gen["state"]["c"])
+    assert attribute_menus(page) == after_edit
+
+    upload_photo(page, a_photo(tmp_path))
+    assert set(attribute_menus(page)) == {"-1"}  # a photo's attributes are unknown
+    page.locator("#history li button").nth(1).click()  # the latent edit
+    assert attribute_menus(page) == after_edit
+    page.locator("#history li button").nth(0).click()  # the photo
+    assert set(attribute_menus(page)) == {"-1"}
+    page.locator("#history li button").last.click()  # the generated picture
+    assert attribute_menus(page) == expected_menus(page, gen["state"]["c"])
+    assert page.problems == []
+    page.context.close()
+
+
+def percent(dist: float) -> str:
+    p = dist / 6 * 100
+    return f"{p:.1f} %" if p < 10 else f"{p:.0f} %"
+
+
+def test_the_info_line_and_the_file_name_speak_plainly(browser, server, tmp_path):
+    """The distance reads as a share of the colour range, with a tooltip; the chosen photo's
+    name stays on the page until the picture is no longer that photo."""
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    mouse_stroke(page, [(0.2, 0.2), (0.5, 0.3)])
+    _, out = submit_and_wait(page, lambda: page.click("#submit"))
+    info = page.text_content("#info")
+    assert f"colour under the strokes: {percent(out['dist'])} off" in info and "distance" not in info
+    assert "0 %" in page.get_attribute("#info", "title")
+
+    assert page.text_content("#photo-name") == "" and page.is_hidden("#photo-name")
+    upload_photo(page, a_photo(tmp_path, "my face.png"))
+    assert page.text_content("#photo-name") == "my face.png" and page.is_visible("#photo-name")
+    mouse_stroke(page, [(0.3, 0.3), (0.6, 0.5)])
+    page.check("#method-latent")
+    page.fill("#steps", "1")
+    with page.expect_response("**/api/project") as proj:
+        submit_and_wait(page, lambda: page.click("#submit"))
+    assert page.text_content("#photo-name") == "my face.png"  # its projection and edits still come from it
+    page.locator("#history li button").nth(1).click()  # the projection: its own line comes back
+    info = page.text_content("#info")
+    assert f"{percent(proj.value.json()['dist'])} off the photo" in info and "distance" not in info
+    assert page.get_attribute("#info", "title")
+    new_picture(page, lambda: page.click("#regenerate"))
+    assert page.text_content("#photo-name") == ""
+    upload_photo(page, a_photo(tmp_path, "other.png"))
+    assert page.text_content("#photo-name") == "other.png"
+    new_picture(page, lambda: page.select_option("#model", "tiny_empty"))
+    assert page.text_content("#photo-name") == ""
+    assert page.problems == []
+    page.context.close()
+
+
+def test_brush_default_and_smooth_pictures(browser, server):
+    """The brush starts 3 model pixels wide; the picture and the thumbnails are smoothly scaled."""
+    page, gen = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    assert page.input_value("#brush-width") == "3" and page.text_content("#brush-width-value") == "3 px"
+    mouse_stroke(page, [(0.2, 0.5), (0.8, 0.5)])
+    body, _ = submit_and_wait(page, lambda: page.click("#submit"))
+    mask = sketch_mask(body)
+    thick = mask[:, mask.shape[1] // 2].sum() * gen["resolution"] / mask.shape[0]  # in model pixels
+    assert 2.7 <= thick <= 3.3, thick
+    for sel in ("#image", "#history img"):
+        assert page.eval_on_selector(sel, "e => getComputedStyle(e).imageRendering") == "auto", sel
+    page.context.close()
+
+
+def test_phone_layout_keeps_the_controls_close(browser, server):
+    """On a phone the canvas and the toolbar are on the first screen, and the method choice
+    and the photo upload within a short scroll; the swatches stay big enough to tap."""
+    page, _ = open_page(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                        is_mobile=True, has_touch=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    def bottom(sel):  # in page coordinates
+        return page.evaluate("s => document.querySelector(s).getBoundingClientRect().bottom + scrollY", sel)
+    assert bottom("#strokes") <= 844 and bottom("#submit") <= 844
+    for sel in ("label:has(#method-two-stage)", "label:has(#method-latent)", "label.file", "#download"):
+        assert bottom(sel) <= 1.3 * 844, (sel, bottom(sel))  # at most about a third of a screen's scroll
+        assert page.locator(sel).bounding_box()["height"] >= 36, sel  # tap targets
+    swatches = [page.locator("#swatches button").nth(i).bounding_box()
+                for i in range(page.locator("#swatches button").count())]
+    assert all(b["width"] >= 36 and b["height"] >= 36 for b in swatches)
+    row = [b for b in swatches if abs(b["y"] - swatches[0]["y"]) < 1]
+    assert all(b2["x"] - (b1["x"] + b1["width"]) >= 6 for b1, b2 in zip(row, row[1:]))  # apart enough to hit one
+
+    page.tap("label:has(#method-latent)")
+    assert page.is_checked("#method-latent")
+    page.context.close()
+
+
+def test_desktop_layout_stays_tidy(browser, server):
+    """At 1280x800 the settings sit beside the canvas, within the first screen."""
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    canvas = page.locator("#strokes").bounding_box()
+    for sel in ("#swatches", "label:has(#method-latent)", "label.file", "#download", "#submit"):
+        b = page.locator(sel).bounding_box()
+        assert b["y"] + b["height"] <= 800, sel
+        if sel != "#submit":
+            assert b["x"] >= canvas["x"] + canvas["width"], sel  # the panel on the right
+    assert page.is_hidden("#photo-name")
     page.context.close()

@@ -25,6 +25,7 @@ def _configs() -> dict:
     from neuedit.data.prepare import PrepareCommand
     from neuedit.export.cli import ExportCommand
     from neuedit.server.cli import ServeCommand
+    from neuedit.server.export_web import ExportWebCommand
     from neuedit.stage1 import cli as s1
     from neuedit.stage1.train import Stage1Config
     from neuedit.stage2 import cli as s2
@@ -34,7 +35,7 @@ def _configs() -> dict:
     return {"train-encoder": (EncoderConfig, enc.SKIP), "prepare": (PrepareCommand, ()), "train-stage1": (Stage1Config, s1.SKIP),
             "train-stage2": (Stage2Config, s2.SKIP), "sample": (SampleCommand, ()), "edit": (EditCommand, ()),
             "export": (ExportCommand, ()), "serve": (ServeCommand, ()), "evaluate": (EvaluateCommand, ()),
-            "compare": (compare.CompareCommand, compare.SKIP)}
+            "compare": (compare.CompareCommand, compare.SKIP), "export-web": (ExportWebCommand, ())}
 
 
 RUN_CONTROL = {t: {"config", "resume", "stop_at"} for t in ("train-stage1", "train-stage2", "train-encoder")}

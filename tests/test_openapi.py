@@ -87,7 +87,7 @@ def run_schemathesis(url: str, seed: int = 0) -> tuple[list[str], collections.Co
                     status = answer.response.status_code if answer and answer.response else None
                     failures.append(f"{rec.label} {check.name}: {failure.title} -> {status}; "
                                     f"{(failure.message.splitlines() or [''])[-1]}; "
-                                    f"body {json.dumps(case.body)[:300]}")
+                                    f"body {json.dumps(case.body, default=str)[:300]} path {case.path_parameters}")
         return failures, cases
     finally:
         unregister_string_format("byte")

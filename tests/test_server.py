@@ -239,7 +239,7 @@ async def test_photo_projection_matches_engine_and_starts_latent_edits(client, e
     status, out = await post(client, "/api/project", {"model": "tiny", "image": b64(data), "steps": 12})
     assert status == 200, out
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    ref = engines["tiny"].project(resize_image(rgb, R)[None], 12, rng=np.random.default_rng(0))
+    ref = engines["tiny"].project(resize_image(rgb, R)[None], 12)
     got = EditState.from_dict(out["state"])
     np.testing.assert_allclose(got.z, ref.state.z, atol=1e-5)
     assert abs(out["dist"] - float(ref.dist[0])) < 1e-5 and out["steps"] == 12
@@ -497,7 +497,9 @@ async def test_concurrent_requests_are_batched(aiohttp_client, tiny_exported, ti
             ("/api/edit", edit(state=g["state"], steps=3))]
     outs = await asyncio.gather(*[post(client, p, b) for p, b in reqs])
     assert all(s == 200 for s, _ in outs)
-    assert outs[2][1]["state"] == outs[3][1]["state"]
+    a, b = (EditState.from_dict(o[1]["state"]) for o in outs[2:4])  # equal rows, equal results (to fp32 noise:
+    for k in ("z", "c", "m", "v", "z0", "c0"):                           # rows of one batch may take other kernel paths)
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-5, atol=1e-9)
     h = await healthz(client)
     assert (h["batching"]["engine_calls"], h["batching"]["requests"]) == (1 + 4, 5 + 5)
 

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "edit": ("neuedit.cli.edit", "latent-optimisation (one-stage) or two-stage edit of a sketch"),
     "export": ("neuedit.export.cli", "export a bundle to ONNX and check parity"),
     "serve": ("neuedit.server.cli", "run the editing server and web client"),
+    "export-web": ("neuedit.server.export_web", "write a static site that edits in the browser (no server)"),
     "compare": ("neuedit.cli.compare", "compare one-stage and two-stage editing"),
     "evaluate": ("neuedit.cli.evaluate", "sample quality of generators: KID, diversity, attribute control"),
 }

@@ -24,7 +24,7 @@ import numpy as np
 from neuedit.errors import UsageError
 from neuedit.runtime.sketch import dist as edit_dist
 from neuedit.runtime.graphs import StepFeeds, StepOutputs
-from neuedit.runtime.state import EditConfig, EditState, sample_z
+from neuedit.runtime.state import EditConfig, EditState, sample_z, seed_state
 
 
 class Backend(Protocol):
@@ -104,6 +104,10 @@ def two_stage(be: Backend, source, sketch, mask) -> np.ndarray:
 
 
 # ---- the latent editor ----------------------------------------------------------------------------
+PASTE_CHANGED = 0.1  # `paste_region`: a pixel G1 moved by more than this (max over RGB, [-1, 1]) may take the change
+BLUR_KERNEL = (1, 4, 6, 4, 1)  # `_blur`'s separable kernel, over its sum
+
+
 def _lab(x: np.ndarray) -> np.ndarray:
     """[N, 3, R, R] in [-1, 1] (sRGB) -> CIELAB [N, R, R, 3] (D65), numpy: the server has no scikit-image."""
     rgb = np.clip((x.transpose(0, 2, 3, 1) + 1.0) / 2.0, 0.0, 1.0).astype(np.float64)
@@ -116,7 +120,7 @@ def _lab(x: np.ndarray) -> np.ndarray:
 
 def _blur(a: np.ndarray) -> np.ndarray:
     """[N, R, R] smoothed by the separable kernel [1, 4, 6, 4, 1] / 16 (a Gaussian of sigma ~1 px), edges clamped."""
-    k = np.array([1, 4, 6, 4, 1], np.float64) / 16
+    k = np.array(BLUR_KERNEL, np.float64) / sum(BLUR_KERNEL)
     for axis in (1, 2):
         p = np.pad(a, [(0, 0)] + [(2, 2) if ax == axis else (0, 0) for ax in (1, 2)], mode="edge")
         a = sum(k[i] * np.take(p, np.arange(i, i + a.shape[axis]), axis=axis) for i in range(5))
@@ -124,7 +128,7 @@ def _blur(a: np.ndarray) -> np.ndarray:
 
 
 def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: float,
-                 changed: float = 0.1) -> np.ndarray:
+                 changed: float = PASTE_CHANGED) -> np.ndarray:
     """Where the picture may change -> weights [N, 1, R, R] in [0, 1]: the pixels of `source` whose
     colour lies within `tol` (CIE76 ΔE) of the median colour under the strokes (mask [N, 1, R, R])
     and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale), softened by ~1 px;
@@ -239,8 +243,12 @@ def latent_edit_restarts(be: Backend, state: EditState, sketch, mask, cfg: EditC
     return best
 
 
+PROJECT_LR = 0.05       # a projection's Adam step size (z~ and c~)
+PROJECT_CANDIDATES = 16  # random starts a projection without an encoder picks the nearest of
+
+
 def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | None = None,
-            c0: np.ndarray | None = None, lr: float = 0.05, candidates: int = 16, encoder: bool = True) -> StepResult:
+            c0: np.ndarray | None = None, lr: float = PROJECT_LR, candidates: int = PROJECT_CANDIDATES, encoder: bool = True) -> StepResult:
     """Project photos into G1's latent space, so the latent editor can start from them.
 
     The start is the bundle's encoder's guess (iGAN's hybrid projection, Zhu et al. 2016) when it
@@ -264,13 +272,21 @@ def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | 
 
 
 def _best_random_start(be: Backend, x: np.ndarray, rng, c0, candidates: int) -> EditState:
-    """Per photo, the one of `candidates` random (z, c) whose G1 picture is nearest it (L1)."""
+    """Per photo, the one of `candidates` random (z, c) whose G1 picture is nearest it (L1). The
+    candidates are the pictures seeds 0, 1, ... name (`seed_state`, the same in the browser), or
+    draws of `rng` when one is given."""
     n, r = len(x), be.resolution
-    rng = np.random.default_rng(0) if rng is None else rng
-    zs = sample_z(candidates, be.z_dim, rng)
+    with_c = be.schema is not None and be.c_dim
+    if rng is None:
+        seeded = [seed_state(j, be.z_dim, be.schema) if with_c else seed_state(j, be.z_dim, None, np.zeros(0))
+                  for j in range(candidates)]
+        zs = np.concatenate([s.z for s in seeded])
+        cs = np.concatenate([s.c for s in seeded]) if with_c else None
+    else:
+        zs = sample_z(candidates, be.z_dim, rng)
+        cs = be.schema.sample(candidates, rng) if with_c else None
     if c0 is None:
-        cs = (be.schema.sample(candidates, rng) if (be.schema is not None and be.c_dim)
-              else np.full((candidates, be.c_dim), 0.5, np.float32))
+        cs = cs if cs is not None else np.full((candidates, be.c_dim), 0.5, np.float32)
         cs = np.broadcast_to(cs, (n, candidates, be.c_dim))
     else:
         cs = np.repeat(np.asarray(c0, np.float32)[:, None], candidates, 1)

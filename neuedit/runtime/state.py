@@ -22,6 +22,7 @@ C_EPS = 3e-3  # c is clamped to [C_EPS, 1 - C_EPS] before the logits, so hard 0/
 LOGIT_MAX = 30.0  # |c~| is clipped here: exp() stays finite in float32
 Z_MAX = 1 - 1e-6  # |z| above this would make arctanh(z) overflow float32
 T_MAX = 10_000_000  # Adam's step count; beyond it bias correction is 1 anyway
+Z_SAMPLE = 0.999  # sampled z lie inside (-Z_SAMPLE, Z_SAMPLE): the tanh range with room, and the truncation trick
 
 
 class StateError(NeueditError, ValueError):
@@ -177,10 +178,10 @@ def sample_z(n: int, z_dim: int, rng: np.random.Generator) -> np.ndarray:
     """z [n, z_dim] ~ N(0, 1) truncated to |z| < 1 (resampled): inside the editor's tanh
     range, and the 'truncation trick' region where a generator's samples look best."""
     z = rng.standard_normal((n, z_dim))
-    bad = np.abs(z) >= 0.999
+    bad = np.abs(z) >= Z_SAMPLE
     while bad.any():
         z[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(z) >= 0.999
+        bad = np.abs(z) >= Z_SAMPLE
     return z.astype(np.float32)
 
 
@@ -189,6 +190,60 @@ def sample_state(n: int, z_dim: int, schema, rng: np.random.Generator, c=None) -
     z = sample_z(n, z_dim, rng)
     c = schema.sample(n, rng) if c is None else np.broadcast_to(np.asarray(c, np.float32), (n, schema.c_dim))
     return EditState(z, np.array(c, np.float32))
+
+
+# ---- seeds that mean the same picture in every runtime ---------------------------------------------
+def _mix32(x: np.ndarray) -> np.ndarray:
+    """A 32-bit integer hash (lowbias32): uint32 -> uint32, the same in the browser (`engine/core.js`)."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def seed_uniforms(seed: int, start: int, n: int) -> np.ndarray:
+    """Uniforms [n] in [0, 1), float64, numbers `start`.. of the stream of `seed` (0 <= seed < 2**53):
+    each from two hashed counters (53 bits), so any runtime with 32-bit integer arithmetic draws the
+    same stream. This is what the API's seeds mean (`seed_state`), not numpy's generator."""
+    lo, hi = np.uint32(seed % 2**32), np.uint32(seed // 2**32)
+    with np.errstate(over="ignore"):
+        key = _mix32(np.array([lo ^ _mix32(np.array([hi + np.uint32(0x9E3779B9)]))[0]]))[0]
+        i = np.arange(2 * start, 2 * (start + n), dtype=np.uint64).astype(np.uint32)
+        x = _mix32(key + i * np.uint32(0x9E3779B9))
+    a, b = (x[0::2] >> np.uint32(5)).astype(np.float64), (x[1::2] >> np.uint32(6)).astype(np.float64)
+    return (a * 67108864.0 + b) / 9007199254740992.0
+
+
+def seed_state(seed: int, z_dim: int, schema, c=None) -> EditState:
+    """The one picture a seed names, on the server and in the browser alike: z [1, Z] from
+    Box-Muller normals of `seed_uniforms` (|z| < Z_SAMPLE, others skipped: `sample_z`'s range), then
+    c from the schema (an exclusive group: one of its values or none, uniformly; a free attribute:
+    on with p 0.5) from the numbers that follow, unless `c` is given. z comes first, so the same
+    seed with another c keeps the face."""
+    z, used = [], 0
+    while len(z) < z_dim:
+        u = seed_uniforms(seed, used, 2 * z_dim)
+        used += 2 * z_dim
+        r = np.sqrt(-2.0 * np.log(1.0 - u[0::2]))
+        t = 2.0 * np.pi * u[1::2]
+        pair = np.stack([r * np.cos(t), r * np.sin(t)], 1).reshape(-1)
+        z.extend(pair[np.abs(pair) < Z_SAMPLE][: z_dim - len(z)].tolist())
+    if c is None:  # (a schema of None needs a given c)
+        c = np.zeros(schema.c_dim, np.float32)
+        for g, s in schema.slices():
+            k = len(g.attributes)
+            u = seed_uniforms(seed, used, 1 if g.exclusive else k)
+            used += len(u)
+            if g.exclusive:
+                pick = min(int(u[0] * (k + 1)), k)
+                if pick < k:
+                    c[s.start + pick] = 1.0
+            else:
+                c[s] = (u < 0.5).astype(np.float32)
+    return EditState(np.asarray(z, np.float32)[None], np.asarray(c, np.float32).reshape(1, -1))
 
 
 @dataclass(frozen=True)

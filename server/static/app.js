@@ -1,7 +1,10 @@
-// neuedit web client: draw strokes over a generated picture (or a photo) and send them to the
-// server. Plain JavaScript, no build step. The server is stateless: the state (z, c and the
-// optimiser's moments) lives here and travels with every edit request.
+// neuedit web client: draw strokes over a generated picture (or a photo) and edit it, on this
+// device (the in-browser runtime, engine/: ONNX Runtime Web in a worker) or on the server. Plain
+// JavaScript, no build step. Both answer the same requests; the state (z, c and the optimiser's
+// moments) lives here and travels with every edit, so either can continue what the other did.
 "use strict";
+
+import {Device} from "./engine/device.js";
 
 const CANVAS = 512;             // the stroke canvas' own resolution (CSS scales it to the page)
 const HISTORY_MAX = 24;         // results kept in the history strip
@@ -18,8 +21,9 @@ const el = {
   widthValue: $("brush-width-value"), twoStage: $("method-two-stage"), latent: $("method-latent"),
   steps: $("steps"), optimizer: $("optimizer"), lr: $("lr"), attrBox: $("attributes-box"),
   attributes: $("attributes"), randomAttrs: $("random-attributes"), photo: $("photo"), download: $("download"),
+  photoName: $("photo-name"), run: $("run"), runtime: $("runtime"), progress: $("load-progress"),
 };
-const ctx = el.canvas.getContext("2d");
+const ctx = el.canvas.getContext("2d", {willReadFrequently: true});  // read back at every Submit
 
 const S = {
   models: [],
@@ -27,6 +31,7 @@ const S = {
   seed: null,             // the seed of the current generated picture
   state: null,            // {z, c[, m, v, t]} as the server returned it
   base: {kind: "state"},  // what edits start from: the state's picture, or {kind: "photo", data, preview}
+  photoName: null,        // the uploaded file the picture comes from (the photo, its projection, their edits)
   image: null,            // data URL of the picture on screen
   strokes: [],            // committed strokes [{colour, width, points: [[x, y], ...]}], canvas units
   undo: [], redo: [],     // earlier / undone stroke lists (each list is never mutated)
@@ -35,16 +40,77 @@ const S = {
   showStrokes: true,
   history: [], at: -1,    // results, and which one is on screen
   busy: 0,
+  manifest: null,         // web.json: models, graph contract and files (null: an older server without it)
+  runMode: "auto",        // "auto" (this device once its runtime has loaded the model), "device", "server"
+  device: null,           // the in-browser runtime once started (engine/device.js)
+  deviceError: null,      // why it could not start
 };
+
+// ---- where edits run ------------------------------------------------------------------------------
+const hasServer = () => !S.manifest || S.manifest.server;
+
+function currentRuntime() {  // decided once per action: the body is built for it
+  const ready = S.device && S.model && S.device.loaded.has(S.model.name);
+  if (S.runMode === "server" && hasServer()) return "server";
+  if (ready) return "device";
+  return hasServer() && S.runMode !== "device" ? "server" : "device";
+}
+
+function runtimeLabel() {
+  if (currentRuntime() === "server") return "on the server";
+  const t = S.device ? S.device.info.threads : 1;
+  return `on this device (WebAssembly, ${t} thread${t > 1 ? "s" : ""})`;
+}
+
+function showProgress(p) {
+  el.progress.hidden = false;
+  el.progress.max = Math.max(1, p.total || 1);
+  el.progress.value = Math.min(p.loaded, el.progress.max);
+  el.progress.title = `downloading ${p.what} for this device: ${(p.loaded / 1e6).toFixed(1)} of ${((p.total || 0) / 1e6).toFixed(1)} MB`;
+  el.runtime.textContent = `downloading ${p.what}: ${(p.loaded / 1e6).toFixed(1)} / ${((p.total || 0) / 1e6).toFixed(1)} MB`;
+}
+
+async function startDevice() {
+  // the runtime, then the current model; until then an automatic page uses the server
+  try {
+    if (!S.device) S.device = await Device.start(S.manifest, document.baseURI, showProgress);
+    await loadOnDevice(S.model.name);
+  } catch (e) {
+    console.warn("in-browser runtime unavailable:", e);
+    S.deviceError = e;
+    if (!hasServer() || S.runMode === "device") showError(new Error(`This browser cannot run the models itself: ${e.message}`));
+  } finally {
+    el.progress.hidden = true;
+    setBusy(0);
+  }
+}
+
+async function loadOnDevice(name) {
+  const total = Object.values(S.manifest.models.find((m) => m.name === name).graphs).reduce((a, f) => a + f.bytes, 0);
+  await S.device.load(name, (p) => showProgress({...p, what: `the ${name} model`, loaded: p.loaded, total}));
+  el.progress.hidden = true;
+}
+
+async function deviceCall(path, body) {
+  if (!S.device) {  // a page without a server waits for its runtime
+    if (S.deviceError) throw S.deviceError;
+    await startDevice();
+    if (!S.device) throw S.deviceError;
+  }
+  if (!S.device.loaded.has(body.model)) await loadOnDevice(body.model);
+  return S.device.api(path, body);
+}
+
 
 // ---- server ------------------------------------------------------------------------------------
 class ApiError extends Error {
   constructor(message, code, status) { super(message); this.code = code; this.status = status; }
 }
 
-async function api(path, body) {
+async function api(path, body, runtime = currentRuntime()) {
   setBusy(+1);
   try {
+    if (runtime === "device" && path !== "/api/models") return await deviceCall(path, body);
     let r;
     try {
       r = await fetch(path, body === undefined ? {} : {
@@ -73,6 +139,8 @@ function setBusy(delta) {
   el.submit.disabled = busy || !S.image;
   el.regenerate.disabled = busy || !S.model;
   el.status.textContent = busy ? "Working…" : (S.model ? `${S.model.name} · ${S.model.resolution}×${S.model.resolution}` : "");
+  if (!busy || !el.runtime.textContent.startsWith("downloading")) el.runtime.textContent = S.model ? runtimeLabel() : "";
+  document.body.dataset.runtime = S.model ? currentRuntime() : "";
 }
 
 function showError(err) {
@@ -188,8 +256,15 @@ el.canvas.addEventListener("contextmenu", (e) => e.preventDefault());
 // quick stroke counts as a fling, and the tap on Submit right after it only "stops the fling".
 for (const t of ["touchstart", "touchmove"]) el.canvas.addEventListener(t, (e) => e.preventDefault(), {passive: false});
 
-// The sketch: the stroke canvas as an RGBA PNG (alpha marks strokes). It goes at canvas size;
-// the server downsizes it to the model's resolution with area averaging, so thin strokes survive.
+// The sketch: the stroke canvas' RGBA pixels (alpha marks strokes), at canvas size: a PNG for the
+// server, the pixels themselves for this device (the same bytes). Either downsizes them to the
+// model's resolution with area averaging, so thin strokes survive.
+function sketchFor(runtime) {
+  if (runtime !== "device") return sketchPNG();
+  renderNow();
+  return {rgba: ctx.getImageData(0, 0, CANVAS, CANVAS).data, width: CANVAS, height: CANVAS};
+}
+
 function sketchPNG() {
   renderNow();
   return new Promise((resolve, reject) => {
@@ -221,7 +296,7 @@ function showImage(src) {
 function pushHistory(label) {
   S.history = S.history.slice(0, HISTORY_MAX - 1);
   S.history.unshift({label, image: S.image, state: S.state, seed: S.seed, base: S.base, strokes: S.strokes,
-                     model: S.model.name});
+                     model: S.model.name, photoName: S.photoName, info: el.info.textContent, infoTitle: el.info.title});
   S.at = 0;
   renderHistory();
 }
@@ -252,7 +327,10 @@ function restore(i) {
   S.state = h.state;
   S.seed = h.seed;
   S.base = h.base;
-  if (h.state && h.state.c) setAttributes(h.state.c);
+  setAttributes(h.state ? h.state.c : null);
+  setPhotoName(h.photoName);
+  el.info.textContent = h.info;  // what the line said about this result
+  el.info.title = h.infoTitle;
   showImage(h.image);
   if (h.strokes !== S.strokes) commit(h.strokes);
   S.at = i;
@@ -260,12 +338,32 @@ function restore(i) {
   renderHistory();
 }
 
-function updateInfo(extra) {
+function updateInfo(extra, title = "") {
   const parts = [];
   if (S.base.kind === "photo") parts.push("editing an uploaded photo");
   else if (S.seed !== null) parts.push(`seed ${S.seed}`);
   if (extra) parts.push(extra);
   el.info.textContent = parts.join(" · ");
+  el.info.title = title;
+}
+
+// The server's `dist` (neuedit/runtime/sketch.py): the mean L1 distance per pixel, summed over
+// R, G and B on the [-1, 1] scale, so 0 (the very colours) .. 6 (black against white in every
+// channel). As a person reads it: the share of the whole colour range the picture is off by.
+function percentOff(dist) {
+  const p = Math.min(100, Math.max(0, dist) / 6 * 100);
+  return `${p < 10 ? p.toFixed(1) : p.toFixed(0)} %`;
+}
+const STROKES_OFF_TITLE = "How far the picture's colours under your strokes are from the strokes' colours, "
+  + "as a share of the whole colour range: 0 % = exactly the strokes' colours, 100 % = as far off as possible "
+  + "(black for white). The model trades this against keeping a plausible picture.";
+const PHOTO_OFF_TITLE = "How far the model's reconstruction of the photo is from the photo, averaged over all "
+  + "pixels, as a share of the whole colour range: 0 % = an exact copy, 100 % = as far off as possible.";
+
+function setPhotoName(name) {
+  S.photoName = name || null;
+  el.photoName.textContent = S.photoName || "";
+  el.photoName.title = S.photoName ? `This picture comes from ${S.photoName}` : "";
 }
 
 // ---- attributes ------------------------------------------------------------------------------------------
@@ -324,15 +422,17 @@ function readAttributes() {
   return c;
 }
 
+// c: the state's attributes; null when they are unknown (a photo): every menu shows "—"
 function setAttributes(c) {
   for (const sel of el.attributes.querySelectorAll("select")) {
     const off = parseInt(sel.dataset.offset, 10), n = parseInt(sel.dataset.size, 10);
     let best = -1, bestV = 0.5;
-    for (let k = 0; k < n; k++) if (c[off + k] > bestV) { best = k; bestV = c[off + k]; }
+    for (let k = 0; c && k < n; k++) if (c[off + k] > bestV) { best = k; bestV = c[off + k]; }
     sel.value = String(best);
   }
   for (const cb of el.attributes.querySelectorAll("input[type=checkbox]")) {
-    cb.checked = c[parseInt(cb.dataset.index, 10)] > 0.5;
+    cb.checked = !!c && c[parseInt(cb.dataset.index, 10)] > 0.5;
+    cb.indeterminate = !c;
   }
 }
 
@@ -355,6 +455,7 @@ function updateMethods() {
 }
 
 async function generate({keepSeed = false, label = "new"} = {}) {
+  if (!keepSeed) clearStrokes();  // a new picture: the old strokes are not for it (Undo brings them back)
   const body = {model: S.model.name};
   if (keepSeed && S.seed !== null) body.seed = S.seed;
   if (S.model.c_dim && !el.randomAttrs.checked) body.c = readAttributes();
@@ -363,6 +464,7 @@ async function generate({keepSeed = false, label = "new"} = {}) {
   S.seed = r.seed;
   S.state = r.state;
   S.base = {kind: "state"};
+  setPhotoName(null);
   setAttributes(r.state.c);
   showImage("data:image/png;base64," + r.image);
   updateMethods();
@@ -373,24 +475,31 @@ async function generate({keepSeed = false, label = "new"} = {}) {
 async function project() {
   // the latent editor starts from a state: a photo is first projected into the latent space
   // (the picture becomes G1's reconstruction of it, which is what the latent editor can change)
-  const r = await api("/api/project", {model: S.model.name, image: S.base.data});
+  const rt = currentRuntime();
+  const r = await api("/api/project", {model: S.model.name, image: photoFor(rt)}, rt);
   if (r.model !== S.model.name) return false;
   S.state = r.state;
   S.seed = null;
   S.base = {kind: "state"};
   if (r.state.c && r.state.c.length) setAttributes(r.state.c);
   showImage("data:image/png;base64," + r.image);
-  updateInfo(`projected photo · distance to it ${r.dist.toFixed(3)}`);
+  updateInfo(`projected photo · ${percentOff(r.dist)} off the photo (0 % = exact copy)`, PHOTO_OFF_TITLE);
   pushHistory("projected");
   return true;
 }
 
 async function submit() {
   if (!S.model || !S.image || S.busy) return;
+  setBusy(+1);  // from the first step: between the projection and the edit the page is not idle
+  try { await submitNow(); } finally { setBusy(-1); }
+}
+
+async function submitNow() {
   const m = method();
   if (m === "latent" && S.base.kind === "photo" && !(await project())) return;
-  const body = {model: S.model.name, method: m, sketch: await sketchPNG()};
-  if (S.base.kind === "photo") body.image = S.base.data;
+  const rt = currentRuntime();
+  const body = {model: S.model.name, method: m, sketch: await sketchFor(rt)};
+  if (S.base.kind === "photo") body.image = photoFor(rt);
   else body.state = S.state;
   if (m === "latent") {
     body.steps = Math.max(0, Math.min(parseInt(el.steps.value, 10) || 1, parseInt(el.steps.max, 10) || 50));
@@ -398,13 +507,19 @@ async function submit() {
     const lr = parseFloat(el.lr.value);
     if (lr > 0) body.lr = lr;
   }
-  const r = await api("/api/edit", body);
+  const r = await api("/api/edit", body, rt);
   if (r.model !== S.model.name) return;
   if (r.state) S.state = r.state;
+  if (r.state && r.state.c) setAttributes(r.state.c);  // a latent edit may change the attributes too
   showImage("data:image/png;base64," + r.image);
-  updateInfo(r.dist !== undefined ? `distance to strokes ${r.dist.toFixed(3)}` : "");
+  if (r.dist !== undefined) updateInfo(`colour under the strokes: ${percentOff(r.dist)} off (0 % = exact)`, STROKES_OFF_TITLE);
+  else updateInfo();
   pushHistory(m === "latent" ? `latent ×${r.steps}` : "two-stage");
 }
+
+// a photo for the runtime: the JPEG for the server (it crops and scales it itself), the pixels
+// of the centre crop at the model's resolution for this device
+function photoFor(runtime) { return runtime === "device" ? S.base.pixels : S.base.data; }
 
 async function loadPhoto(file) {
   if (!S.model.methods.includes("two-stage")) throw new Error(`${S.model.name} cannot edit photos (no two-stage model).`);
@@ -426,9 +541,11 @@ async function loadPhoto(file) {
   pctx.imageSmoothingQuality = "high";
   pctx.drawImage(bmp, (bmp.width - side) / 2, (bmp.height - side) / 2, side, side, 0, 0, R, R);
   bmp.close && bmp.close();
-  S.base = {kind: "photo", data};
+  S.base = {kind: "photo", data, pixels: {rgba: pctx.getImageData(0, 0, R, R).data, size: R}};
   S.state = null;
   S.seed = null;
+  setPhotoName(file.name);
+  setAttributes(null);  // unknown until a projection gives a state
   showImage(pv.toDataURL("image/png"));
   clearStrokes();
   updateMethods();
@@ -446,9 +563,16 @@ async function selectModel(name) {
   S.at = -1;
   S.seed = null;
   S.base = {kind: "state"};
+  setPhotoName(null);
+  clearStrokes();
   renderHistory();
   updateMethods();
   setBusy(0);
+  if (S.device && S.runMode !== "server" && !S.device.loaded.has(S.model.name)) {
+    // an automatic page goes on with the server while this device downloads the model
+    const loading = loadOnDevice(S.model.name).then(() => setBusy(0), (e) => { console.warn(e); el.progress.hidden = true; });
+    if (!hasServer() || S.runMode === "device") await loading;
+  }
   await generate();
 }
 
@@ -482,6 +606,12 @@ function wire() {
     if (f) attempt(() => loadPhoto(f));
   });
   el.download.addEventListener("click", (e) => { if (!S.image) e.preventDefault(); });
+  el.run.addEventListener("change", () => attempt(async () => {
+    S.runMode = el.run.value;
+    localStorage.setItem("neuedit-run", S.runMode);
+    if (S.runMode !== "server" && S.manifest && !S.deviceError) await startDevice();
+    setBusy(0);
+  }));
   document.addEventListener("keydown", onKey);
 }
 
@@ -498,7 +628,7 @@ function onKey(e) {
   if (mod && !typing && key === "z" && !e.shiftKey) { e.preventDefault(); undo(); return; }
   if (mod && !typing && (key === "y" || (key === "z" && e.shiftKey))) { e.preventDefault(); redo(); return; }
   if (typing || mod || e.altKey) return;
-  if (e.key === "Enter" && t.tagName !== "BUTTON" && t.tagName !== "A") { e.preventDefault(); attempt(submit); }
+  if (e.key === "Enter" && t.tagName !== "BUTTON" && t.tagName !== "A" && t.type !== "file") { e.preventDefault(); attempt(submit); }
   else if (key === "r" && !S.busy) attempt(() => generate());
   else if (key === "c") clearStrokes();
   else if (key === "h") setShowStrokes(!S.showStrokes);
@@ -509,13 +639,44 @@ function onKey(e) {
   }
 }
 
+async function loadManifest() {
+  // web.json: next to the page on a static site, answered by the server otherwise; an older
+  // server without it still serves the page (server only)
+  try {
+    const r = await fetch("web.json");
+    if (r.ok) return await r.json();
+  } catch (e) { /* unreachable: handled below */ }
+  return null;
+}
+
+function chooseRunMode() {
+  const asked = new URLSearchParams(location.search).get("run") || localStorage.getItem("neuedit-run");
+  const modes = hasServer() ? ["auto", "device", "server"] : ["device"];
+  S.runMode = modes.includes(asked) ? asked : modes[0];
+  el.run.replaceChildren(...modes.map((m) => new Option({auto: "Automatic", device: "On this device", server: "On the server"}[m], m)));
+  el.run.value = S.runMode;
+  el.run.disabled = modes.length < 2;
+  el.run.parentElement.hidden = !S.manifest;
+}
+
 async function main() {
   wire();
   strokesChanged();
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline copy of the page:", e));
+  }
   try {
-    const r = await api("/api/models");
+    S.manifest = await loadManifest();
+    chooseRunMode();
+    if (!S.manifest && !hasServer()) throw new Error("web.json is missing: this site was not written by neuedit export-web.");
+    const r = S.manifest ? {models: S.manifest.models} : await api("/api/models", undefined, "server");
     S.models = r.models;
     if (!S.models.length) throw new Error("The server has no models.");
+    S.model = S.models[0];
+    if (S.manifest && S.runMode !== "server") {
+      const started = startDevice();
+      if (!hasServer() || S.runMode === "device") await started;
+    }
     el.model.replaceChildren(...S.models.map((m) => new Option(`${m.name} (${m.domain})`, m.name)));
     el.model.disabled = S.models.length < 2;
     await selectModel(S.models[0].name);

@@ -19,17 +19,13 @@ from neuedit.server import api, site
 from neuedit.server.batching import Batcher, Gate
 from neuedit.server.config import ServerConfig
 from neuedit.server.errors import error_middleware
+from neuedit.server.headers import CSP, ISOLATION
 from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFER_POOL, INFO, RUNTIME, STATIC, Runtime
 from neuedit.errors import UsageError
 
 log = logging.getLogger("neuedit.server")
 
 STATIC_DIR = site.STATIC_DIR
-# 'wasm-unsafe-eval': the page compiles ONNX Runtime Web's WebAssembly (static/ort/)
-CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-       "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-# cross-origin isolation: the page's WebAssembly may then use threads (SharedArrayBuffer)
-ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 def create_app(cfg: ServerConfig) -> web.Application:

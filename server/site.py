@@ -26,6 +26,7 @@ from neuedit.runtime.graphs import GRAPHS
 from neuedit.runtime.state import EditConfig
 
 from neuedit.server.api import describe
+from neuedit.server.headers import ISOLATION
 from neuedit.server.config import PROJECT_STEPS
 from neuedit.server.keys import STATIC
 
@@ -85,9 +86,18 @@ def runtime_entry(static: Path = STATIC_DIR) -> dict:
     return {**RUNTIME, "files": files}
 
 
+def shell(static: Path = STATIC_DIR) -> list[str]:
+    """The page's own files, relative to it, that the service worker keeps for an offline visit
+    (the .wasm and the graphs the runtime caches itself)."""
+    keep = (".js", ".mjs", ".css")
+    return sorted(f"static/{f.relative_to(static).as_posix()}" for f in static.rglob("*")
+                  if f.is_file() and f.suffix in keep and f.name != "sw.js")
+
+
 def manifest(editors: list[Editor], server: bool, max_steps: int, static: Path = STATIC_DIR) -> dict:
     return {"format": FORMAT, "version": VERSION, "server": server, "runtime": runtime_entry(static),
-            "contract": contract(), "constants": constants(max_steps), "models": [model_entry(e) for e in editors]}
+            "shell": shell(static), "contract": contract(), "constants": constants(max_steps),
+            "models": [model_entry(e) for e in editors]}
 
 
 def graph_file(editors: dict[str, Editor], model: str, file: str) -> Path | None:
@@ -155,6 +165,9 @@ def export_site(out: str | Path, bundles: list[str], max_steps: int = 50, static
         for name in site_graphs(e):
             shutil.copy2(e.bundle.file(f"onnx:{name}"), folder)
     (out / MANIFEST).write_text(json.dumps(site, indent=1))
+    # hosts that read a _headers file (Netlify, Cloudflare Pages) then send the isolation headers
+    # that let the page's WebAssembly use threads; elsewhere it runs on one
+    (out / "_headers").write_text("/*\n" + "".join(f"  {k}: {v}\n" for k, v in ISOLATION.items()))
     return site
 
 

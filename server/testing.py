@@ -67,14 +67,14 @@ class ServerThread:
 class StaticSite:
     """`with StaticSite(folder) as s: s.url` — a plain static file server (Python's http.server)
     over a folder, like any static host serving `neuedit export-web`'s site; `isolated` adds the
-    cross-origin isolation headers (server.app.ISOLATION) that let the page's WebAssembly use
+    cross-origin isolation headers (server.headers.ISOLATION) that let the page's WebAssembly use
     threads. `requests` lists the paths asked for."""
 
     def __init__(self, folder, isolated: bool = False, host: str = "127.0.0.1"):
         import functools
         import http.server
 
-        from neuedit.server.app import ISOLATION
+        from neuedit.server.headers import ISOLATION
         self.requests: list[str] = []
         log = self.requests
 

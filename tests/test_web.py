@@ -139,3 +139,116 @@ def test_browser_results_equal_the_python_engines(browser, site, which, tiny_exp
     np.testing.assert_allclose(back.z, ref.state.z, atol=1e-4)
     np.testing.assert_allclose(back.c, ref.state.c, atol=1e-4)
     assert back.t == ref.state.t == 3 and (back.z0 is not None) == (ref.state.z0 is not None)
+
+
+# ---- the page, as a person uses it ---------------------------------------------------------------------
+def draw(page, strokes):
+    """Mouse strokes over the canvas, each a list of (x, y) in [0, 1]."""
+    box = page.locator("#strokes").bounding_box()
+    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
+    for pts in strokes:
+        page.mouse.move(*at(*pts[0]))
+        page.mouse.down()
+        for x, y in pts[1:]:
+            page.mouse.move(*at(x, y), steps=5)
+        page.mouse.up()
+
+
+def changes_picture(page, action, timeout=120_000):
+    before = page.get_attribute("#image", "src")
+    action()
+    page.wait_for_function("s => document.getElementById('image').src !== s", arg=before, timeout=timeout)
+    page.wait_for_function("() => !document.body.classList.contains('busy')", timeout=timeout)
+
+
+def watch(page) -> list:
+    problems = []
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    return problems
+
+
+@pytest.fixture(scope="module")
+def shipped_site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shipped-site") / "site"
+    export_site(out, [str(p) for p in bundle_mod.shipped()])
+    return out
+
+
+@in_browser
+def test_static_site_edits_every_model_with_no_server(browser, shipped_site):
+    # `neuedit export-web` + a plain static server: New, strokes, Submit with both methods on every
+    # model; the picture changes each time, no request goes to /api/, no console error
+    with StaticSite(shipped_site) as s:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        problems = watch(page)
+        page.goto(s.url)
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        assert page.inner_text("#runtime").startswith("on this device")
+        assert page.locator("#run option").all_inner_texts() == ["On this device"]  # no server to offer
+        for model in ("anime", "shoes", "handbags"):
+            if page.input_value("#model") != model:
+                changes_picture(page, lambda: page.select_option("#model", model))
+            changes_picture(page, lambda: page.click("#regenerate"))
+            page.click("#swatches button[title='#e8443a']")
+            draw(page, [[(0.25, y), (0.5, y - 0.04), (0.75, y)] for y in (0.3, 0.4, 0.5)])
+            page.check("#method-two-stage")
+            changes_picture(page, lambda: page.click("#submit"))
+            assert "off" in page.inner_text("#info")
+            page.check("#method-latent")
+            page.fill("#steps", "2")
+            changes_picture(page, lambda: page.click("#submit"))
+            assert page.inner_text("#runtime").startswith("on this device")
+        page.close()
+    assert not [r for r in s.requests if "/api/" in r], s.requests
+    assert not problems, problems
+
+
+@in_browser
+def test_a_second_visit_starts_without_the_network(browser, site):
+    with StaticSite(site) as s:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        problems = watch(page)
+        page.goto(s.url)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
+        first = len(s.requests)
+        ctx.set_offline(True)
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert page.inner_text("#runtime").startswith("on this device")
+        changes_picture(page, lambda: page.click("#regenerate"))
+        draw(page, [[(0.2, 0.3), (0.8, 0.3)]])
+        changes_picture(page, lambda: page.click("#submit"))
+        assert len(s.requests) == first  # nothing reached the host
+        ctx.close()
+    assert not [p for p in problems if "net::ERR_INTERNET_DISCONNECTED" not in p], problems
+
+
+@in_browser
+def test_the_served_page_moves_to_this_device_when_its_runtime_is_ready(browser, tiny_exported, tiny_exported_empty):
+    from neuedit.server.config import ServerConfig
+    from neuedit.server.testing import ServerThread
+    cfg = ServerConfig(bundles=(str(tiny_exported.path), str(tiny_exported_empty.path)), inference_threads=1,
+                       decode_threads=1, threads=1)
+    with ServerThread(cfg) as srv:
+        page = browser.new_page()
+        problems = watch(page)
+        api = []
+        page.on("request", lambda r: "/api/" in r.url and api.append(r.url.rsplit("/", 1)[1]))
+        page.goto(srv.url)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        page.wait_for_function("() => document.body.dataset.runtime === 'device'", timeout=60_000)
+        assert page.evaluate("() => crossOriginIsolated")  # the server's headers: WebAssembly threads
+        assert "thread" in page.inner_text("#runtime") and page.locator("#load-progress").is_hidden()
+        seen = list(api)
+        draw(page, [[(0.2, 0.3), (0.8, 0.3)]])
+        changes_picture(page, lambda: page.click("#submit"))
+        assert api == seen  # the edit ran here
+        page.select_option("#run", "server")  # the person can send it to the server again
+        page.check("#method-latent")
+        changes_picture(page, lambda: page.click("#submit"))
+        assert "edit" in api[len(seen):] and page.inner_text("#runtime") == "on the server"
+        page.close()
+    assert not problems, problems

@@ -44,6 +44,7 @@ const S = {
   runMode: "auto",        // "auto" (this device once its runtime has loaded the model), "device", "server"
   device: null,           // the in-browser runtime once started (engine/device.js)
   deviceError: null,      // why it could not start
+  firstSeed: null,        // ?seed=N names the first picture (with ?model=NAME: a link to a picture)
 };
 
 // ---- where edits run ------------------------------------------------------------------------------
@@ -458,6 +459,8 @@ async function generate({keepSeed = false, label = "new"} = {}) {
   if (!keepSeed) clearStrokes();  // a new picture: the old strokes are not for it (Undo brings them back)
   const body = {model: S.model.name};
   if (keepSeed && S.seed !== null) body.seed = S.seed;
+  else if (S.firstSeed !== null) body.seed = S.firstSeed;  // a link's ?seed=: its first picture
+  S.firstSeed = null;
   if (S.model.c_dim && !el.randomAttrs.checked) body.c = readAttributes();
   const r = await api("/api/generate", body);
   if (r.model !== S.model.name) return;  // the model changed meanwhile
@@ -672,14 +675,16 @@ async function main() {
     const r = S.manifest ? {models: S.manifest.models} : await api("/api/models", undefined, "server");
     S.models = r.models;
     if (!S.models.length) throw new Error("The server has no models.");
-    S.model = S.models[0];
+    const q = new URLSearchParams(location.search), seed = Number(q.get("seed"));
+    S.model = S.models.find((m) => m.name === q.get("model")) || S.models[0];
+    if (q.get("seed") !== null && Number.isSafeInteger(seed) && seed >= 0) S.firstSeed = seed;
     if (S.manifest && S.runMode !== "server") {
       const started = startDevice();
       if (!hasServer() || S.runMode === "device") await started;
     }
     el.model.replaceChildren(...S.models.map((m) => new Option(`${m.name} (${m.domain})`, m.name)));
     el.model.disabled = S.models.length < 2;
-    await selectModel(S.models[0].name);
+    await selectModel(S.model.name);
     clearError();
   } catch (e) {
     console.error(e);

@@ -1,12 +1,20 @@
 // The page's service worker: the page itself (HTML, scripts, styles, web.json) from the network
 // when there is one, else from the copy kept at the last visit, so that a second visit starts
-// offline. The runtime's .wasm and the models' .onnx are not handled here: the in-browser
-// runtime keeps them in the Cache API by content (engine/worker.js); /api/ is never cached.
+// offline. The copy is taken at install (web.json's "shell" lists the files) and refreshed by
+// every answer from the network. The runtime's .wasm and the models' .onnx are not handled here:
+// the in-browser runtime keeps them in the Cache API by content (engine/worker.js); /api/ is
+// never cached.
 "use strict";
 
 const SHELL = "neuedit-shell-v1";
 
-self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("install", (e) => e.waitUntil((async () => {
+  const scope = self.registration.scope;
+  const manifest = await (await fetch(new URL("web.json", scope))).json();
+  const cache = await caches.open(SHELL);
+  await cache.addAll(["./", "web.json", ...manifest.shell].map((u) => new URL(u, scope).href));
+  await self.skipWaiting();
+})()));
 self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
 
 self.addEventListener("fetch", (e) => {
@@ -20,5 +28,6 @@ self.addEventListener("fetch", (e) => {
       e.waitUntil(caches.open(SHELL).then((c) => c.put(e.request, copy)));
     }
     return r;
-  }).catch(() => caches.open(SHELL).then((c) => c.match(e.request)).then((r) => r || Response.error())));
+  }).catch(() => caches.open(SHELL).then((c) => c.match(e.request, {ignoreSearch: e.request.mode === "navigate"}))
+    .then((r) => r || Response.error())));
 });

@@ -4,14 +4,13 @@
     python bench/screenshots.py --bundle runs/anime/bundle --out docs
 
 Starts the server in a thread, drives Debian's chromium (/usr/bin/chromium) through
-Playwright: generates a picture, draws strokes, submits an edit, draws one more stroke, and
-saves docs/screenshot-desktop.png and docs/screenshot-phone.png. Retake them when real
-models ship.
+Playwright: opens the page with `?seed=`, waits until it runs the models on the device, draws
+strokes, submits an edit, draws one more stroke, and saves docs/screenshot-desktop.png and
+docs/screenshot-phone.png.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -52,27 +51,20 @@ def stroke(page, points, touch: bool) -> None:
         page.mouse.up()
 
 
-def pin_seed(page, seed: int) -> None:
-    """Make the page's "New" pictures reproducible: /api/generate requests get `seed` unless they carry one."""
-    def handle(route):
-        body = json.loads(route.request.post_data or "{}")
-        body.setdefault("seed", seed)
-        route.continue_(post_data=json.dumps(body))
-    page.route("**/api/generate", handle)
-
-
 def shoot(browser, url: str, path: Path, touch: bool, seed: int | None, **context) -> None:
+    """The page as a person sees it after one two-stage edit (run on this device: the page's
+    automatic choice once its runtime has loaded) and one more stroke."""
     ctx = browser.new_context(**context)
     page = ctx.new_page()
-    if seed is not None:
-        pin_seed(page, seed)
-    page.goto(url)
+    page.goto(url + (f"?seed={seed}" if seed is not None else ""))
     page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => document.body.dataset.runtime === 'device'", timeout=120_000)
     page.fill("#brush-colour", "#f4dc4a")
     stroke(page, [(0.30, 0.22), (0.45, 0.18), (0.62, 0.22), (0.70, 0.30)], touch)
-    with page.expect_response("**/api/edit"):
-        (page.tap if touch else page.click)("#submit")
-    page.wait_for_function("!document.body.classList.contains('busy')")
+    before = page.get_attribute("#image", "src")
+    (page.tap if touch else page.click)("#submit")
+    page.wait_for_function("s => document.getElementById('image').src !== s", arg=before)
+    page.wait_for_function("() => !document.body.classList.contains('busy')")
     page.fill("#brush-colour", "#2f6fde")
     stroke(page, [(0.35, 0.55), (0.40, 0.60)], touch)
     page.evaluate("window.scrollTo(0, 0)")  # a tap may have scrolled the button into view

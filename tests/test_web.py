@@ -113,34 +113,6 @@ def strokes_rgba(w: int = 128) -> np.ndarray:
     return a
 
 
-@in_browser
-@pytest.mark.parametrize("which", ["tiny", "tiny_empty"])
-def test_browser_results_equal_the_python_engines(browser, site, which, tiny_exported, tiny_exported_empty, request):
-    # same seed, same strokes: the browser's G1, G2 and latent edit (3 Adam steps, c chosen, pasted)
-    # match ONNX Runtime in Python within 1e-3 on the [-1, 1] scale
-    path = {"tiny": tiny_exported, "tiny_empty": tiny_exported_empty}[which].path
-    rgba = strokes_rgba()
-    with StaticSite(site) as s:
-        page = browser.new_page()
-        page.goto(s.url + "web.json")
-        got = page.evaluate(DEVICE, [which, 5, rgba.ravel().tolist(), rgba.shape[0], 3])
-        page.close()
-    ed = Editor.load(path, threads=1)
-    st = seed_state(5, ed.z_dim, ed.schema)
-    assert np.abs(np.array(got["state"]["z"]) - st.z[0]).max() < 1e-6  # the seed names the same picture
-    assert got["state"]["c"] == st.c[0].tolist()
-    sk, mk = (a[None] for a in from_rgba(rgba, ed.resolution))
-    np.testing.assert_allclose(np.array(got["g1"]), ed.render(st).ravel(), atol=1e-3)
-    assert ed.methods == ["two-stage", "latent"]
-    np.testing.assert_allclose(np.array(got["g2"]), ed.two_stage(st, sk, mk).ravel(), atol=1e-3)
-    ref = ed.latent(st, sk, mk, EditConfig(), steps=3)
-    np.testing.assert_allclose(np.array(got["latent"]), ref.image.ravel(), atol=1e-3)
-    back = EditState.from_dict(got["latent_state"])
-    np.testing.assert_allclose(back.z, ref.state.z, atol=1e-4)
-    np.testing.assert_allclose(back.c, ref.state.c, atol=1e-4)
-    assert back.t == ref.state.t == 3 and (back.z0 is not None) == (ref.state.z0 is not None)
-
-
 # ---- the page, as a person uses it ---------------------------------------------------------------------
 def draw(page, strokes):
     """Mouse strokes over the canvas, each a list of (x, y) in [0, 1]."""
@@ -252,3 +224,36 @@ def test_the_served_page_moves_to_this_device_when_its_runtime_is_ready(browser,
         assert "edit" in api[len(seen):] and page.inner_text("#runtime") == "on the server"
         page.close()
     assert not problems, problems
+
+
+@in_browser
+@pytest.mark.parametrize("which", ["tiny", "tiny_empty", "anime"])
+def test_browser_results_equal_the_python_engines(browser, which, tiny_exported, tiny_exported_empty, request):
+    # same seed, same strokes: the browser's G1, G2 and latent edit (3 Adam steps, c chosen, pasted)
+    # match ONNX Runtime in Python within 1e-3 on the [-1, 1] scale; the shipped anime model is
+    # where choosing c and pasting really decide the picture
+    if which == "anime":
+        path, folder = next(p for p in bundle_mod.shipped() if p.name == "anime"), request.getfixturevalue("shipped_site")
+    else:
+        path = {"tiny": tiny_exported, "tiny_empty": tiny_exported_empty}[which].path
+        folder = request.getfixturevalue("site")
+    rgba = strokes_rgba()
+    with StaticSite(folder) as s:
+        page = browser.new_page()
+        page.goto(s.url + "web.json")
+        got = page.evaluate(DEVICE, [which, 5, rgba.ravel().tolist(), rgba.shape[0], 3])
+        page.close()
+    ed = Editor.load(path, threads=1)
+    st = seed_state(5, ed.z_dim, ed.schema)
+    assert np.abs(np.array(got["state"]["z"]) - st.z[0]).max() < 1e-6  # the seed names the same picture
+    assert got["state"]["c"] == st.c[0].tolist()
+    sk, mk = (a[None] for a in from_rgba(rgba, ed.resolution))
+    np.testing.assert_allclose(np.array(got["g1"]), ed.render(st).ravel(), atol=1e-3)
+    assert ed.methods == ["two-stage", "latent"]
+    np.testing.assert_allclose(np.array(got["g2"]), ed.two_stage(st, sk, mk).ravel(), atol=1e-3)
+    ref = ed.latent(st, sk, mk, EditConfig(), steps=3)
+    np.testing.assert_allclose(np.array(got["latent"]), ref.image.ravel(), atol=1e-3)
+    back = EditState.from_dict(got["latent_state"])
+    np.testing.assert_allclose(back.z, ref.state.z, atol=1e-4)
+    np.testing.assert_allclose(back.c, ref.state.c, atol=1e-4)
+    assert back.t == ref.state.t == 3 and (back.z0 is not None) == (ref.state.z0 is not None)

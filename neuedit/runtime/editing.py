@@ -106,14 +106,16 @@ def two_stage(be: Backend, source, sketch, mask) -> np.ndarray:
 # ---- the latent editor ----------------------------------------------------------------------------
 PASTE_CHANGED = 0.1  # `paste_region`: a pixel G1 moved by more than this (max over RGB, [-1, 1]) may take the change
 BLUR_KERNEL = (1, 4, 6, 4, 1)  # `_blur`'s separable kernel, over its sum
+SRGB_TO_XYZ = ((0.4124, 0.2126, 0.0193), (0.3576, 0.7152, 0.1192), (0.1805, 0.0722, 0.9505))  # `_lab`: linear RGB @ this
+D65_WHITE = (0.95047, 1.0, 1.08883)
 
 
 def _lab(x: np.ndarray) -> np.ndarray:
     """[N, 3, R, R] in [-1, 1] (sRGB) -> CIELAB [N, R, R, 3] (D65), numpy: the server has no scikit-image."""
     rgb = np.clip((x.transpose(0, 2, 3, 1) + 1.0) / 2.0, 0.0, 1.0).astype(np.float64)
     lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = lin @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
-    xyz /= np.array([0.95047, 1.0, 1.08883])
+    xyz = lin @ np.array(SRGB_TO_XYZ)
+    xyz /= np.array(D65_WHITE)
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 

@@ -216,9 +216,8 @@ export function dist(image, sketch, mask, n, R) {  // -> Float64Array [n]
 }
 
 // ---- paste (editing.py: _lab, _blur, paste_region, paste) ---------------------------------------------------
-function lab(x, i, R) {  // image i of [N, 3, R, R] -> Float64Array [R*R*3] CIELAB (D65)
-  const P = R * R, out = new Float64Array(3 * P);
-  const M = [[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]], W = [0.95047, 1.0, 1.08883];
+function lab(x, i, R, K) {  // image i of [N, 3, R, R] -> Float64Array [R*R*3] CIELAB (D65)
+  const P = R * R, out = new Float64Array(3 * P), M = K.SRGB_TO_XYZ, W = K.D65_WHITE;
   const f = (t) => (t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116);
   for (let p = 0; p < P; p++) {
     const lin = [0, 1, 2].map((k) => {
@@ -257,7 +256,7 @@ function median(v) {
 export function pasteRegion(source, mask, edited, tol, n, R, K) {  // -> weights [N, 1, R, R]
   const P = R * R, out = new Float32Array(n * P);
   for (let i = 0; i < n; i++) {
-    const L = lab(source, i, R), on = [];
+    const L = lab(source, i, R, K), on = [];
     for (let p = 0; p < P; p++) if (mask[i * P + p] > 0) on.push(p);
     let w = new Float64Array(P);
     if (on.length) {

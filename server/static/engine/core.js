@@ -148,33 +148,73 @@ export function stateFromJSON(d, zDim, cDim) {
 
 // ---- strokes: RGBA -> (sketch, mask) (sketch.py: from_rgba) ---------------------------------------------
 function areaWeights(size, r) {  // PIL's BOX filter: each output pixel averages its input footprint
-  const scale = size / r, out = [];
+  // -> {start [r], count [r], idx, w} flattened: output o reads idx[start[o] .. start[o] + count[o])
+  const scale = size / r, idx = [], w = [], start = new Int32Array(r), count = new Int32Array(r);
   for (let o = 0; o < r; o++) {
-    const a = o * scale, b = (o + 1) * scale, w = [];
+    const a = o * scale, b = (o + 1) * scale;
+    start[o] = idx.length;
     for (let i = Math.floor(a); i < Math.min(size, Math.ceil(b)); i++) {
       const cover = Math.min(b, i + 1) - Math.max(a, i);
-      if (cover > 0) w.push([i, cover / scale]);
+      if (cover > 0) { idx.push(i); w.push(cover / scale); }
     }
-    out.push(w);
+    count[o] = idx.length - start[o];
+  }
+  return {start, count, idx: Int32Array.from(idx), w: Float64Array.from(w)};
+}
+
+function areaResize(ch, width, height, R) {  // [H, W] -> [R, R], separable (rows, then columns)
+  const wx = areaWeights(width, R), wy = areaWeights(height, R), tmp = new Float64Array(height * R), out = new Float32Array(R * R);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < R; x++) {
+      let s = 0;
+      for (let j = wx.start[x], e = j + wx.count[x]; j < e; j++) s += ch[row + wx.idx[j]] * wx.w[j];
+      tmp[y * R + x] = s;
+    }
+  }
+  for (let y = 0; y < R; y++) {
+    for (let x = 0; x < R; x++) {
+      let s = 0;
+      for (let j = wy.start[y], e = j + wy.count[y]; j < e; j++) s += tmp[wy.idx[j] * R + x] * wy.w[j];
+      out[y * R + x] = s;
+    }
   }
   return out;
 }
 
-export function sketchFromRGBA(rgba, width, height, R) {
-  // rgba: Uint8ClampedArray [H, W, 4] (a canvas' ImageData) -> {sketch [1, 3, R, R], mask [1, 1, R, R]}
-  const n = width * height, a = new Float32Array(n), rgb = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-  for (let p = 0; p < n; p++) {
-    a[p] = rgba[4 * p + 3] / 255;
-    for (let k = 0; k < 3; k++) rgb[k][p] = Math.fround(rgba[4 * p + k] * a[p]);
+function blockMeans(rgba, width, height, R) {  // a whole factor smaller: one pass over the pixels
+  const fx = width / R, fy = height / R, A = new Float32Array(R * R), C = [0, 1, 2].map(() => new Float32Array(R * R));
+  const acc = new Float64Array(4 * R * R);
+  for (let y = 0; y < height; y++) {
+    const oy = ((y / fy) | 0) * R;
+    for (let x = 0, q = 4 * y * width; x < width; x++, q += 4) {
+      const al = rgba[q + 3];
+      if (!al) continue;
+      const o = 4 * (oy + ((x / fx) | 0)), a = al / 255;
+      acc[o] += a; acc[o + 1] += rgba[q] * a; acc[o + 2] += rgba[q + 1] * a; acc[o + 3] += rgba[q + 2] * a;
+    }
   }
-  const resize = (ch) => {
-    if (width === R && height === R) return ch;
-    const wx = areaWeights(width, R), wy = areaWeights(height, R), tmp = new Float64Array(height * R), out = new Float32Array(R * R);
-    for (let y = 0; y < height; y++) for (let x = 0; x < R; x++) { let s = 0; for (const [i, w] of wx[x]) s += ch[y * width + i] * w; tmp[y * R + x] = s; }
-    for (let y = 0; y < R; y++) for (let x = 0; x < R; x++) { let s = 0; for (const [i, w] of wy[y]) s += tmp[i * R + x] * w; out[y * R + x] = s; }
-    return out;
-  };
-  const A = resize(a), C = rgb.map(resize), sketch = new Float32Array(3 * R * R), mask = new Float32Array(R * R);
+  const area = fx * fy;
+  for (let p = 0; p < R * R; p++) { A[p] = acc[4 * p] / area; for (let k = 0; k < 3; k++) C[k][p] = acc[4 * p + 1 + k] / area; }
+  return [A, C];
+}
+
+export function sketchFromRGBA(rgba, width, height, R) {
+  // rgba: Uint8ClampedArray [H, W, 4] (a canvas' ImageData) -> {sketch [1, 3, R, R], mask [1, 1, R, R]};
+  // colour is area-averaged premultiplied by alpha (sketch.py: from_rgba)
+  if (width % R === 0 && height % R === 0 && width > R) return sketchFrom(...blockMeans(rgba, width, height, R), R);
+  const n = width * height, a = new Float32Array(n), rgb = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  for (let p = 0, q = 0; p < n; p++, q += 4) {
+    const al = rgba[q + 3] / 255;
+    a[p] = al;
+    if (al) { rgb[0][p] = rgba[q] * al; rgb[1][p] = rgba[q + 1] * al; rgb[2][p] = rgba[q + 2] * al; }
+  }
+  const same = width === R && height === R;
+  return sketchFrom(same ? a : areaResize(a, width, height, R), rgb.map((ch) => (same ? ch : areaResize(ch, width, height, R))), R);
+}
+
+function sketchFrom(A, C, R) {  // mean alpha [R, R], mean premultiplied colour [3][R, R] -> {sketch, mask}
+  const sketch = new Float32Array(3 * R * R), mask = new Float32Array(R * R);
   for (let p = 0; p < R * R; p++) {
     const on = A[p] > 1e-3;
     mask[p] = on ? 1 : 0;

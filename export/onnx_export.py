@@ -10,7 +10,17 @@
   frozen) becomes a forward op (`conv_input_grads_to_forward_ops`): a convolution with the
   flipped weight at stride 1, else a transposed convolution with the same weight. The
   resulting graph goes through the same dynamo exporter. The other backward ops
-  (threshold, tanh, sigmoid backward, pixel_unshuffle) have ONNX translations.
+  (threshold, tanh, sigmoid backward, pixel_unshuffle) have ONNX translations. Nearest
+  upsampling, which `make_fx` decomposes into a gather and a scatter-add, goes back to Resize
+  and a depthwise block-sum convolution (`nearest_upsampling_to_resize`), and the batch-sized
+  seed of the backward pass is broadcast, not expanded (`expand_by_broadcast`).
+- Reshape and Expand targets computed from the batch become constants with -1 (or 1) for it
+  (`static_batch_shapes`): the batch axis stays dynamic for ONNX Runtime, and importers that
+  fix shapes at load (OpenCV DNN) read the graphs. For OpenCV DNN 4 the latent step also needs
+  constant-shape Expands as broadcasting Muls (`expand_as_mul`), no And (`and_to_nested_where`),
+  its Concat operands broadcast alike (`broadcast_concat_operands`) and no input that nothing
+  reads (`consume_unused_inputs`); `latent_step` itself keeps per-sample values [N, 1]
+  (docs/export.md).
 - Each graph gets a dynamic batch axis "N", named inputs and outputs (the graph contract,
   `neuedit.runtime.graphs`), and the bundle.json in its metadata. For c_dim 0 the `c` / `c_t`
   inputs (and `c_t_next`) are dropped: the graph builds the empty tensor itself.
@@ -21,6 +31,7 @@ import copy
 import inspect
 import json
 import logging
+import math
 import shutil
 import warnings
 from dataclasses import replace
@@ -217,6 +228,159 @@ def conv_input_grads_to_forward_ops(gm: torch.fx.GraphModule) -> dict[str, int]:
     return done
 
 
+def _const_value(node, memo: dict):
+    """The value of an FX node computed from constants alone (the index tensors `make_fx` builds
+    with arange), else None."""
+    if not isinstance(node, torch.fx.Node):
+        return node
+    if node not in memo:
+        memo[node] = None
+        if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
+            # placeholders, weights (get_attr) and batch sizes (sym_size) are not constants
+            args = torch.fx.node.map_aggregate(node.args, lambda a: _const_value(a, memo))
+            kwargs = torch.fx.node.map_aggregate(node.kwargs, lambda a: _const_value(a, memo))
+            if all(memo.get(a) is not None for a in node.all_input_nodes):
+                with torch.no_grad():
+                    memo[node] = node.target(*args, **kwargs)
+    return memo[node]
+
+
+def _nearest_scale(index, n_in, n_out) -> int | None:
+    """s when `index` (as make_fx traces nearest interpolation) is i // s for i < n_out = s n_in."""
+    if not (isinstance(n_in, int) and isinstance(n_out, int)) or n_in <= 0 or n_out % n_in or index is None:
+        return None
+    s = n_out // n_in
+    want = torch.arange(n_out) // s
+    return s if index.numel() == n_out and torch.equal(index.reshape(-1).long(), want) else None
+
+
+def nearest_upsampling_to_resize(gm: torch.fx.GraphModule) -> dict[str, int]:
+    """Rewrite the nearest-neighbour upsampling `make_fx` decomposes (UpGenerator's nn.Upsample).
+
+    The forward `_unsafe_index(x, [None, None, i // s, j // s])` becomes `upsample_nearest2d`
+    (ONNX Resize, as in g1.onnx) and its backward, a scatter-add into zeros of the input's
+    shape (`_unsafe_index_put(new_zeros(...), ..., accumulate=True)`: ONNX ConstantOfShape on
+    the batch, Transpose, ScatterND), becomes the sum over each s x s block: a depthwise
+    convolution with a weight of ones and stride s. Same values (the block sum in another order), no
+    gather/scatter, and no tensor whose shape is computed from the batch. Returns
+    {"forward": n, "backward": n}; other index ops are left alone.
+    """
+    aten = torch.ops.aten
+    memo, done = {}, {"forward": 0, "backward": 0}
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target not in (aten._unsafe_index.Tensor, aten._unsafe_index_put.default):
+            continue
+        fwd = node.target == aten._unsafe_index.Tensor
+        if fwd:
+            x, idx = node.args[:2]
+            small, big = _shape(x), _shape(node)
+        else:
+            base, idx, g = node.args[:3]
+            accumulate = node.args[3] if len(node.args) > 3 else node.kwargs.get("accumulate", False)
+            if not accumulate or base.op != "call_function" or base.target not in (aten.new_zeros.default,
+                                                                                   aten.zeros.default):
+                continue
+            small, big = _shape(base), _shape(g)
+        if len(idx) != 4 or idx[0] is not None or idx[1] is not None or len(small) != 4 or len(big) != 4:
+            continue
+        ih, iw = _const_value(idx[2], memo), _const_value(idx[3], memo)
+        if ih is None or iw is None or tuple(ih.shape) != (big[2], 1) or tuple(iw.shape) != (big[3],):
+            continue
+        sh, sw = _nearest_scale(ih, small[2], big[2]), _nearest_scale(iw, small[3], big[3])
+        if sh is None or sw is None:
+            continue
+        with gm.graph.inserting_before(node):
+            if fwd:
+                new = gm.graph.call_function(aten.upsample_nearest2d.vec, (x, None, [float(sh), float(sw)]))
+            else:
+                # a depthwise convolution with ones, not avg_pool2d * s^2: OpenCV DNN 4 gives an
+                # AveragePool behind a Reshape its input's size at load (docs/export.md)
+                name = f"_block_sum_weight_{done['backward']}"
+                g_val = g.meta["val"]
+                gm.register_buffer(name, torch.ones(small[1], 1, sh, sw, dtype=g_val.dtype))
+                w = gm.graph.get_attr(name)
+                new = gm.graph.call_function(aten.convolution.default, (g, w, None, [sh, sw], [0, 0], [1, 1], False,
+                                                                        [0, 0], small[1]))
+        new.meta["val"] = node.meta.get("val")
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        done["forward" if fwd else "backward"] += 1
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return done
+
+
+def expand_by_broadcast(gm: torch.fx.GraphModule) -> int:
+    """Rewrite `expand(x, sizes)` whose sizes hold the batch but whose x has no batch axis (the
+    seed of `loss.sum()`'s backward: ones_like(sum).expand([N])) as `where(ref < ref, ref, x)`,
+    ref an earlier tensor of exactly the expanded shape: `ref < ref` is false for every value
+    (NaN included), so the result is x broadcast to ref's shape, whatever ref holds. ONNX
+    Expand needs the batch as a tensor (Shape), which importers that fix shapes at load cannot
+    compute; Where broadcasts. (A constant True condition would do the same, but OpenCV DNN
+    reads no BOOL initializer.) Returns the number rewritten."""
+    aten = torch.ops.aten
+    n_done, seen = 0, []
+    for node in list(gm.graph.nodes):
+        val = node.meta.get("val")
+        if node.op == "call_function" and node.target == aten.expand.default and isinstance(val, torch.Tensor):
+            x, sizes = node.args[:2]
+            x_val = x.meta.get("val") if isinstance(x, torch.fx.Node) else None
+            dynamic = any(not isinstance(s, int) for s in sizes)
+            if dynamic and isinstance(x_val, torch.Tensor) and all(isinstance(d, int) for d in x_val.shape):
+                want = [str(d) for d in val.shape]  # symbols by name: no guard on the batch
+                ref = next((r for r in seen if [str(d) for d in r.meta["val"].shape] == want
+                            and r.meta["val"].dtype == val.dtype), None)
+                if ref is not None:
+                    with gm.graph.inserting_before(node):
+                        never = gm.graph.call_function(aten.lt.Tensor, (ref, ref))
+                        new = gm.graph.call_function(aten.where.self, (never, ref, x))
+                    never.meta["val"] = torch.empty_like(val, dtype=torch.bool)
+                    new.meta["val"] = val
+                    node.replace_all_uses_with(new)
+                    gm.graph.erase_node(node)
+                    n_done += 1
+                    continue
+        if isinstance(val, torch.Tensor) and node.op in ("placeholder", "call_function"):
+            seen.append(node)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return n_done
+
+
+def pixel_unshuffle_to_conv(gm: torch.fx.GraphModule) -> int:
+    """Rewrite `pixel_unshuffle(x, r)` (PixelShuffle's backward, in Generator) as a depthwise
+    convolution with stride r whose one-hot weight picks pixel (i, j) of each r x r block of
+    channel c for output channel c r^2 + i r + j: the same values exactly (one product by 1 per
+    output). The exporter writes pixel_unshuffle as Shape, Div, Concat and 6-D Reshapes of sizes
+    computed from the input, which OpenCV DNN cannot import. Returns the number rewritten."""
+    aten = torch.ops.aten
+    n_done = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target != aten.pixel_unshuffle.default:
+            continue
+        x, r = node.args[:2]
+        c = _shape(x)[1]
+        if not isinstance(c, int) or not isinstance(r, int):
+            continue
+        w = torch.zeros(c * r * r, 1, r, r, dtype=x.meta["val"].dtype)
+        for i in range(r):
+            for j in range(r):
+                w[i * r + j::r * r, 0, i, j] = 1.0
+        name = f"_pixel_unshuffle_weight_{n_done}"
+        gm.register_buffer(name, w)
+        with gm.graph.inserting_before(node):
+            w_t = gm.graph.get_attr(name)
+            new = gm.graph.call_function(aten.convolution.default, (x, w_t, None, [r, r], [0, 0], [1, 1], False,
+                                                                    [0, 0], c))
+        new.meta["val"] = node.meta.get("val")
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        n_done += 1
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return n_done
+
+
 def drop_empty_cat_inputs(gm: torch.fx.GraphModule) -> int:
     """Remove zero-width operands of `aten.cat` (c [N, 0] when c_dim is 0): zero-size tensors
     are legal ONNX but a fragile corner of ONNX Runtime. Returns the number removed."""
@@ -250,6 +414,9 @@ def trace_latent_step(G: nn.Module, groups: np.ndarray, example: tuple) -> torch
     fn = _step_fn(G, torch.from_numpy(np.asarray(groups, np.float32)))
     gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
     conv_input_grads_to_forward_ops(gm)
+    nearest_upsampling_to_resize(gm)
+    pixel_unshuffle_to_conv(gm)
+    expand_by_broadcast(gm)
     drop_empty_cat_inputs(gm)
     return gm
 
@@ -269,24 +436,299 @@ class _Step(nn.Module):
         self.forward = forward
 
 
+# ---- batch-independent shape tensors -------------------------------------------------------------
+_SHAPE_OPS = {"Shape", "Squeeze", "Unsqueeze", "Reshape", "Concat", "Gather", "Slice", "Cast", "Identity"}
+
+
+def _int_attr(node, name: str, default):
+    a = node.attributes.get(name)
+    return default if a is None else a.value
+
+
+def _shape_entries(value, memo: dict):
+    """The int64 tensor `value` as a numpy object array whose entries are ints or the name of a
+    symbolic dimension ("N"), when it is a constant or computed from `Shape` by the ops in
+    _SHAPE_OPS with constant operands; None otherwise."""
+    if value is None:
+        return None
+    if value in memo:
+        return memo[value]
+    memo[value] = None  # cycles cannot happen in a DAG, but keep recursion honest
+    out = None
+    if value.const_value is not None:
+        arr = value.const_value.numpy()
+        if arr.dtype.kind in "iu" and arr.size <= 64:
+            out = arr.astype(object)
+    elif (node := value.producer()) is not None and node.op_type in _SHAPE_OPS and node.domain in ("", "ai.onnx"):
+        ins = [_shape_entries(v, memo) if node.op_type != "Shape" else None for v in node.inputs]
+        op = node.op_type
+        try:
+            if op == "Shape":
+                shape = node.inputs[0].shape
+                if shape is not None and all(isinstance(d, int) or d.value is not None for d in shape):
+                    dims = [d if isinstance(d, int) else str(d.value) for d in shape]
+                    start, end = _int_attr(node, "start", 0), _int_attr(node, "end", None)
+                    out = np.array(dims[start:end], dtype=object).reshape(-1)
+            elif any(a is None for a in ins[:1]):
+                out = None
+            elif op in ("Identity", "Cast"):
+                out = ins[0] if op == "Identity" or _int_attr(node, "to", 0) == 7 else None  # 7: INT64
+            elif op == "Squeeze":
+                axes = ins[1] if len(ins) > 1 else _int_attr(node, "axes", None)
+                out = np.squeeze(ins[0], axis=None if axes is None else tuple(int(a) for a in axes))
+            elif op == "Unsqueeze":
+                axes = ins[1] if len(ins) > 1 else _int_attr(node, "axes", None)
+                out, rank = ins[0], ins[0].ndim + len(axes)  # negative axes count in the output
+                for a in sorted(int(a) % rank for a in axes):
+                    out = np.expand_dims(out, a)
+            elif op == "Reshape" and ins[1] is not None and all(isinstance(s, int) and s != 0 for s in ins[1]):
+                out = ins[0].reshape([int(s) for s in ins[1]])
+            elif op == "Concat" and all(a is not None for a in ins):
+                out = np.concatenate(ins, axis=_int_attr(node, "axis", 0))
+            elif op == "Gather" and ins[1] is not None and all(isinstance(i, int) for i in ins[1].flat):
+                out = np.take(ins[0], ins[1].astype(np.int64), axis=_int_attr(node, "axis", 0))
+            elif op == "Slice" and ins[0].ndim == 1 and all(a is not None for a in ins[1:]):
+                starts, ends = ins[1], ins[2]
+                axes = ins[3] if len(ins) > 3 else [0]
+                steps = ins[4] if len(ins) > 4 else [1]
+                if len(starts) == 1 and list(axes) in ([0], [-1]):
+                    n = len(ins[0])  # clamp the int64 "to the end" sentinels
+                    out = ins[0][slice(max(-n - 1, min(n, int(starts[0]))), max(-n - 1, min(n, int(ends[0]))),
+                                       int(steps[0]))]
+        except (ValueError, TypeError, IndexError):  # numpy's AxisError is a ValueError
+            out = None
+    memo[value] = out
+    return out
+
+
+def _dims(value) -> list | None:
+    shape = value.shape
+    if shape is None or not all(isinstance(d, int) or d.value is not None for d in shape):
+        return None
+    return [d if isinstance(d, int) else str(d.value) for d in shape]
+
+
+def _static_reshape(data_dims: list | None, target: list) -> list | None:
+    """Reshape's target `target` (ints and symbolic names) with its one symbolic entry as -1,
+    resolving a -1 already there from the input's shape `data_dims`; None when not possible."""
+    sym = [i for i, s in enumerate(target) if isinstance(s, str)]
+    ints = [s for s in target if isinstance(s, int)]
+    if len(sym) != 1 or 0 in ints or ints.count(-1) > 1:
+        return None
+    out = list(target)
+    if -1 in ints:  # e.g. view(x, [N, -1]): the -1 is a fixed size when x's other dims are
+        if data_dims is None or [d for d in data_dims if isinstance(d, str)] != [target[sym[0]]]:
+            return None
+        known = math.prod(d for d in data_dims if isinstance(d, int))
+        rest = math.prod(s for s in ints if s != -1)
+        if rest == 0 or known % rest:
+            return None
+        out[out.index(-1)] = known // rest
+    out[sym[0]] = -1
+    return out
+
+
+def _static_expand(data_dims: list | None, target: list) -> list | None:
+    """Expand's target with each symbolic entry as 1 where the input already has that axis
+    (broadcasting keeps it); None when an entry would have to grow the input."""
+    if data_dims is None:
+        return None
+    out, off = list(target), len(target) - len(data_dims)
+    for i, s in enumerate(target):
+        if isinstance(s, str):
+            if i < off or data_dims[i - off] != s:
+                return None
+            out[i] = 1
+    return out
+
+
+def static_batch_shapes(graph) -> dict[str, int]:
+    """Make batch-computed Reshape and Expand targets constants, in place (an `onnx_ir.Graph`).
+
+    The exporter writes `view(-1, C, H, W)`'s functionalised copies (an in-place ReLU on a view
+    writes back to the base) and every reshape in the latent step's backward pass with the
+    batch taken from the graph: Shape(x)[0] -> Squeeze -> Concat(N, 256, 4, 4) -> Reshape.
+    ONNX Runtime runs that, but importers that fix shapes at load (OpenCV DNN: "dynamic 'zero'
+    shapes are not supported" at the Shape) do not. Where the only non-constant entry of such
+    a target is one batch dimension, a Reshape's becomes -1 (and a -1 beside it its fixed size)
+    and an Expand's 1 where the input already has the axis: the same result for every batch,
+    the batch axis stays dynamic. Returns {"reshape": n, "expand": n} rewritten.
+    """
+    import onnx_ir as ir
+    memo, done = {}, {"reshape": 0, "expand": 0}
+    for node in list(graph):
+        if node.op_type not in ("Reshape", "Expand") or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        shape_in = node.inputs[1]
+        if shape_in is None or shape_in.const_value is not None:
+            continue
+        target = _shape_entries(shape_in, memo)
+        if target is None or target.ndim != 1:
+            continue
+        target = [s if isinstance(s, str) else int(s) for s in target]
+        if node.op_type == "Reshape":
+            new, key = _static_reshape(_dims(node.inputs[0]), target), "reshape"
+        else:
+            new, key = _static_expand(_dims(node.inputs[0]), target), "expand"
+        if new is None:
+            continue
+        const = ir.Value(name=f"{node.outputs[0].name}_static_shape", shape=ir.Shape([len(new)]),
+                         type=ir.TensorType(ir.DataType.INT64), const_value=ir.tensor(np.array(new, np.int64)))
+        graph.register_initializer(const)
+        node.replace_input_with(1, const)
+        done[key] += 1
+    return done
+
+
+def expand_as_mul(graph) -> int:
+    """Rewrite each float `Expand(x, shape)` whose shape is a constant (after `static_batch_shapes`)
+    as `Mul(x, ones(shape))`, in place (an `onnx_ir.Graph`): the same broadcast, the same values
+    (x * 1). OpenCV DNN 4 imports an Expand of a computed tensor along one axis as one Identity
+    layer per output element and a Concat (the latent step's [N, 1] -> [N, 3 R R]: 12288 layers
+    at 64 px), whose shapes it fixes at load from the batch it sees there; later layers then get
+    wrong sizes at load (an AveragePool keeping its input's size). A Mul broadcasts in one layer.
+    Returns the number rewritten."""
+    import onnx_ir as ir
+    n_done = 0
+    for node in list(graph):
+        if node.op_type != "Expand" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 2:
+            continue
+        x, shape = node.inputs
+        if shape is None or shape.const_value is None or x is None or x.type is None:
+            continue
+        if x.type.dtype != ir.DataType.FLOAT:
+            continue
+        target = [int(d) for d in shape.const_value.numpy().reshape(-1)]
+        if any(d < 1 for d in target):
+            continue
+        ones = ir.Value(name=f"{node.outputs[0].name}_ones", shape=ir.Shape(target),
+                        type=ir.TensorType(ir.DataType.FLOAT), const_value=ir.tensor(np.ones(target, np.float32)))
+        graph.register_initializer(ones)
+        mul = ir.node("Mul", inputs=[x, ones], name=f"{node.name}_as_mul")
+        out = node.outputs[0]
+        mul.outputs[0].shape, mul.outputs[0].type = out.shape, out.type
+        graph.insert_before(node, mul)
+        out.replace_all_uses_with(mul.outputs[0])
+        if out in graph.outputs:  # keep the graph's output name on the new value
+            graph.outputs[graph.outputs.index(out)] = mul.outputs[0]
+        name = out.name
+        graph.remove(node, safe=True)
+        mul.outputs[0].name = name
+        n_done += 1
+    return n_done
+
+
+def and_to_nested_where(graph) -> int:
+    """Rewrite `Where(And(a, b), x, y)` as `Where(a, Where(b, x, y), y)`, in place (an
+    `onnx_ir.Graph`): the same result for every a, b. OpenCV DNN 4 has no And layer ("Can't
+    create layer ... of type And"), and the latent step's clamp backward (`c~` clamped to
+    +-LOGIT_MAX) masks its gradient with one. An And used by anything but a Where's condition
+    is left alone. Returns the number of Where nodes rewritten."""
+    import onnx_ir as ir
+    n_done = 0
+    for node in list(graph):
+        if node.op_type != "And" or node.domain not in ("", "ai.onnx"):
+            continue
+        uses = list(node.outputs[0].uses())
+        if not uses or node.outputs[0] in graph.outputs or any(
+                u.op_type != "Where" or u.domain not in ("", "ai.onnx") or i != 0 for u, i in uses):
+            continue
+        a, b = node.inputs
+        for where, _ in uses:
+            _, x, y = where.inputs
+            inner = ir.node("Where", inputs=[b, x, y], name=f"{where.name}_inner")
+            inner.outputs[0].type = where.outputs[0].type
+            graph.insert_before(where, inner)
+            where.replace_input_with(0, a)
+            where.replace_input_with(1, inner.outputs[0])
+            n_done += 1
+        graph.remove(node, safe=True)
+    return n_done
+
+
+def consume_unused_inputs(graph) -> int:
+    """Give each graph input that no node reads an Identity whose output nothing reads, in place
+    (an `onnx_ir.Graph`; run it after the passes that remove unused nodes). The contract keeps
+    `lr_c` and `edit_c` in the latent step of a bundle without c (c_dim 0), where nothing uses
+    them; OpenCV DNN 4 cannot run a graph with such an input (forward fails with "!inp.empty()"
+    when it is not set and "inputs.size() == requiredOutputs" when it is). ONNX Runtime drops
+    the Identity. Returns the number of inputs given one."""
+    import onnx_ir as ir
+    n_done = 0
+    for v in graph.inputs:
+        if not list(v.uses()):
+            node = ir.node("Identity", inputs=[v], name=f"{v.name}_unused")
+            node.outputs[0].name = f"{v.name}_unused"
+            node.outputs[0].shape, node.outputs[0].type = v.shape, v.type
+            graph.append(node)
+            n_done += 1
+    return n_done
+
+
+def broadcast_concat_operands(graph) -> int:
+    """Multiply each computed operand of a Concat by a constant 1, in place (an `onnx_ir.Graph`);
+    a Concat whose operands are all graph inputs or constants is left alone.
+
+    For importers that fix shapes at load: OpenCV DNN 4 gives the dynamic batch the size 0 when it
+    reads a graph, and its broadcasting ops (Add, Mul, Div, Where, ...) turn that 0 into 1
+    (`findCommonShape` takes max(1, 0)) while others (Tanh, Gemm, Slice) keep it; a Concat of one
+    of each, such as the latent step's cat(tanh(z), softmax(c)), then fails at load ("Inconsistent
+    shape for ConcatLayer"). Broadcast through a Mul, every operand has the same size at load; the
+    values are the same. Returns the number of operands rewritten."""
+    import onnx_ir as ir
+    inputs = set(graph.inputs)
+    one, n_done = None, 0
+    for node in list(graph):
+        if node.op_type != "Concat" or node.domain not in ("", "ai.onnx"):
+            continue
+        computed = [i for i, v in enumerate(node.inputs) if v is not None and v.const_value is None and v not in inputs]
+        if not computed or len(computed) + sum(v in inputs for v in node.inputs) < 2:
+            continue
+        for i in computed:
+            v = node.inputs[i]
+            if v.type is None or v.type.dtype != ir.DataType.FLOAT:
+                continue
+            if one is None:
+                one = ir.Value(name="broadcast_one", shape=ir.Shape([]), type=ir.TensorType(ir.DataType.FLOAT),
+                               const_value=ir.tensor(np.array(1.0, np.float32)))
+                graph.register_initializer(one)
+            mul = ir.node("Mul", inputs=[v, one], name=f"{node.name}_broadcast_{i}")
+            mul.outputs[0].name = f"{v.name}_broadcast"
+            mul.outputs[0].shape, mul.outputs[0].type = v.shape, v.type
+            graph.insert_before(node, mul)
+            node.replace_input_with(i, mul.outputs[0])
+            n_done += 1
+    return n_done
+
+
 # ---- export ------------------------------------------------------------------------------------
-def optimize_graph(model) -> None:
+def optimize_graph(model, align_concats: bool = False) -> None:
     """Constant folding and clean-up of an `onnx_ir.Model`, in place.
 
     Not the exporter's `optimize=True`: onnxscript's default rewrite rules include
     "x + 0 -> x" matched with an absolute tolerance of 1e-8, which deletes Adam's
     `sqrt(v) + eps` (eps = 1e-8) and turns a zero gradient into 0/0 = NaN. ONNX Runtime
-    fuses what is left when it loads the graph.
+    fuses what is left when it loads the graph. `static_batch_shapes` makes the reshape
+    targets computed from the batch constants, so no Shape op is left for OpenCV DNN to refuse;
+    `expand_as_mul`, `and_to_nested_where`, `consume_unused_inputs` and (with `align_concats`,
+    the latent step's export: g2's feature-map concats load as they are and would only get
+    slower) `broadcast_concat_operands` are what else OpenCV DNN 4 needs (docs/export.md).
     """
     from onnx_ir.passes import common as passes
     from onnxscript import optimizer
     passes.InlinePass()(model)
     optimizer.fold_constants(model)
+    static_batch_shapes(model.graph)
+    expand_as_mul(model.graph)
+    and_to_nested_where(model.graph)
+    if align_concats:
+        broadcast_concat_operands(model.graph)
     for p in (passes.RemoveUnusedNodesPass(), passes.RemoveUnusedFunctionsPass(), passes.RemoveUnusedOpsetsPass(),
               passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
               passes.DeduplicateInitializersPass(), passes.CommonSubexpressionEliminationPass(),
               passes.RemoveUnusedNodesPass()):
         p(model)
+    consume_unused_inputs(model.graph)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, opset: int,
@@ -304,7 +746,7 @@ def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, 
             warnings.simplefilter("ignore")
             prog = torch.onnx.export(module, args, None, dynamo=True, output_names=list(outs),
                                      dynamic_shapes=dyn, opset_version=opset, optimize=False, verbose=False)
-        optimize_graph(prog.model)
+        optimize_graph(prog.model, align_concats=graph == "latent_step")
     except Exception as e:
         raise ExportError(f"{path.name}: torch.onnx.export failed: {type(e).__name__}: {str(e)[:2000]}") from e
     finally:

@@ -49,8 +49,11 @@ def latent_step(G, groups: torch.Tensor, z_t: torch.Tensor, c_t: torch.Tensor, s
         z_t = z_t.detach().requires_grad_(True)
         c_t = c_t.detach().requires_grad_(True)
         image = G(torch.tanh(z_t), group_softmax(c_t, groups))
-        dist = edit_distance(image, sketch, mask)
-        loss = dist + anchor * ((z_t - z_anchor) ** 2).mean(1)
+        # per-sample values stay [N, 1] (keepdim): the backward pass then broadcasts [N, 1] to
+        # [N, Z] and [N, 3 R R] with no rank-1 tensor in between, which OpenCV DNN 4 cannot
+        # hold (it stores [N] as [1, N]; docs/export.md). Same values as [N].
+        dist = edit_distance(image, sketch, mask, keepdims=True)
+        loss = dist + anchor * ((z_t - z_anchor) ** 2).mean(1, keepdim=True)
         gz, gc = torch.autograd.grad(loss.sum(), [z_t, c_t])
     g = torch.cat([gz, gc * edit_c], 1)
     t1 = t + 1.0
@@ -60,7 +63,7 @@ def latent_step(G, groups: torch.Tensor, z_t: torch.Tensor, c_t: torch.Tensor, s
     upd = adam * adam_upd + (1 - adam) * g
     Z = z_t.shape[1]
     keep = 1 - adam  # gd leaves the moments untouched
-    return (z_t.detach() - lr * upd[:, :Z], c_t.detach() - lr_c * upd[:, Z:], image.detach(), dist.detach(),
+    return (z_t.detach() - lr * upd[:, :Z], c_t.detach() - lr_c * upd[:, Z:], image.detach(), dist.detach().reshape(-1),
             adam * m1 + keep * m, adam * v1 + keep * v, adam * t1 + keep * t)
 
 

@@ -92,15 +92,16 @@ def to_rgba(sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb * (a > 0), a], -1)
 
 
-def dist(image, sketch, mask):
+def dist(image, sketch, mask, keepdims: bool = False):
     """Dist(I, I') per image (docs/method.md §2): sum |(I - I') * M| / (1 + sum |M|).
 
-    image, sketch [N, 3, H, W] in the model's value range; mask [N, 1, H, W] in [0, 1] -> [N].
+    image, sketch [N, 3, H, W] in the model's value range; mask [N, 1, H, W] in [0, 1] -> [N]
+    ([N, 1] with `keepdims`: the latent step keeps per-sample values 2-D, docs/export.md).
     Written with operators numpy arrays and torch tensors share, so the one definition serves
     both runtimes: the latent step differentiates it in PyTorch (and its ONNX export), the
     engine and the metrics evaluate it in numpy. docs/method.md's M_ij is the RGB vector [1, 1, 1]
     on a stroke, so |M_ij| / sqrt(3) is 1 per stroke pixel: the denominator is 1 + the number
     of stroke pixels and the numerator the L1 distance over the stroke's channels."""
     # shape[0], not len(): a traced export keeps the batch axis dynamic
-    num = abs((image - sketch) * mask).reshape(image.shape[0], -1).sum(1)
-    return num / (1.0 + abs(mask).reshape(mask.shape[0], -1).sum(1))
+    num = abs((image - sketch) * mask).reshape(image.shape[0], -1).sum(1, keepdims=keepdims)
+    return num / (1.0 + abs(mask).reshape(mask.shape[0], -1).sum(1, keepdims=keepdims))

@@ -171,17 +171,19 @@ def _prepare_edit(engines: dict[str, Editor], cfg: ServerConfig, data: bytes) ->
         raise bad_request("unknown_method", f"unknown method {str(shown)[:50]!r}; use one of {', '.join(METHODS)}")
     _require(eng, method)
     has_state, has_image = body.get("state") is not None, body.get("image") is not None
-    if has_state == has_image:
-        raise bad_request("missing_field" if not has_state else "bad_request",
-                          "send exactly one of 'state' (from /api/generate) or 'image' (a photo)")
-    if has_image and method != "two-stage":
-        raise bad_request("method_unavailable", "a photo ('image') is edited with method 'two-stage'; for 'latent', "
-                                                "project it first (/api/project) and send the state it returns")
+    if not (has_state or has_image):
+        raise bad_request("missing_field", "send 'state' (from /api/generate) or 'image' (a photo)")
+    if has_state and has_image and method != "latent":
+        raise bad_request("bad_request", "a two-stage edit takes one of 'state' or 'image'; both together continue "
+                                         "a latent edit of a photo")
     state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
     sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
     photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
     edit_cfg = _latent_config(body, cfg, state) if method == "latent" else None  # every field before any pixel
     sketch, mask = codec.decode_sketch(sketch_bytes, eng.resolution, cfg.max_sketch_pixels)
+    if method == "latent" and has_image:
+        photo = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels)
+        return _latent_photo_call(eng, edit_cfg, min(PROJECT_STEPS, cfg.max_project_steps), state, photo, sketch, mask)
     if method == "latent":
         return _latent_call(eng, edit_cfg, state, sketch, mask)
     source = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels) if has_image else state
@@ -227,7 +229,7 @@ def _latent_config(body: dict, cfg: ServerConfig, state: EditState) -> EditConfi
         raise bad_request("bad_field", "optimizer must be 'gd' or 'adam'")
     lr = body.get("lr")
     lr = None if lr is None else codec.parse_float(lr, "lr", 0.0, cfg.max_lr, lo_open=True)
-    if optimizer == "gd":  # plain gradient descent keeps no moments
+    if optimizer == "gd" and state is not None:  # plain gradient descent keeps no moments
         state.m = state.v = None
         state.t = 0
     return replace(defaults, optimizer=optimizer, lr=lr, steps=steps)
@@ -244,6 +246,28 @@ def _latent_call(eng: Editor, edit_cfg: EditConfig, state: EditState, sketch: np
     return _Call(key, partial(_latent_rows, eng, steps, edit_cfg), (state, sketch, mask), reply)
 
 
+def _latent_photo_rows(eng: Editor, steps: int, cfg: EditConfig, project_steps: int, payloads: list) -> list:
+    # photos without a state are projected and edited together; one with a state continues alone
+    photos = np.concatenate([p[1] for p in payloads])
+    sketch, mask = np.concatenate([p[2] for p in payloads]), np.concatenate([p[3] for p in payloads])
+    r = eng.latent_photo(photos, sketch, mask, cfg, steps, state=payloads[0][0], project_steps=project_steps)
+    return [_finite(r.image[i]) or _finite(r.state.z[i]) or (r.state.row(i), r.image[i], float(r.dist[i]))
+            for i in range(len(payloads))]
+
+
+def _latent_photo_call(eng: Editor, edit_cfg: EditConfig, project_steps: int, state: EditState | None,
+                       photo: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> _Call:
+    steps = edit_cfg.steps
+
+    def reply(result: tuple) -> dict:
+        new, image, d = result
+        return {"model": eng.name, "method": "latent", "dist": d, "state": codec.state_json(new), "steps": steps,
+                "image": codec.encode_png(image)}
+    key = (eng.name, "latent-photo", steps, edit_cfg) + ((secrets.token_hex(8),) if state is not None else ())
+    return _Call(key, partial(_latent_photo_rows, eng, steps, edit_cfg, project_steps), (state, photo, sketch, mask),
+                 reply)
+
+
 # ---- handlers -----------------------------------------------------------------------------------------
 async def models(request: web.Request) -> web.Response:
     return web.json_response({"models": [describe(e) for e in request.app[ENGINES].values()]})
@@ -257,7 +281,8 @@ async def generate(request: web.Request) -> web.Response:
 
 
 async def edit(request: web.Request) -> web.Response:
-    """{model, state | image, sketch, method, steps?, optimizer?, lr?} -> {image, state?, dist}."""
+    """{model, state | image (| both: a latent edit of a photo continued), sketch, method, steps?, optimizer?, lr?}
+    -> {image, state?, dist}; a latent edit of a photo answers the edited photo and the state to continue."""
     with request.app[GATE].enter():
         call = await _prepare(request, _prepare_edit, request.app[ENGINES], request.app[CONFIG])
         return await _infer(request, call)

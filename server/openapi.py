@@ -141,16 +141,23 @@ def _generate(names: list[str], c_dim: int) -> dict:
                   nullable=True)}}
 
 
-def _edit_state(cfg: ServerConfig, names: list[str], state: str, method: str) -> dict:
-    """Edit a generated image (its state) with one method."""
+def _edit_state(cfg: ServerConfig, names: list[str], state: str, method: str, photo: bool = False) -> dict:
+    """Edit a generated image (its state) with one method; `photo`: a latent edit of a photo, the
+    state (optional) continuing an earlier one."""
     sketch = _sketch(cfg)
     props = {"model": {"type": "string", "enum": names}, "state": _ref(state), "image": ABSENT, "sketch": sketch}
     required = ["model", "state", "sketch"]
+    if photo:
+        props.update(image=_photo(cfg), state={**_ref(state), "nullable": True})
+        required = ["model", "image", "sketch"]
     if method == TWO_STAGE:
         return {"type": "object", "required": required, "properties": {**props, "method": _method([TWO_STAGE], False)},
                 "description": "Two-stage edit of a generated image: one pass of G2 over G1(z, c) and the strokes; "
                                "the state comes back unchanged (steps, optimizer and lr are not read)"}
-    return {"type": "object", "required": [*required, "method"], "description": "Latent edit: steps on (z, c)",
+    what = ("Latent edit of a photo: its projection edited, the change carried onto the photo where the strokes "
+            "concern it; send the returned state back with the same photo to continue") if photo \
+        else "Latent edit: steps on (z, c)"
+    return {"type": "object", "required": [*required, "method"], "description": what,
             "properties": {
                 **props, "method": _method([LATENT], True),
                 "steps": {"type": "integer", "minimum": 0, "maximum": cfg.max_steps, "default": 1, "nullable": True,
@@ -198,6 +205,10 @@ def spec(cfg: ServerConfig, models: list[dict]) -> dict:
             if names:
                 schemas[f"EditRequest{label}_{key}"] = _edit_state(cfg, names, f"State_{key}", method)
                 edit.append(_ref(f"EditRequest{label}_{key}"))
+        names = _names(g["models"], LATENT)
+        if names:
+            schemas[f"EditRequestLatentPhoto_{key}"] = _edit_state(cfg, names, f"State_{key}", LATENT, photo=True)
+            edit.append(_ref(f"EditRequestLatentPhoto_{key}"))
     if _names(models, TWO_STAGE):
         schemas["EditRequestPhoto"] = _edit_photo(cfg, _names(models, TWO_STAGE))
         edit.append(_ref("EditRequestPhoto"))
@@ -208,8 +219,8 @@ def spec(cfg: ServerConfig, models: list[dict]) -> dict:
                   "default": min(PROJECT_STEPS, cfg.max_project_steps), "description": "Adam steps"}}} \
         if latent else {"not": {}, "description": "no model here has a latent editor"}
     schemas["GenerateRequest"] = _one_of(generate, "one variant per model shape (z_dim, c_dim)")
-    schemas["EditRequest"] = _one_of(edit, "a generated image's state (two-stage or latent) or a photo (two-stage), "
-                                           "one variant per model shape; exactly one of state and image")
+    schemas["EditRequest"] = _one_of(edit, "a generated image's state (two-stage or latent) or a photo (two-stage, "
+                                           "or latent with an optional state to continue), one variant per model shape")
     schemas["State"] = {"anyOf": states, "description": "a state as the server returns it (send it back as is)"} \
         if states else {"not": {}}
     schemas.update(_responses(models))

@@ -145,3 +145,26 @@ def test_cli_writes_image_state_and_frames(tmp_path, trained_tiny_bundle):
     assert len(list((tmp_path / "frames").glob("*.png"))) == 4
     bad = subprocess.run(cmd[:-2] + ["--state", str(tmp_path / "s.png")], capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_photo_latent_edit_returns_the_photo_where_the_edit_changed_nothing(trained_tiny_bundle):
+    ed = Editor.load(trained_tiny_bundle, backend="torch")
+    R = ed.resolution
+    rng = np.random.default_rng(0)  # a "photo": dark hair over the top third, light skin below, some noise
+    photo = np.empty((2, 3, R, R), np.float32)
+    photo[:, :, : R // 3], photo[:, :, R // 3:] = -0.6, 0.7
+    photo = np.clip(photo + rng.normal(0, 0.03, photo.shape), -1, 1).astype(np.float32)
+    sketch, mask = np.zeros((2, 3, R, R), np.float32), np.zeros((2, 1, R, R), np.float32)
+    sketch[:, 0, 2:5, 3:12], mask[:, :, 2:5, 3:12] = 0.9, 1.0  # a red bar near the top
+    res = ed.latent_photo(photo, sketch, mask, EditConfig(lr=0.05), steps=5, project_steps=5)
+    changed = np.abs(res.image - photo).max(1)  # [N, R, R]
+    assert changed[:, 2:5, 3:12].min() > 0  # the strokes' pixels took the change
+    assert (changed == 0).mean() > 0.3  # elsewhere mostly the photo's exact pixels
+    assert res.state.z0 is not None and not np.array_equal(res.state.z, res.state.z0)
+    # continuing from the returned state: no new projection, the same starting point
+    more = ed.latent_photo(photo, sketch, mask, EditConfig(lr=0.05), steps=2, state=res.state)
+    np.testing.assert_array_equal(more.state.z0, res.state.z0)
+    assert (np.abs(more.image - photo).max(1) == 0).mean() > 0.3
+    # without paste the change goes everywhere (Neural Photo Editor's unmasked transfer)
+    whole = ed.latent_photo(photo[:1], sketch[:1], mask[:1], EditConfig(lr=0.05, paste=0.0), steps=5, state=res.state.row(0))
+    assert (np.abs(whole.image - photo[:1]).max(1) == 0).mean() < 0.3

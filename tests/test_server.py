@@ -141,7 +141,7 @@ async def test_healthz_openapi_and_page(client):
             assert route.method.lower() in spec["paths"][info["path"]] or route.method == "HEAD"
     r = await client.get("/")
     page = await r.text()
-    assert r.status == 200 and "<canvas" in page and "/static/app.js" in page
+    assert r.status == 200 and "<canvas" in page and "static/app.js" in page
     assert "default-src 'self'" in r.headers["Content-Security-Policy"]
     for name, kind in (("app.js", "javascript"), ("style.css", "css")):
         r = await client.get(f"/static/{name}")
@@ -313,7 +313,8 @@ BAD = [
      400, "bad_image"),
     ("photo truncated jpeg", "/api/edit", edit(state=..., method="two-stage", image=b64(photo()[:100])),
      400, "bad_image"),
-    ("photo with latent", "/api/edit", edit(state=..., image=b64(photo())), 400, "method_unavailable"),
+    ("photo latent, bad state", "/api/edit", edit(state={"z": [0.0]}, image=b64(photo())), 400, "bad_state"),
+    ("photo latent, garbage", "/api/edit", edit(state=..., image=b64(b"GIF89a" + os.urandom(50))), 400, "bad_image"),
     ("project without image", "/api/project", {"model": "tiny"}, 400, "missing_field"),
     ("project garbage", "/api/project", {"model": "tiny", "image": b64(b"GIF89a" + os.urandom(50))}, 400, "bad_image"),
     ("project too many steps", "/api/project", {"model": "tiny", "image": b64(photo()), "steps": 10_000}, 400,
@@ -648,3 +649,16 @@ def test_workers_share_one_port(tiny_exported):
         assert proc.returncode == 0, out
     finally:
         proc.kill()
+
+
+@pytest.mark.asyncio
+async def test_a_latent_edit_of_a_photo_answers_the_edited_photo(client):
+    status, out = await post(client, "/api/edit", edit(state=None, image=b64(photo()), steps=2))
+    assert status == 200, out
+    st = EditState.from_dict(out["state"])
+    assert st.z0 is not None and out["steps"] == 2 and decode_image(out["image"]).shape[:2] == (16, 16)
+    status, again = await post(client, "/api/edit", edit(state=out["state"], image=b64(photo()), steps=1))
+    assert status == 200, again
+    assert EditState.from_dict(again["state"]).z0.tolist() == st.z0.tolist()  # continued, not projected again
+    status, bad = await post(client, "/api/edit", edit(state=out["state"], image=b64(photo()), method="two-stage"))
+    assert (status, bad["error"]["code"]) == (400, "bad_request")

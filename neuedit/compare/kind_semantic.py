@@ -79,8 +79,9 @@ def semantic_editors(editor: Editor, variants: dict[str, tuple[EditConfig, tuple
 
     def latent(cfg: EditConfig, steps: int):
         def edit(t: S.Tasks) -> np.ndarray:
-            state = t.state if t.state is not None else editor.project(t.source, project_steps).state
-            return editor.latent(state, t.sketch, t.mask, cfg, steps=steps).image
+            if t.state is None:  # a photo: projected, edited, the change carried onto the photo
+                return editor.latent_photo(t.source, t.sketch, t.mask, cfg, steps=steps, project_steps=project_steps).image
+            return editor.latent(t.state, t.sketch, t.mask, cfg, steps=steps).image
         return edit
     for v, (cfg, steps) in variants.items():
         for s in steps:

@@ -16,7 +16,7 @@ exists once. Nothing here imports torch, so the server stays torch-free.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -130,11 +130,11 @@ def _blur(a: np.ndarray) -> np.ndarray:
 
 
 def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: float,
-                 changed: float = PASTE_CHANGED) -> np.ndarray:
+                 changed: float = PASTE_CHANGED, reference: np.ndarray | None = None) -> np.ndarray:
     """Where the picture may change -> weights [N, 1, R, R] in [0, 1]: the pixels of `source` whose
     colour lies within `tol` (CIE76 ΔE) of the median colour under the strokes (mask [N, 1, R, R])
-    and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale), softened by ~1 px;
-    the stroke pixels themselves always take the change.
+    and that `edited` changed by more than `changed` (max over RGB, [-1, 1] scale) from `reference`
+    (default: `source`), softened by ~1 px; the stroke pixels themselves always take the change.
     Three strokes on the hair: the hair, not the face that G1's condition redraws with it."""
     lab = _lab(source)
     on = mask[:, 0] > 0
@@ -143,18 +143,46 @@ def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: 
         if on[i].any():
             ref = np.median(lab[i][on[i]], 0)
             w[i] = np.clip(1.5 - np.sqrt(((lab[i] - ref) ** 2).sum(-1)) / tol, 0.0, 1.0)
-    moved = _blur((np.abs(edited - source).max(1) > changed).astype(np.float64))
+    before = source if reference is None else reference
+    moved = _blur((np.abs(edited - before).max(1) > changed).astype(np.float64))
     w = np.clip(1.5 * _blur(w) * np.clip(2 * moved, 0, 1), 0.0, 1.0)
     return np.maximum(w, mask[:, 0] > 0)[:, None].astype(np.float32)  # the stroke pixels: what was asked there
 
 
-def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float) -> np.ndarray:
+def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float,
+          reference: np.ndarray | None = None) -> np.ndarray:
     """`edited` inside `paste_region`, `source`'s own pixels elsewhere (the picture the edit started
-    from keeps what the strokes are not about; Neural Photo Editor's masked change) -> [N, 3, R, R]."""
-    if tol <= 0:
-        return edited
-    w = paste_region(source, mask, edited, tol)
-    return (source + w * (edited - source)).astype(np.float32)
+    from keeps what the strokes are not about; Neural Photo Editor's masked change) -> [N, 3, R, R].
+    With `reference` (G1's picture the edit started from, when `source` is a photo it only
+    resembles) the change `edited - reference` is added to the photo inside the region instead, so
+    the photo keeps its own detail; outside it the photo's pixels are returned exactly."""
+    if reference is None:
+        if tol <= 0:
+            return edited
+        w = paste_region(source, mask, edited, tol)
+        return (source + w * (edited - source)).astype(np.float32)
+    w = paste_region(source, mask, edited, tol, reference=reference) if tol > 0 else np.ones_like(mask)
+    return np.where(w > 0, np.clip(source + w * (edited - reference), -1, 1), source).astype(np.float32)
+
+
+def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditConfig(), steps: int | None = None,
+                      state: EditState | None = None, project_steps: int = 100) -> StepResult:
+    """A latent edit of a photo [N, 3, R, R]: its projection (`project`, unless `state` continues an
+    earlier photo edit: the state it returned) is edited by `latent_edit`, and the change G1 made
+    (`G1(new) - G1(projection)`) is carried onto the photo where the strokes concern it (`paste`
+    with the projection's picture as reference); everywhere else the result is the photo itself.
+    The returned state keeps the projection as its z0, c0: send it back with the same photo to
+    continue."""
+    x = source_image(be, photo)
+    start = project(be, x, project_steps).state if state is None else state
+    res = latent_edit(be, start, sketch, mask, replace(cfg, paste=0.0), steps=steps)
+    z0, c0 = (start.z0, start.c0) if start.z0 is not None else (start.z, start.c)
+    res.state.z0, res.state.c0 = z0.copy(), c0.copy()
+    n, r = len(x), be.resolution
+    mk = broadcast(mask, n, 1, r, "mask")
+    image = paste(x, res.image, mk, cfg.paste, reference=be.generate(z0, c0))
+    d = edit_dist(image, broadcast(sketch, n, 3, r, "sketch"), mk).astype(np.float32)
+    return StepResult(res.state, image, d, np.concatenate([res.trace[:-1], d[None]]))
 
 
 def choose_c(be: Backend, state: EditState, sketch: np.ndarray, mask: np.ndarray, chunk: int = 64) -> np.ndarray:

@@ -100,6 +100,15 @@ class Editor:
                                                 np.random.default_rng(0) if rng is None else rng, frames)
         return editing.latent_edit(self.backend, state, sketch, mask, cfg, steps=steps, frames=frames)
 
+    def latent_photo(self, photo, sketch, mask, cfg: EditConfig = EditConfig(), steps: int | None = None,
+                     state: EditState | None = None, project_steps: int = 100) -> StepResult:
+        """A latent edit of photos [N, 3, R, R] that returns the edited photos: their projection edited,
+        G1's change carried onto each photo where the strokes concern it, the photo's own pixels
+        elsewhere (`neuedit.runtime.editing.latent_photo_edit`). `state`: the one an earlier call
+        returned, to continue."""
+        self.require(LATENT)
+        return editing.latent_photo_edit(self.backend, photo, sketch, mask, cfg, steps, state, project_steps)
+
     def project(self, image, steps: int = 200, **kw) -> StepResult:
         """Photos [N, 3, R, R] into the latent space (`neuedit.runtime.editing.project`)."""
         self.require(LATENT)

@@ -15,6 +15,7 @@ from neuedit.errors import UsageError
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.editor import Editor
 from neuedit.runtime.graphs import GRAPHS
+from neuedit.data.datasets import to_uint8
 from neuedit.runtime.sketch import from_rgba
 from neuedit.runtime.state import EditConfig, EditState, seed_state, seed_uniforms
 from neuedit.server.site import MANIFEST, export_site
@@ -87,7 +88,7 @@ def browser():
         b.close()
 
 
-DEVICE = """async ([model, seed, rgba, W, steps]) => {
+DEVICE = """async ([model, seed, rgba, W, steps, photo]) => {
   const {Device} = await import("./static/engine/device.js");
   const manifest = await (await fetch("web.json")).json();
   const d = await Device.start(manifest, location.href, () => {});
@@ -100,6 +101,10 @@ DEVICE = """async ([model, seed, rgba, W, steps]) => {
   if (has.includes("latent")) {
     const r = await d.api("/api/edit", {model, method: "latent", state: g.state, sketch, steps});
     Object.assign(out, {latent: Array.from(r.raw), latent_state: r.state});
+    const image = {rgba: Uint8ClampedArray.from(photo), size: g.resolution};  // a photo: projected, edited, carried onto it
+    const p = await d.api("/api/edit", {model, method: "latent", image, sketch, steps});
+    const q = await d.api("/api/edit", {model, method: "latent", image, sketch, steps, state: p.state});  // continued
+    Object.assign(out, {photo: Array.from(p.raw), photo_state: p.state, photo2: Array.from(q.raw)});
   }
   return out;
 }"""
@@ -241,7 +246,11 @@ def test_browser_results_equal_the_python_engines(browser, which, tiny_exported,
     with StaticSite(folder) as s:
         page = browser.new_page()
         page.goto(s.url + "web.json")
-        got = page.evaluate(DEVICE, [which, 5, rgba.ravel().tolist(), rgba.shape[0], 3])
+        ed = Editor.load(path, threads=1)
+        photo_rgba = np.concatenate([to_uint8(ed.render(seed_state(9, ed.z_dim, ed.schema)))[0],
+                                     np.full((ed.resolution, ed.resolution, 1), 255, np.uint8)], -1)
+        photo_rgba[: ed.resolution // 2, :, 0] //= 2  # not a picture G1 draws exactly
+        got = page.evaluate(DEVICE, [which, 5, rgba.ravel().tolist(), rgba.shape[0], 3, photo_rgba.ravel().tolist()])
         page.close()
     ed = Editor.load(path, threads=1)
     st = seed_state(5, ed.z_dim, ed.schema)
@@ -257,3 +266,12 @@ def test_browser_results_equal_the_python_engines(browser, which, tiny_exported,
     np.testing.assert_allclose(back.z, ref.state.z, atol=1e-4)
     np.testing.assert_allclose(back.c, ref.state.c, atol=1e-4)
     assert back.t == ref.state.t == 3 and (back.z0 is not None) == (ref.state.z0 is not None)
+    photo = (photo_rgba[..., :3].astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
+    # a photo: projected (100 Adam steps: float noise grows through them, so only close), then
+    # continued from the browser's own state (3 steps: equal)
+    ref = ed.latent_photo(photo, sk, mk, EditConfig(), steps=3)
+    np.testing.assert_allclose(np.array(got["photo"]), ref.image.ravel(), atol=3e-2)
+    went = EditState.from_dict(got["photo_state"])
+    np.testing.assert_allclose(went.z0, ref.state.z0, atol=5e-2)  # Adam turns fp32 noise into steps of up to lr
+    more = ed.latent_photo(photo, sk, mk, EditConfig(), steps=3, state=went)
+    np.testing.assert_allclose(np.array(got["photo2"]), more.image.ravel(), atol=1e-3)

@@ -293,7 +293,8 @@ function median(v) {
   return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-export function pasteRegion(source, mask, edited, tol, n, R, K) {  // -> weights [N, 1, R, R]
+export function pasteRegion(source, mask, edited, tol, n, R, K, reference = null) {  // -> weights [N, 1, R, R]
+  const before = reference || source;
   const P = R * R, out = new Float32Array(n * P);
   for (let i = 0; i < n; i++) {
     const L = lab(source, i, R, K), on = [];
@@ -309,7 +310,7 @@ export function pasteRegion(source, mask, edited, tol, n, R, K) {  // -> weights
     const moved = new Float64Array(P);
     for (let p = 0; p < P; p++) {
       let m = 0;
-      for (let k = 0; k < 3; k++) m = Math.max(m, Math.abs(edited[(i * 3 + k) * P + p] - source[(i * 3 + k) * P + p]));
+      for (let k = 0; k < 3; k++) m = Math.max(m, Math.abs(edited[(i * 3 + k) * P + p] - before[(i * 3 + k) * P + p]));
       moved[p] = m > K.PASTE_CHANGED ? 1 : 0;
     }
     const bm = blur(moved, R, K.BLUR_KERNEL), bw = blur(w, R, K.BLUR_KERNEL);
@@ -321,7 +322,16 @@ export function pasteRegion(source, mask, edited, tol, n, R, K) {  // -> weights
   return out;
 }
 
-export function paste(source, edited, mask, tol, n, R, K) {
+export function paste(source, edited, mask, tol, n, R, K, reference = null) {
+  if (reference) {  // a photo: G1's change (edited - reference) added inside the region, the photo elsewhere
+    const w = tol > 0 ? pasteRegion(source, mask, edited, tol, n, R, K, reference) : new Float32Array(n * R * R).fill(1);
+    const P = R * R, out = new Float32Array(source.length);
+    for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) for (let p = 0; p < P; p++) {
+      const j = (i * 3 + k) * P + p, wi = w[i * P + p];
+      out[j] = wi > 0 ? Math.min(Math.max(source[j] + wi * (edited[j] - reference[j]), -1), 1) : source[j];
+    }
+    return out;
+  }
   if (tol <= 0) return edited;
   const w = pasteRegion(source, mask, edited, tol, n, R, K), P = R * R, out = new Float32Array(source.length);
   for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) for (let p = 0; p < P; p++) {
@@ -422,4 +432,15 @@ export async function project(be, image, steps) {
   }
   const cfg = {...be.defaults, optimizer: "adam", lr: K.PROJECT_LR, lr_c: K.PROJECT_LR, paste: 0};
   return latentEdit(be, start, image, new Float32Array(P).fill(1), cfg, steps);
+}
+
+export async function latentPhotoEdit(be, photo, sketch, mask, cfg, steps, st = null) {
+  // editing.py: latent_photo_edit. A photo [1, 3, R, R]: its projection (unless `st` continues an
+  // earlier photo edit) edited, G1's change carried onto the photo where the strokes concern it
+  const start = st || (await project(be, photo, be.K.PROJECT_STEPS)).state;
+  const r = await latentEdit(be, start, sketch, mask, {...cfg, paste: 0}, steps);
+  const z0 = start.z0 || start.z, c0 = start.z0 ? start.c0 : start.c;
+  r.state.z0 = Float32Array.from(z0); r.state.c0 = Float32Array.from(c0);
+  const image = paste(photo, r.image, mask, cfg.paste, 1, be.R, be.K, await be.generate(z0, c0, 1));
+  return {state: r.state, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }

@@ -147,10 +147,9 @@ const OPS = {
     if (!be.has(method === "latent" ? "latent_step" : "g2"))
       throw new core.EngineError(`model ${be.name} has no ${method === "latent" ? "latent-editor graph" : "stage-two generator"}`, "method_unavailable");
     const hasState = body.state != null, hasImage = body.image != null;
-    if (hasState === hasImage) throw new core.EngineError("send exactly one of 'state' (from generate) or 'image' (a photo)",
-                                                          hasState ? "bad_request" : "missing_field");
-    if (hasImage && method !== "two-stage") throw new core.EngineError(
-      "a photo ('image') is edited with method 'two-stage'; for 'latent', project it first and send the state it returns", "method_unavailable");
+    if (!hasState && !hasImage) throw new core.EngineError("send 'state' (from generate) or 'image' (a photo)", "missing_field");
+    if (hasState && hasImage && method !== "latent") throw new core.EngineError(
+      "a two-stage edit takes one of 'state' or 'image'; both together continue a latent edit of a photo", "bad_request");
     const st = hasState ? core.stateFromJSON(body.state, be.zDim, be.cDim) : null;
     const s = body.sketch;
     if (!s || !s.rgba) throw new core.EngineError("missing field 'sketch'", "missing_field");
@@ -161,9 +160,10 @@ const OPS = {
       if (optimizer !== "adam" && optimizer !== "gd") throw new core.EngineError("optimizer must be 'gd' or 'adam'", "bad_field");
       if (body.lr != null && !(typeof body.lr === "number" && body.lr > 0 && Number.isFinite(body.lr)))
         throw new core.EngineError("lr must be a positive number", "bad_field");
-      if (optimizer === "gd") { st.m = st.v = null; st.t = 0; }
+      if (optimizer === "gd" && st) { st.m = st.v = null; st.t = 0; }
       const cfg = {...be.defaults, optimizer, lr: body.lr == null ? null : body.lr, steps};
-      const r = await core.latentEdit(be, st, sketch, mask, cfg, steps);
+      const r = hasImage ? await core.latentPhotoEdit(be, photo(body.image, be.R), sketch, mask, cfg, steps, st)
+        : await core.latentEdit(be, st, sketch, mask, cfg, steps);
       finite(r.state.z); finite(r.state.c);
       return reply(be, r.image, {method, dist: r.dist, state: core.stateToJSON(r.state), steps});
     }

@@ -102,7 +102,11 @@ def test_desktop_mouse(browser, server):
     assert mask.any() and mask[: h // 2, : w // 2].sum() == mask.sum()  # where it was drawn
     assert out["state"] == gen["state"]
 
-    # latent edits with Enter: the state comes back changed and the next request carries it
+    # back to the generated picture (the history), then latent edits with Enter: the state comes back
+    # changed and the next request carries it
+    page.click("#history li:nth-child(2) button")
+    page.keyboard.press("Control+z")  # the entry came with its own (no) strokes: the stroke back
+    assert strokes(page) == 1
     page.check("#method-latent")
     page.fill("#steps", "3")
     page.evaluate("document.activeElement.blur()")
@@ -207,7 +211,9 @@ def test_phone_touch(browser, server):
     page.context.close()
 
 
-def test_a_photo_is_projected_for_the_latent_editor(browser, server, tmp_path):
+def test_a_photo_latent_edit_keeps_the_photo_and_continues(browser, server, tmp_path):
+    # upload, Latent, Submit twice (the second continues the first: the same photo and its state),
+    # Undo; then a two-stage edit, and a latent edit after it starts from the two-stage result
     page, _ = open_page(browser, server, viewport={"width": 1280, "height": 800})
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photo)
@@ -220,20 +226,24 @@ def test_a_photo_is_projected_for_the_latent_editor(browser, server, tmp_path):
     page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
     page.mouse.up()
     page.check("#method-latent")
-    page.evaluate("""() => { window.__idle = 0; let busy = false;
-        new MutationObserver(() => { const b = document.body.classList.contains('busy');
-            if (busy && !b) window.__idle++; busy = b; }).observe(document.body, {attributes: true}); }""")
-    with page.expect_response("**/api/project") as proj:
-        body, out = submit_and_wait(page, lambda: page.click("#submit"))
-    assert proj.value.status == 200
-    page.wait_for_function("() => !document.body.classList.contains('busy')")
-    assert page.evaluate("window.__idle") == 1  # busy from the projection to the edit: no second Submit between
-    projected = proj.value.json()
-    # the latent edit starts from the photo's projection, not from the photo
-    assert "image" not in body and body["state"] == projected["state"] and body["method"] == "latent"
-    assert out["state"]["z"] != projected["state"]["z"]
+    page.fill("#steps", "2")
+    body, out = submit_and_wait(page, lambda: page.click("#submit"))
+    assert body["method"] == "latent" and "image" in body and "state" not in body  # the photo itself
+    assert out["state"]["z0"] is not None
+    body2, out2 = submit_and_wait(page, lambda: page.click("#submit"))
+    assert body2["image"] == body["image"] and body2["state"] == out["state"]  # continued
+    assert out2["state"]["z0"] == out["state"]["z0"]
     tags = page.locator("#history li .tag").all_text_contents()
-    assert tags[:3] == [f"latent ×{out['steps']}", "projected", "photo"]
+    assert tags[:3] == ["latent ×2", "latent ×2", "photo"]
+    page.keyboard.press("Control+z")
+    assert strokes(page) == 0
+    page.keyboard.press("Control+y")
+    page.check("#method-two-stage")
+    body3, out3 = submit_and_wait(page, lambda: page.click("#submit"))
+    assert "state" not in body3 and body3["image"] == out2["image"]  # the picture on screen, not the upload
+    page.check("#method-latent")
+    body4, _ = submit_and_wait(page, lambda: page.click("#submit"))
+    assert body4["image"] == out3["image"] and "state" not in body4  # the two-stage result, as a photo
     assert page.problems == []
     page.context.close()
 
@@ -365,12 +375,12 @@ def test_the_info_line_and_the_file_name_speak_plainly(browser, server, tmp_path
     mouse_stroke(page, [(0.3, 0.3), (0.6, 0.5)])
     page.check("#method-latent")
     page.fill("#steps", "1")
-    with page.expect_response("**/api/project") as proj:
-        submit_and_wait(page, lambda: page.click("#submit"))
-    assert page.text_content("#photo-name") == "my face.png"  # its projection and edits still come from it
-    page.locator("#history li button").nth(1).click()  # the projection: its own line comes back
+    _, edited = submit_and_wait(page, lambda: page.click("#submit"))
+    assert page.text_content("#photo-name") == "my face.png"  # its edits still come from it
+    page.locator("#history li button").nth(1).click()  # the photo: its own (empty) line comes back
+    page.locator("#history li button").nth(0).click()  # the edit: its line again
     info = page.text_content("#info")
-    assert f"{percent(proj.value.json()['dist'])} off the photo" in info and "distance" not in info
+    assert f"{percent(edited['dist'])} off" in info and "distance" not in info
     assert page.get_attribute("#info", "title")
     new_picture(page, lambda: page.click("#regenerate"))
     assert page.text_content("#photo-name") == ""

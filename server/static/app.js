@@ -30,7 +30,7 @@ const S = {
   model: null,            // the model's description from /api/models
   seed: null,             // the seed of the current generated picture
   state: null,            // {z, c[, m, v, t]} as the server returned it
-  base: {kind: "state"},  // what edits start from: the state's picture, or {kind: "photo", data, preview}
+  base: {kind: "state", exact: true},  // what the picture on screen is (submitNow): G1's state, or a photo
   photoName: null,        // the uploaded file the picture comes from (the photo, its projection, their edits)
   image: null,            // data URL of the picture on screen
   strokes: [],            // committed strokes [{colour, width, points: [[x, y], ...]}], canvas units
@@ -341,7 +341,7 @@ function restore(i) {
 
 function updateInfo(extra, title = "") {
   const parts = [];
-  if (S.base.kind === "photo") parts.push("editing an uploaded photo");
+  if (S.base.kind === "photo" && S.photoName) parts.push("editing an uploaded photo");
   else if (S.seed !== null) parts.push(`seed ${S.seed}`);
   if (extra) parts.push(extra);
   el.info.textContent = parts.join(" · ");
@@ -358,8 +358,6 @@ function percentOff(dist) {
 const STROKES_OFF_TITLE = "How far the picture's colours under your strokes are from the strokes' colours, "
   + "as a share of the whole colour range: 0 % = exactly the strokes' colours, 100 % = as far off as possible "
   + "(black for white). The model trades this against keeping a plausible picture.";
-const PHOTO_OFF_TITLE = "How far the model's reconstruction of the photo is from the photo, averaged over all "
-  + "pixels, as a share of the whole colour range: 0 % = an exact copy, 100 % = as far off as possible.";
 
 function setPhotoName(name) {
   S.photoName = name || null;
@@ -466,7 +464,7 @@ async function generate({keepSeed = false, label = "new"} = {}) {
   if (r.model !== S.model.name) return;  // the model changed meanwhile
   S.seed = r.seed;
   S.state = r.state;
-  S.base = {kind: "state"};
+  S.base = {kind: "state", exact: true};
   setPhotoName(null);
   setAttributes(r.state.c);
   showImage("data:image/png;base64," + r.image);
@@ -475,35 +473,43 @@ async function generate({keepSeed = false, label = "new"} = {}) {
   pushHistory(label);
 }
 
-async function project() {
-  // the latent editor starts from a state: a photo is first projected into the latent space
-  // (the picture becomes G1's reconstruction of it, which is what the latent editor can change)
-  const rt = currentRuntime();
-  const r = await api("/api/project", {model: S.model.name, image: photoFor(rt)}, rt);
-  if (r.model !== S.model.name) return false;
-  S.state = r.state;
-  S.seed = null;
-  S.base = {kind: "state"};
-  if (r.state.c && r.state.c.length) setAttributes(r.state.c);
-  showImage("data:image/png;base64," + r.image);
-  updateInfo(`projected photo · ${percentOff(r.dist)} off the photo (0 % = exact copy)`, PHOTO_OFF_TITLE);
-  pushHistory("projected");
-  return true;
-}
-
 async function submit() {
   if (!S.model || !S.image || S.busy) return;
   setBusy(+1);  // from the first step: between the projection and the edit the page is not idle
   try { await submitNow(); } finally { setBusy(-1); }
 }
 
+// The picture is the state: an edit starts from whatever is on screen. S.base says what that is:
+//   {kind: "state", exact}: G1(S.state) (exact) or a latent edit of it (its state continues it);
+//   {kind: "photo", data, pixels, latent}: an upload or an earlier result taken as a photo, and
+//   `latent` the state of the latent edit of that photo now on screen (null: the photo itself).
+// Two-stage edits the picture itself; a latent edit continues its own state, else starts from the
+// picture as a photo (projected, edited, the change carried onto it).
+async function pictureAsPhoto() {
+  await el.image.decode();
+  const R = S.model.resolution, c = document.createElement("canvas");
+  c.width = c.height = R;
+  const g = c.getContext("2d", {willReadFrequently: true});
+  g.drawImage(el.image, 0, 0, R, R);
+  return {kind: "photo", data: S.image.split(",", 2)[1], pixels: {rgba: g.getImageData(0, 0, R, R).data, size: R},
+          latent: null};
+}
+
 async function submitNow() {
   const m = method();
-  if (m === "latent" && S.base.kind === "photo" && !(await project())) return;
+  let base = S.base;
+  const onScreen = base.kind === "photo" ? base.latent === null : base.exact;  // the picture is the base itself
+  if (m === "two-stage" && !(base.kind === "state" && base.exact) && !(base.kind === "photo" && onScreen)) {
+    base = await pictureAsPhoto();
+  }
   const rt = currentRuntime();
   const body = {model: S.model.name, method: m, sketch: await sketchFor(rt)};
-  if (S.base.kind === "photo") body.image = photoFor(rt);
-  else body.state = S.state;
+  if (base.kind === "photo") {
+    body.image = photoFor(rt, base);
+    if (m === "latent" && base.latent) body.state = base.latent;
+  } else {
+    body.state = S.state;
+  }
   if (m === "latent") {
     body.steps = Math.max(0, Math.min(parseInt(el.steps.value, 10) || 1, parseInt(el.steps.max, 10) || 50));
     body.optimizer = el.optimizer.value;
@@ -515,6 +521,8 @@ async function submitNow() {
   if (r.state) S.state = r.state;
   if (r.state && r.state.c) setAttributes(r.state.c);  // a latent edit may change the attributes too
   showImage("data:image/png;base64," + r.image);
+  if (m === "two-stage") S.base = await pictureAsPhoto();  // the result is the next edit's picture
+  else S.base = base.kind === "photo" ? {...base, latent: r.state} : {kind: "state", exact: false};
   if (r.dist !== undefined) updateInfo(`colour under the strokes: ${percentOff(r.dist)} off (0 % = exact)`, STROKES_OFF_TITLE);
   else updateInfo();
   pushHistory(m === "latent" ? `latent ×${r.steps}` : "two-stage");
@@ -522,7 +530,7 @@ async function submitNow() {
 
 // a photo for the runtime: the JPEG for the server (it crops and scales it itself), the pixels
 // of the centre crop at the model's resolution for this device
-function photoFor(runtime) { return runtime === "device" ? S.base.pixels : S.base.data; }
+function photoFor(runtime, base = S.base) { return runtime === "device" ? base.pixels : base.data; }
 
 async function loadPhoto(file) {
   if (!S.model.methods.includes("two-stage")) throw new Error(`${S.model.name} cannot edit photos (no two-stage model).`);
@@ -544,7 +552,7 @@ async function loadPhoto(file) {
   pctx.imageSmoothingQuality = "high";
   pctx.drawImage(bmp, (bmp.width - side) / 2, (bmp.height - side) / 2, side, side, 0, 0, R, R);
   bmp.close && bmp.close();
-  S.base = {kind: "photo", data, pixels: {rgba: pctx.getImageData(0, 0, R, R).data, size: R}};
+  S.base = {kind: "photo", data, pixels: {rgba: pctx.getImageData(0, 0, R, R).data, size: R}, latent: null};
   S.state = null;
   S.seed = null;
   setPhotoName(file.name);
@@ -565,7 +573,7 @@ async function selectModel(name) {
   S.history = [];
   S.at = -1;
   S.seed = null;
-  S.base = {kind: "state"};
+  S.base = {kind: "state", exact: true};
   setPhotoName(null);
   clearStrokes();
   renderHistory();

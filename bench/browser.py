@@ -4,7 +4,7 @@
 
 Exports the shipped models as a static site (`neuedit export-web`) into a temporary folder,
 serves it with a plain static server (one WebAssembly thread: no cross-origin isolation) and
-with the isolation headers (several threads), and measures in headless Chromium: ms per graph
+with the isolation headers (two threads, whatever the page would choose), and measures in headless Chromium: ms per graph
 call with the runtime alone (G1, G2, latent step), ms per two-stage edit and per latent Submit
 of one step through the page's runtime (worker round trip, stroke decoding, PNG of the result
 included), the marginal ms of each further latent step, first-load megabytes (runtime + graphs),
@@ -43,10 +43,10 @@ PAGE = """<!doctype html><html><body><script type="module">
 import {Device} from "./static/engine/device.js";
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 async function timed(fn, reps) { const ms = []; for (let i = 0; i < reps; i++) { const t = performance.now(); await fn(); ms.push(performance.now() - t); } return median(ms); }
-window.bench = async (model, reps) => {
+window.bench = async (model, reps, threads) => {
   const t0 = performance.now();
   const manifest = await (await fetch("web.json")).json();
-  const d = await Device.start(manifest, location.href, () => {});
+  const d = await Device.start(manifest, location.href, () => {}, threads);
   await d.load(model);
   const g = await d.api("/api/generate", {model, seed: 3});
   const first_s = (performance.now() - t0) / 1000;
@@ -87,10 +87,10 @@ def browser_rows(site: Path, models: list[str], reps: int) -> list[dict]:
                     page = ctx.new_page()
                     page.goto(s.url + "bench.html")
                     page.wait_for_function("window.ready === true")
-                    r = page.evaluate("([m, n]) => bench(m, n)", [model, reps])
+                    r = page.evaluate("([m, n, t]) => bench(m, n, t)", [model, reps, 2 if isolated else 1])
                     page.goto(s.url + "bench.html")  # a second visit: the runtime and graphs from the cache
                     page.wait_for_function("window.ready === true")
-                    again = page.evaluate("([m, n]) => bench(m, 1)", [model, 1])
+                    again = page.evaluate("([m, n, t]) => bench(m, 1, t)", [model, 1, 2 if isolated else 1])
                     ctx.close()
                     rows.append(row(model, f"WebAssembly, {r['threads']} thread{'s' if r['threads'] > 1 else ''}",
                                     r, again["first_s"]))

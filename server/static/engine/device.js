@@ -11,7 +11,7 @@ export class DeviceError extends Error {
 const PATHS = {"/api/generate": "generate", "/api/edit": "edit", "/api/project": "project"};
 
 export class Device {
-  static async start(manifest, base, onProgress) {
+  static async start(manifest, base, onProgress, threads = null) {  // threads: null, the worker's choice
     const d = new Device();
     d.worker = new Worker(new URL("./worker.js", import.meta.url), {type: "module"});
     d.pending = new Map();
@@ -24,7 +24,7 @@ export class Device {
       for (const p of d.pending.values()) p.reject(d.failed);
       d.pending.clear();
     };
-    d.info = await d.call("init", {manifest, base}, onProgress);
+    d.info = await d.call("init", {manifest, base, threads}, onProgress);
     return d;
   }
 

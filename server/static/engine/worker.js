@@ -1,7 +1,7 @@
 // The in-browser runtime: a module worker that downloads (and caches) ONNX Runtime Web and a
 // model's graphs, then answers the same requests as the server's /api/generate, /api/edit and
 // /api/project with the same replies, off the page's main thread. Messages:
-//   in:  {id, op: "init", manifest, base} | {id, op: "load", model} | {id, op: "generate"|"edit"|"project", body}
+//   in:  {id, op: "init", manifest, base, threads?} | {id, op: "load", model} | {id, op: "generate"|"edit"|"project", body}
 //   out: {id, progress: {what, loaded, total}} | {id, result} | {id, error: {message, code, status}}
 // A sketch travels as {rgba, width, height} (the stroke canvas' pixels, the same bytes the server
 // gets as a PNG); a photo as {rgba, size} (already centre-cropped and scaled to the model).
@@ -18,7 +18,7 @@ self.onmessage = async (e) => {
   const progress = (what, loaded, total) => self.postMessage({id, progress: {what, loaded, total}});
   try {
     let result;
-    if (op === "init") result = await init(e.data.manifest, e.data.base, progress);
+    if (op === "init") result = await init(e.data.manifest, e.data.base, progress, e.data.threads);
     else if (op === "load") result = await load(e.data.model, progress);
     else if (op in OPS) result = await OPS[op](e.data.body || {});
     else throw new core.EngineError(`unknown operation ${op}`);
@@ -61,14 +61,17 @@ async function fetchCached(url, key, total, what, progress) {
   return bytes.buffer;
 }
 
-async function init(manifest, base, progress) {
+async function init(manifest, base, progress, threads) {
   W.manifest = manifest;
   W.base = base;
   const rt = manifest.runtime, dir = new URL(rt.dir, base).href;
   const wasm = await fetchCached(dir + rt.wasm, `${dir}${rt.wasm}?v=${rt.version}&bytes=${rt.files[rt.wasm]}`,
                                  rt.files[rt.wasm], "the runtime", progress);
   W.ort = await import(dir + rt.entry);
-  W.threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  // threads need cross-origin isolation; by default one core is left to the page and the rest
+  // (at most 4) compute: on 2 cores a second thread slows G2 (docs/serving.md, "Speed in the browser")
+  const cores = navigator.hardwareConcurrency || 1;
+  W.threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, threads || cores - 1)) : 1;
   W.ort.env.wasm.numThreads = W.threads;
   W.ort.env.wasm.wasmPaths = dir;
   W.ort.env.wasm.wasmBinary = wasm;

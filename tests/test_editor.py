@@ -168,3 +168,20 @@ def test_a_photo_latent_edit_returns_the_photo_where_the_edit_changed_nothing(tr
     # without paste the change goes everywhere (Neural Photo Editor's unmasked transfer)
     whole = ed.latent_photo(photo[:1], sketch[:1], mask[:1], EditConfig(lr=0.05, paste=0.0), steps=5, state=res.state.row(0))
     assert (np.abs(whole.image - photo[:1]).max(1) == 0).mean() < 0.3
+
+
+def test_cli_edits_a_photo_with_the_latent_editor_and_continues(tmp_path, trained_tiny_bundle):
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[2:6, 4:28] = [230, 40, 40, 255]
+    (tmp_path / "s.png").write_bytes(_png(rgba))
+    photo = np.full((40, 40, 3), 200, np.uint8)
+    photo[:14] = [40, 30, 20]
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(trained_tiny_bundle.path),
+           "--sketch", str(tmp_path / "s.png"), "--image", str(tmp_path / "p.png"), "--steps", "2"]
+    subprocess.run(cmd + ["--out", str(tmp_path / "o.png")], check=True, capture_output=True)
+    st = EditState.from_json((tmp_path / "o.json").read_text())
+    assert st.z0 is not None and Image.open(tmp_path / "o.png").size == (16, 16)
+    subprocess.run(cmd + ["--out", str(tmp_path / "o2.png"), "--state", str(tmp_path / "o.json")], check=True,
+                   capture_output=True)
+    assert EditState.from_json((tmp_path / "o2.json").read_text()).z0.tolist() == st.z0.tolist()  # continued

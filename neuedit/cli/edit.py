@@ -25,7 +25,8 @@ class EditCommand:
                                 # non-zero pixels)
     out: Path                   # result PNG; the new state goes next to it as .json
     state: Path | None = None   # state JSON to start from (default: a random state from --seed)
-    image: Path | None = None   # two-stage only: edit this photo instead of a state
+    image: Path | None = None   # edit this photo instead of a state (latent: projected, the change carried onto
+                                # it; with --state, the state a latent edit of this photo wrote, to continue)
     method: Literal["latent", "two-stage"] = "latent"  # latent optimisation of G1's input, or G2
     seed: int = 0               # seeds the random state, the restarts and torch
     frames: Path | None = None  # latent: write the image before every step into this folder
@@ -55,19 +56,25 @@ def run(args) -> int:
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"--state {cmd.state}: not a readable state JSON file ({e})") from None
         state = EditState.from_json(text).validate(ed.z_dim, ed.c_dim)
-    else:
+    elif not cmd.image:
         state = ed.sample(1, seed=cmd.seed)
+    else:
+        state = None
     if cmd.method == "two-stage":
         source = image_to_model(load_rgb(cmd.image), ed.resolution)[None] if cmd.image else state
         out = ed.two_stage(source, sketch, mask)
         write_png(cmd.out, out[0])
         print(f"two-stage edit -> {cmd.out}")
         return 0
-    if cmd.image:
-        raise UsageError("--image works with --method two-stage; the latent editor needs a state")
     cfg = cmd.latent
     torch.manual_seed(cmd.seed)
-    r = ed.latent(state, sketch, mask, cfg, frames=bool(cmd.frames), rng=np.random.default_rng(cmd.seed))
+    if cmd.image:
+        if cmd.frames or cfg.restarts > 1:
+            raise UsageError("--frames and --restarts are not offered for a latent edit of a photo")
+        photo = image_to_model(load_rgb(cmd.image), ed.resolution)[None]
+        r = ed.latent_photo(photo, sketch, mask, cfg, state=state)
+    else:
+        r = ed.latent(state, sketch, mask, cfg, frames=bool(cmd.frames), rng=np.random.default_rng(cmd.seed))
     write_png(cmd.out, r.image[0])
     cmd.out.with_suffix(".json").write_text(r.state.to_json())
     if cmd.frames:

@@ -32,11 +32,8 @@ from neuedit.runtime.graphs import example_inputs  # noqa: E402
 from neuedit.runtime.sketch import from_rgba  # noqa: E402
 from neuedit.runtime.state import EditConfig, seed_state  # noqa: E402
 from neuedit.server.site import export_site  # noqa: E402
-from neuedit.server.testing import StaticSite  # noqa: E402
+from neuedit.server.testing import CHROMIUM, CHROMIUM_ARGS, StaticSite  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 CANVAS = 512
 
 PAGE = """<!doctype html><html><body><script type="module">
@@ -79,7 +76,7 @@ def browser_rows(site: Path, models: list[str], reps: int) -> list[dict]:
     (site / "bench.html").write_text(PAGE % {"canvas": CANVAS})
     rows = []
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         for isolated in (False, True):
             with StaticSite(site, isolated=isolated) as s:
                 for model in models:

@@ -15,9 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from neuedit.server.testing import CHROMIUM, CHROMIUM_ARGS, mouse_stroke
+
 
 
 def bundles(args) -> list[str]:
@@ -44,11 +43,7 @@ def stroke(page, points, touch: bool) -> None:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         cdp.detach()
     else:
-        page.mouse.move(*xy[0])
-        page.mouse.down()
-        for x, y in xy[1:]:
-            page.mouse.move(x, y, steps=4)
-        page.mouse.up()
+        mouse_stroke(page, points, steps=4)
 
 
 def shoot(browser, url: str, path: Path, touch: bool, seed: int | None, **context) -> None:
@@ -93,7 +88,7 @@ def main(argv=None) -> int:
     seed = None if args.seed < 0 else args.seed
     out.mkdir(parents=True, exist_ok=True)
     with ServerThread(ServerConfig(bundles=tuple(bundles(args)))) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         shoot(browser, server.url, out / "screenshot-desktop.png", False, seed, viewport={"width": 1280, "height": 800})
         shoot(browser, server.url, out / "screenshot-phone.png", True, seed, viewport={"width": 390, "height": 844},
               device_scale_factor=2, is_mobile=True, has_touch=True)

@@ -10,6 +10,23 @@ from aiohttp import web
 from neuedit.server.app import AccessLogger, create_app
 from neuedit.server.config import ServerConfig
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's, driven through Playwright
+# as root in a sandbox with no network beyond loopback: without the background-networking flags
+# Chromium keeps trying (and failing) to reach its own services
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def mouse_stroke(page, points, steps: int = 6) -> None:
+    """A mouse stroke over the page's canvas through `points`, (x, y) fractions of the canvas."""
+    box = page.locator("#strokes").bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
 
 class ServerThread:
     """`with ServerThread(cfg) as s: urlopen(s.url + "healthz")` — the app runs in its own

@@ -32,6 +32,7 @@ class PairMix:
     object: float = 0.0                       # a real product photo with the whole object recoloured
     attribute_groups: tuple[str, ...] = ()    # exclusive groups an attribute pair changes (empty: all)
     p_generated: float = 0.3                  # recolour/reshape target is a stage-one sample instead of a real image
+    p_generated_object: float = 0.0           # object recolour of a stage-one sample instead of a real photo
     p_differ_lines: float = 0.3               # differ pair's strokes are the target's edge lines (a shape edit)
     strokes: tuple[int, int] = (1, 6)         # strokes (or line fragments) per non-empty pair, inclusive
     fills: tuple[str, ...] = ("donor", "blur", "given")  # what replaces a reshape region ("given": a G1 sample)
@@ -43,8 +44,8 @@ class PairMix:
             raise UsageError("pair mix probabilities must be >= 0 with a positive sum")
         if not 1 <= self.strokes[0] <= self.strokes[1]:
             raise UsageError(f"strokes must be (lo, hi) with 1 <= lo <= hi, not {self.strokes}")
-        if not 0.0 <= self.p_generated <= 1.0 or not 0.0 <= self.p_differ_lines <= 1.0:
-            raise UsageError("p_generated and p_differ_lines must be in [0, 1]")
+        if not all(0.0 <= p <= 1.0 for p in (self.p_generated, self.p_generated_object, self.p_differ_lines)):
+            raise UsageError("p_generated, p_generated_object and p_differ_lines must be in [0, 1]")
         bad = set(self.fills) - set(P.FILLS)
         if bad or not self.fills:
             raise UsageError(f"fills must be among {P.FILLS}, not {self.fills}")
@@ -98,7 +99,9 @@ class PairBatcher:
         kinds = [P.KINDS[k] for k in rng.choice(len(P.KINDS), n, p=mix.weights() / mix.weights().sum())]
         strokes = rng.integers(mix.strokes[0], mix.strokes[1] + 1, n)
         flips = rng.random(n) < 0.5
-        gen_target = np.array([k in ("recolour", "reshape") for k in kinds]) & (rng.random(n) < mix.p_generated)
+        p_gen = np.array([mix.p_generated if k in ("recolour", "reshape") else
+                          mix.p_generated_object if k == "object" else 0.0 for k in kinds])
+        gen_target = rng.random(n) < p_gen
         fills = [mix.fills[int(f)] for f in rng.integers(len(mix.fills), size=n)]
         # stage one runs only for the samples that use it
         need = np.flatnonzero(gen_target | np.array([k == "differ" or (k == "reshape" and f == "given")

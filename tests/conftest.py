@@ -91,3 +91,16 @@ def resume_is_exact():
         w = [torch.load(Path(c.run.out) / "checkpoint.pt", weights_only=True)["modules"][module] for c in (whole, split)]
         return w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
     return check
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright, one per test module: sync Playwright runs an event loop
+    while it is open, which the asyncio tests of other modules must not find running."""
+    from playwright.sync_api import sync_playwright
+
+    from neuedit.server.testing import CHROMIUM, CHROMIUM_ARGS
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

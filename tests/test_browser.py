@@ -12,11 +12,7 @@ import pytest
 from PIL import Image
 
 from neuedit.server.config import ServerConfig
-from neuedit.server.testing import ServerThread
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from neuedit.server.testing import CHROMIUM, ServerThread, mouse_stroke
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
@@ -28,15 +24,6 @@ def server(tiny_exported, tiny_exported_empty):
                        decode_threads=1, threads=1)
     with ServerThread(cfg) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, server, **context):
@@ -249,17 +236,6 @@ def test_a_photo_latent_edit_keeps_the_photo_and_continues(browser, server, tmp_
 
 
 # ---- what a new user trips over --------------------------------------------------------------------------
-def mouse_stroke(page, points):
-    """A mouse stroke through `points`, given as fractions of the canvas."""
-    box = page.locator("#strokes").bounding_box()
-    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-
-
 def new_picture(page, action):
     """Run `action` (New, a model switch) and wait for the generated picture to be on screen."""
     with page.expect_response("**/api/generate") as gen:

@@ -135,3 +135,20 @@ def test_line_terms_act_on_the_line_strokes_only():
     # without line strokes there is no edge to ask for
     none, _ = g2_pair_loss_terms(G2, D2, {**b, "colour": mask.clone()}, Stage2LossConfig(l_edge=3.0))
     assert none["L_edge"] == 0 and none["L_line"] == 0
+
+
+@pytest.mark.parametrize("p_gen", [0.0, 1.0])
+def test_object_recolours_come_from_stage_one_samples_as_often_as_asked(p_gen):
+    """p_generated_object: the recoloured product is a G1 sample instead of a real photo."""
+    from neuedit.stage2.batches import PairBatcher, PairMix
+    r = 32
+    real = np.full((4, r, r, 3), 255, np.uint8)
+    real[:, 8:24, 8:24] = (60, 60, 60)            # a grey object on white
+    drawn = np.full((3, r, r), 1.0, np.float32)
+    drawn[:, 4:28, 10:20] = -0.5                   # G1 draws a taller, lighter one
+    G1 = lambda z, c: torch.from_numpy(np.repeat(drawn[None], len(z), 0))  # noqa: E731
+    mix = PairMix(recolour=0, reshape=0, differ=0, empty=0, object=1.0, p_generated_object=p_gen)
+    batcher = PairBatcher(real, np.zeros((4, r, r), bool), G1, 8, empty(), mix, "cpu")
+    pairs = batcher.pairs(np.arange(4), np.random.default_rng(0))
+    heights = {int(np.ptp(np.argwhere((p.source != 255).any(-1))[:, 0])) for p in pairs}  # feathered: up to 2 px more
+    assert all(h >= 22 for h in heights) if p_gen else all(h <= 19 for h in heights)

@@ -19,11 +19,7 @@ from neuedit.data.datasets import to_uint8
 from neuedit.runtime.sketch import from_rgba
 from neuedit.runtime.state import EditConfig, EditState, seed_state, seed_uniforms
 from neuedit.server.site import MANIFEST, export_site
-from neuedit.server.testing import StaticSite
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from neuedit.server.testing import CHROMIUM, StaticSite, mouse_stroke
 def in_browser(test):
     """A test that drives Debian's chromium (pytest -m browser)."""
     skip = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
@@ -79,15 +75,6 @@ def test_site_can_be_rewritten(tmp_path, tiny_exported, tiny_exported_empty):
 
 
 # ---- in the browser ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
 DEVICE = """async ([model, seed, rgba, W, steps, photo]) => {
   const {Device} = await import("./static/engine/device.js");
   const manifest = await (await fetch("web.json")).json();
@@ -121,14 +108,8 @@ def strokes_rgba(w: int = 128) -> np.ndarray:
 # ---- the page, as a person uses it ---------------------------------------------------------------------
 def draw(page, strokes):
     """Mouse strokes over the canvas, each a list of (x, y) in [0, 1]."""
-    box = page.locator("#strokes").bounding_box()
-    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
     for pts in strokes:
-        page.mouse.move(*at(*pts[0]))
-        page.mouse.down()
-        for x, y in pts[1:]:
-            page.mouse.move(*at(x, y), steps=5)
-        page.mouse.up()
+        mouse_stroke(page, pts)
 
 
 def changes_picture(page, action, timeout=120_000):

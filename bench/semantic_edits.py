@@ -41,11 +41,13 @@ DOMAINS = {
     "shoes": dict(bundle="neuedit/models/shoes", data="../shared/data/shoes", layout="pair", kinds=("object",)),
     "handbags": dict(bundle="neuedit/models/handbags", data="../shared/data/handbags", layout="pair", kinds=("object",)),
 }
-# latent-editor settings tried (name -> (EditConfig, steps)); "default" is EditConfig() at 1/10/30 steps
+# latent-editor settings tried (name -> (EditConfig, steps)); "default" is EditConfig() at 1/10/30 steps: on a
+# conditional G1 "choose c, z 0.01 + anchor 1, c 0.5, paste 27" (docs/comparison.md); every paste adds the
+# smoothed change (neuedit.runtime.editing.PASTE_SMOOTH)
 VARIANTS = {
-    "report gd": (EditConfig(optimizer="gd", paste=0.0, choose_c=False), (1, 10, 30)),
-    "z, c at 0.05": (EditConfig(lr=0.05, lr_c=0.05, paste=0.0, choose_c=False), (30,)),
-    "z 0.05, c 0.5": (EditConfig(lr=0.05, lr_c=0.5, paste=0.0, choose_c=False), (10, 30)),
+    "report gd": (EditConfig(optimizer="gd", anchor=0.0, paste=0.0, choose_c=False), (1, 10, 30)),
+    "z, c at 0.05": (EditConfig(lr=0.05, lr_c=0.05, anchor=0.0, paste=0.0, choose_c=False), (30,)),
+    "z 0.05, c 0.5": (EditConfig(lr=0.05, lr_c=0.5, anchor=0.0, paste=0.0, choose_c=False), (10, 30)),
     "z 0.02 + anchor 1, c 0.5": (EditConfig(lr=0.02, lr_c=0.5, anchor=1.0, paste=0.0, choose_c=False), (30,)),
     "z held, c 0.3": (EditConfig(lr=0.0, lr_c=0.3, paste=0.0, choose_c=False), (10, 30)),
     "z held, c 0.3, paste 25": (EditConfig(lr=0.0, lr_c=0.3, paste=25.0, choose_c=False), (10, 20, 30)),
@@ -53,19 +55,20 @@ VARIANTS = {
     "z held, c 0.5, paste 20": (EditConfig(lr=0.0, lr_c=0.5, paste=20.0, choose_c=False), (20, 30)),
     "z 0.02 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.02, lr_c=0.5, anchor=1.0, paste=25.0, choose_c=False),
                                            (20, 30)),
-    "choose c, z held, c 0.5, paste 35": (EditConfig(paste=35.0), (1, 10, 30)),
-    "choose c, z held, c 0.5, no paste": (EditConfig(paste=0.0), (1, 30)),
-    "choose c, z held, c 1.0, paste 25": (EditConfig(lr_c=1.0), (10, 30)),
-    "choose c, z held, c 0.5, paste 30": (EditConfig(paste=30.0), (10, 30)),
-    "choose c, z 0.01 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=1.0), (10, 30)),
-    "choose c, z 0.02 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.02, anchor=1.0), (10, 30)),
-    "choose c, z 0.01 + anchor 1, c 1.0, paste 25": (EditConfig(lr=0.01, lr_c=1.0, anchor=1.0), (10, 30)),
+    "choose c, z held, c 0.5, paste 35": (EditConfig(lr=0.0, paste=35.0), (1, 10, 30)),
+    "choose c, z held, c 0.5, no paste": (EditConfig(lr=0.0, paste=0.0), (1, 30)),
+    "choose c, z held, c 1.0, paste 25": (EditConfig(lr=0.0, lr_c=1.0, paste=25.0), (10, 30)),
+    "choose c, z held, c 0.5, paste 30": (EditConfig(lr=0.0, paste=30.0), (10, 30)),
+    "choose c, z 0.01 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=1.0, paste=25.0), (10, 30)),
+    "choose c, z 0.02 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.02, anchor=1.0, paste=25.0), (10, 30)),
+    "choose c, z 0.01 + anchor 1, c 1.0, paste 25": (EditConfig(lr=0.01, lr_c=1.0, anchor=1.0, paste=25.0), (10, 30)),
     "choose c, z 0.02 + anchor 1, c 0.5, paste 20": (EditConfig(lr=0.02, anchor=1.0, paste=20.0), (30,)),
-    "choose c, z 0.01 + anchor 2, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=2.0), (30,)),
-    "choose c, z 0.005 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.005, anchor=1.0), (30,)),
+    "choose c, z 0.01 + anchor 2, c 0.5, paste 25": (EditConfig(lr=0.01, anchor=2.0, paste=25.0), (30,)),
+    "choose c, z 0.005 + anchor 1, c 0.5, paste 25": (EditConfig(lr=0.005, anchor=1.0, paste=25.0), (30,)),
     "choose c, z 0.01 + anchor 1, c 0.5, paste 30": (EditConfig(lr=0.01, anchor=1.0, paste=30.0), (30,)),
     "choose c, z 0.01 + anchor 1, c 0.5, paste 27": (EditConfig(lr=0.01, anchor=1.0, paste=27.0), (20, 30)),
-    "choose c, z held, c 0.5, paste 27": (EditConfig(paste=27.0), (30,)),
+    "choose c, z held, c 0.5, paste 27": (EditConfig(lr=0.0, paste=27.0), (30,)),
+    "previous default (choose c, z held, c 0.5, paste 25)": (EditConfig(lr=0.0, anchor=0.0, paste=25.0), (1, 10, 30)),
     "default": (EditConfig(), (1, 10, 30)),
 }
 

@@ -49,21 +49,21 @@ def constants(max_steps: int) -> dict:
     """The editing core's numbers the browser must share."""
     return {"C_EPS": state.C_EPS, "LOGIT_MAX": state.LOGIT_MAX, "Z_MAX": state.Z_MAX, "T_MAX": state.T_MAX,
             "Z_SAMPLE": state.Z_SAMPLE, "PASTE_CHANGED": editing.PASTE_CHANGED,
-            "BLUR_KERNEL": list(editing.BLUR_KERNEL), "SRGB_TO_XYZ": [list(r) for r in editing.SRGB_TO_XYZ],
+            "BLUR_KERNEL": list(editing.BLUR_KERNEL), "PASTE_SMOOTH": editing.PASTE_SMOOTH, "SRGB_TO_XYZ": [list(r) for r in editing.SRGB_TO_XYZ],
             "D65_WHITE": list(editing.D65_WHITE), "PROJECT_STEPS": PROJECT_STEPS,
             "PROJECT_LR": editing.PROJECT_LR, "PROJECT_CANDIDATES": editing.PROJECT_CANDIDATES,
             "MAX_STEPS": max_steps}
 
 
 def defaults(c_dim: int) -> dict:
-    """EditConfig's defaults, and its step sizes per optimiser for a model with `c_dim` (`lr_c_follows_lr`:
-    a step size given for z~ also steps c~)."""
+    """EditConfig's defaults, and its step sizes and pull per optimiser for a model with `c_dim`
+    (`lr_c_follows_lr`: a step size given for z~ also steps c~)."""
     d = asdict(EditConfig())
     probe = 0.123
     d["step_sizes"] = {}
     for opt in ("adam", "gd"):
         lr, lr_c = EditConfig(optimizer=opt).step_sizes(c_dim)
-        d["step_sizes"][opt] = {"lr": lr, "lr_c": lr_c,
+        d["step_sizes"][opt] = {"lr": lr, "lr_c": lr_c, "anchor": EditConfig(optimizer=opt).pull(c_dim),
                                 "lr_c_follows_lr": EditConfig(optimizer=opt, lr=probe).step_sizes(c_dim)[1] == probe}
     return d
 

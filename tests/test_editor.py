@@ -61,7 +61,7 @@ def test_gd_with_small_lr_decreases_dist_monotonically(trained_tiny_bundle):
     ed = Editor(TorchBackend(G, None, trained_tiny_bundle.schema))
     st = sample_state(1, 16, trained_tiny_bundle.schema, np.random.default_rng(0))
     sketch, mask = _sketch_box(16, [1.0, -1.0, -1.0], (2, 8, 2, 8))
-    r = ed.latent(st, sketch, mask, EditConfig(optimizer="gd", lr=0.05, steps=8))
+    r = ed.latent(st, sketch, mask, EditConfig(optimizer="gd", lr=0.05, steps=8, paste=0.0))  # the steps alone
     assert np.all(np.diff(r.trace[:, 0]) < 0), r.trace[:, 0]
 
 

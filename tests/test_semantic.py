@@ -118,6 +118,10 @@ def test_object_success_is_the_objects_colour_halving_toward_the_stroke(data_dir
                           t.source)
     ideal = S.score(t, recoloured)
     assert unchanged["success"].mean() == 0.0 and ideal["success"].mean() > 0.9
+    # the benchmark's reference row: the object moved to the stroke colour in Lab, the rest untouched
+    lab_moved = S.ideal_recolour(t)
+    far = np.repeat(~np.stack([S.dilate(r, 5) for r in t.extra["region"]])[:, None], 3, 1)  # beyond the feather
+    assert S.score(t, lab_moved)["success"].mean() > 0.8 and np.array_equal(lab_moved[far], t.source[far])
     assert unchanged["edge_f1"].min() == pytest.approx(1.0)
     moved = np.roll(t.source, 8, axis=-1)  # the same product 8 px to the side: its edges are not kept
     assert np.nan_to_num(S.score(t, moved)["edge_f1"]).mean() < 0.5
@@ -147,7 +151,7 @@ def test_the_servers_numpy_lab_matches_scikit_image():
 
 # ---- the benchmark through the comparison's runner, on a tiny bundle ---------------------------------
 def test_the_semantic_kind_runs_every_editor_on_every_batch_and_writes_the_report(tiny_bundle, tmp_path):
-    from neuedit.compare.kind_semantic import IDEAL, Semantic, SemanticConfig, semantic_editors, semantic_tasks
+    from neuedit.compare.kind_semantic import IDEAL, IDEAL_OBJECT, Semantic, SemanticConfig, semantic_editors, semantic_tasks
     from neuedit.compare.run import run
     from neuedit.runtime.editor import Editor
     from neuedit.runtime.state import EditConfig
@@ -168,7 +172,8 @@ def test_the_semantic_kind_runs_every_editor_on_every_batch_and_writes_the_repor
                  progress=False)
     two = ["two-stage", "two-stage, paste 25"]
     want = {"hair / sample": ["unedited", IDEAL] + two + ["latent default, 2 steps"], "hair / real": ["unedited"] + two,
-            "object / sample": ["unedited"] + two + ["latent default, 2 steps"], "object / real": ["unedited"] + two}
+            "object / sample": ["unedited", IDEAL_OBJECT] + two + ["latent default, 2 steps"],
+            "object / real": ["unedited", IDEAL_OBJECT] + two}
     table = report.summary["table"]
     assert [(r["task"], r["editor"]) for r in table] == [(k, e) for k, es in want.items() for e in es]
     for r, t in zip([r for r in table if r["editor"] == "unedited"], batches):  # no edit: the source's own scores

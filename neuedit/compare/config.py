@@ -23,7 +23,7 @@ class CompareConfig:
                                                  # two-stage editor alone, no projection)
     optimizer: str = "adam"                      # latent editor's optimiser ("gd": plain gradient descent)
     lr: float | None = None                      # latent step size (None: 0.05 for adam, 2.0 for gd)
-    anchor: float = 0.0                          # latent editor's pull toward the starting z
+    anchor: float | None = None                  # latent editor's pull toward the starting z (None: EditConfig's)
     two_stage: bool = True                       # run the two-stage editor (when the bundle has G2)
     project_steps: int = 200                     # Adam steps projecting a real photo into (z, c)
     project_lr: float = 0.05                     # their step size (on z~ = atanh z, c~ = logit c)

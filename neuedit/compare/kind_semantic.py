@@ -26,6 +26,7 @@ from neuedit.compare.stats import aggregate
 
 UNEDITED = "unedited"
 IDEAL = "ideal G1(z, c')"  # a stage-one sample with the requested attribute: the answer of a perfect edit
+IDEAL_OBJECT = "ideal recolour"  # the source's object moved to the stroke colour, shading kept (stage two's object pairs)
 # (column, label, higher is better); success, others_kept as shares (the table prints them as %)
 SEMANTIC_METRICS = [("success", "success", True), ("centre_ssim", "centre SSIM", True),
                     ("others_kept", "others kept", True), ("de_before", "ΔE before", False),
@@ -104,9 +105,13 @@ class Semantic(Kind):
 
     def _names(self, t: S.Tasks) -> list[str]:
         names = [n for n in self.editors if t.origin != "real" or not n.startswith("latent") or self.cfg.latent_real]
-        return names[:1] + [IDEAL] + names[1:] if t.state is not None and t.kind != "object" else names
+        if t.kind == "object":
+            return names[:1] + [IDEAL_OBJECT] + names[1:]
+        return names[:1] + [IDEAL] + names[1:] if t.state is not None else names
 
     def _ideal(self, t: S.Tasks) -> np.ndarray:
+        if t.kind == "object":
+            return S.ideal_recolour(t)
         if t.kind == "eyes":
             return t.extra["ideal"]
         return self.editor.generate(t.state.z, S.with_group(t.state.c, self.editor.schema, "hair_colour", t.target))
@@ -119,7 +124,7 @@ class Semantic(Kind):
         rows, results = [], {}
         for t, names in self.plan:
             for name in names:
-                edited, ms = timed(self._ideal if name == IDEAL else self.editors[name], t)
+                edited, ms = timed(self._ideal if name in (IDEAL, IDEAL_OBJECT) else self.editors[name], t)
                 edited, ms = np.asarray(edited, np.float32), ms / max(len(t), 1)  # the batch's time per task
                 scores = S.score(t, edited, self.judge, self.editor.schema)
                 rows += [{"task": label(t), "index": i, "method": name,  # every column, nan where the kind has none
@@ -172,7 +177,8 @@ class Semantic(Kind):
         """summary.md: a table per batch (means [95% interval]; shares, not %) and how it is measured."""
         out = [f"# Semantic edits: {info['bundle']}", "",
                f"{info['n_tasks']} tasks in {len(stats)} batches; `{UNEDITED}` is the source, `{IDEAL}` the answer of "
-               "a perfect edit of a stage-one sample. Mean [95% bootstrap interval]; KID: learned features against "
+               f"a perfect edit of a stage-one sample, `{IDEAL_OBJECT}` the object moved to the stroke colour in Lab "
+               "with its shading kept (what stage two's object pairs teach). Mean [95% bootstrap interval]; KID: learned features against "
                f"{info['n_real']} held-out photos that are no source.", ""]
         for t, names in self.plan:
             name, cols = label(t), pick(SEMANTIC_METRICS, *KIND_COLUMNS[t.kind])

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neuedit.data.datasets import to_uint8
+from neuedit.data.datasets import to_uint8, to_unit_range
 from neuedit.errors import UsageError
 from neuedit.evaluation.metrics import dilate, edge_f1, kid, result_edges
 from neuedit.runtime.sketch import from_rgba
@@ -216,6 +216,16 @@ def object_tasks(origin: str, n: int, source: np.ndarray, rng: np.random.Generat
     sk, mk = zip(*(_paint(m, col) for m, col in zip(masks, colours)))
     return Tasks("object", origin, source, np.stack(sk), np.stack(mk), colours,
                  [names[i % len(names)] for i in range(n)], state, {"region": np.stack(regions)})
+
+
+def ideal_recolour(t: Tasks) -> np.ndarray:
+    """Object tasks -> each source [N, 3, R, R] with its object region's mean Lab colour moved to the
+    stroke colour, shading kept (`neuedit.synth.pairs.recoloured`, the target of stage two's object
+    pairs): the edit a person asks for, as a reference row."""
+    from neuedit.synth.pairs import recoloured, to_lab
+    out = [recoloured(im, reg, to_lab(col[None, None])[0, 0]) if reg.any() else im
+           for im, reg, col in zip(to_uint8(t.source), t.extra["region"], t.colour)]
+    return to_unit_range(np.stack(out))
 
 
 # ---- scores ---------------------------------------------------------------------------------------

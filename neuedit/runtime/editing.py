@@ -106,6 +106,8 @@ def two_stage(be: Backend, source, sketch, mask) -> np.ndarray:
 # ---- the latent editor ----------------------------------------------------------------------------
 PASTE_CHANGED = 0.1  # `paste_region`: a pixel G1 moved by more than this (max over RGB, [-1, 1]) may take the change
 BLUR_KERNEL = (1, 4, 6, 4, 1)  # `_blur`'s separable kernel, over its sum
+PASTE_SMOOTH = 2  # `paste` adds G1's change smoothed by `_blur` this many times (sigma ~1.4 px): the new
+#                   colour, not G1's redrawing of strands and lines, so the picture keeps its own detail
 SRGB_TO_XYZ = ((0.4124, 0.2126, 0.0193), (0.3576, 0.7152, 0.1192), (0.1805, 0.0722, 0.9505))  # `_lab`: linear RGB @ this
 D65_WHITE = (0.95047, 1.0, 1.08883)
 
@@ -149,20 +151,29 @@ def paste_region(source: np.ndarray, mask: np.ndarray, edited: np.ndarray, tol: 
     return np.maximum(w, mask[:, 0] > 0)[:, None].astype(np.float32)  # the stroke pixels: what was asked there
 
 
+def smooth_change(edited: np.ndarray, before: np.ndarray, passes: int = PASTE_SMOOTH) -> np.ndarray:
+    """`edited - before` [N, 3, R, R], each channel smoothed by `_blur` `passes` times."""
+    d = (edited - before).astype(np.float64)
+    n, ch, r, _ = d.shape
+    d = d.reshape(n * ch, r, r)
+    for _ in range(passes):
+        d = _blur(d)
+    return d.reshape(n, ch, r, r)
+
+
 def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float,
           reference: np.ndarray | None = None) -> np.ndarray:
-    """`edited` inside `paste_region`, `source`'s own pixels elsewhere (the picture the edit started
-    from keeps what the strokes are not about; Neural Photo Editor's masked change) -> [N, 3, R, R].
-    With `reference` (G1's picture the edit started from, when `source` is a photo it only
-    resembles) the change `edited - reference` is added to the photo inside the region instead, so
-    the photo keeps its own detail; outside it the photo's pixels are returned exactly."""
-    if reference is None:
-        if tol <= 0:
-            return edited
-        w = paste_region(source, mask, edited, tol)
-        return (source + w * (edited - source)).astype(np.float32)
+    """The change the edit made, smoothed (`smooth_change`), added to `source` inside `paste_region`;
+    `source`'s own pixels exactly elsewhere (Neural Photo Editor's masked change) -> [N, 3, R, R].
+    The change is `edited - source`, or with `reference` (G1's picture the edit started from, when
+    `source` is a photo it only resembles) `edited - reference`. Smoothed, it carries the new colour
+    and leaves the picture its own strands, lines and eyes (docs/comparison.md, "Edits that do what
+    the strokes ask"). tol <= 0 without a reference: `edited` itself."""
+    if reference is None and tol <= 0:
+        return edited
+    before = source if reference is None else reference
     w = paste_region(source, mask, edited, tol, reference=reference) if tol > 0 else np.ones_like(mask)
-    return np.where(w > 0, np.clip(source + w * (edited - reference), -1, 1), source).astype(np.float32)
+    return np.where(w > 0, np.clip(source + w * smooth_change(edited, before), -1, 1), source).astype(np.float32)
 
 
 def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditConfig(), steps: int | None = None,
@@ -231,7 +242,7 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
     scal = lambda x: np.asarray(x, np.float32)  # noqa: E731  0-d inputs
     lr, lr_c = cfg.step_sizes(be.c_dim)
     feeds = StepFeeds(z_t=z_t, c_t=c_t, sketch=sk, mask=mk, lr=scal(lr), lr_c=scal(lr_c), m=m, v=v, t=scal(t),
-                      adam=scal(float(adam)), z_anchor=z_t, anchor=scal(cfg.anchor), edit_c=scal(float(cfg.edit_c)))
+                      adam=scal(float(adam)), z_anchor=z_t, anchor=scal(cfg.pull(be.c_dim)), edit_c=scal(float(cfg.edit_c)))
     trace, imgs = [], []
     for _ in range(steps):
         out = be.step(feeds)
@@ -298,7 +309,7 @@ def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | 
     else:
         start = _best_random_start(be, x, rng, c0, candidates)
     return latent_edit(be, start, x, np.ones((n, 1, r, r), np.float32),
-                       EditConfig(optimizer="adam", lr=lr, lr_c=lr, paste=0.0), steps=steps)
+                       EditConfig(optimizer="adam", lr=lr, lr_c=lr, anchor=0.0, paste=0.0), steps=steps)
 
 
 def _best_random_start(be: Backend, x: np.ndarray, rng, c0, candidates: int) -> EditState:

@@ -255,8 +255,8 @@ class EditConfig:
     lr_c: float | None = None     # step size of c~ (the group logits); None: `step_sizes`
     steps: int = 1                # steps per call (the page: 1 per Submit)
     edit_c: bool = True           # also move c (False: only z moves, the condition is kept)
-    anchor: float = 0.0           # weight of a pull toward the starting z~ (keeps unedited content)
-    paste: float = 25.0           # > 0: the result keeps the starting picture's pixels except where they
+    anchor: float | None = None   # weight of a pull toward the starting z~ (keeps the face); None: `pull`
+    paste: float = 27.0           # > 0: the result keeps the starting picture's pixels except where they
     #                               lie within this CIE76 ΔE of the colour under the strokes and G1 changed
     #                               them (neuedit.runtime.editing.paste); 0: the result is G1(z, c)
     choose_c: bool = True         # first set c to the single swap of an exclusive group (or none) that
@@ -275,11 +275,18 @@ class EditConfig:
                 raise UsageError(f"{name} must be a non-negative number")
 
     def step_sizes(self, c_dim: int) -> tuple[float, float]:
-        """(step size of z~, of c~) for a generator with `c_dim` condition values. Unset, Adam holds z
-        where there is a condition (a colour stroke's meaning is in c; z holds the face: README, "Edits
-        that do what the strokes ask") and steps z by 0.05 where there is none; c~ steps by 0.5. Plain
-        gradient descent steps both by 2.0 (docs/method.md §3)."""
+        """(step size of z~, of c~) for a generator with `c_dim` condition values. Unset, Adam steps z
+        by 0.01 where there is a condition (a colour stroke's meaning is in c; z, pulled back to its
+        start by `pull`, holds the face: docs/comparison.md, "Edits that do what the strokes ask") and
+        by 0.05 where there is none; c~ steps by 0.5. Plain gradient descent steps both by 2.0
+        (docs/method.md §3)."""
         gd = self.optimizer == "gd"
-        lr = self.lr if self.lr is not None else (2.0 if gd else (0.0 if c_dim else 0.05))
+        lr = self.lr if self.lr is not None else (2.0 if gd else (0.01 if c_dim else 0.05))
         lr_c = self.lr_c if self.lr_c is not None else (lr if gd else 0.5)
         return lr, lr_c
+
+    def pull(self, c_dim: int) -> float:
+        """The weight of the pull toward the starting z~: `anchor`, or unset 1.0 for Adam where there
+        is a condition (z moves a little, toward the strokes, and comes back), else 0 (plain gradient
+        descent's large steps would overshoot a pull)."""
+        return self.anchor if self.anchor is not None else (1.0 if c_dim and self.optimizer == "adam" else 0.0)

@@ -322,21 +322,27 @@ export function pasteRegion(source, mask, edited, tol, n, R, K, reference = null
   return out;
 }
 
+function smoothChange(edited, before, i, k, R, K) {  // editing.py smooth_change: channel k of image i
+  const P = R * R;
+  let d = new Float64Array(P);
+  for (let p = 0; p < P; p++) d[p] = edited[(i * 3 + k) * P + p] - before[(i * 3 + k) * P + p];
+  for (let s = 0; s < K.PASTE_SMOOTH; s++) d = blur(d, R, K.BLUR_KERNEL);
+  return d;
+}
+
 export function paste(source, edited, mask, tol, n, R, K, reference = null) {
-  if (reference) {  // a photo: G1's change (edited - reference) added inside the region, the photo elsewhere
-    const w = tol > 0 ? pasteRegion(source, mask, edited, tol, n, R, K, reference) : new Float32Array(n * R * R).fill(1);
-    const P = R * R, out = new Float32Array(source.length);
-    for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) for (let p = 0; p < P; p++) {
+  // the edit's smoothed change (edited - reference for a photo, else edited - source) added inside the
+  // region, the picture's own pixels elsewhere
+  if (!reference && tol <= 0) return edited;
+  const before = reference || source;
+  const w = tol > 0 ? pasteRegion(source, mask, edited, tol, n, R, K, reference) : new Float32Array(n * R * R).fill(1);
+  const P = R * R, out = new Float32Array(source.length);
+  for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) {
+    const d = smoothChange(edited, before, i, k, R, K);
+    for (let p = 0; p < P; p++) {
       const j = (i * 3 + k) * P + p, wi = w[i * P + p];
-      out[j] = wi > 0 ? Math.min(Math.max(source[j] + wi * (edited[j] - reference[j]), -1), 1) : source[j];
+      out[j] = wi > 0 ? Math.min(Math.max(source[j] + wi * d[p], -1), 1) : source[j];
     }
-    return out;
-  }
-  if (tol <= 0) return edited;
-  const w = pasteRegion(source, mask, edited, tol, n, R, K), P = R * R, out = new Float32Array(source.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) for (let p = 0; p < P; p++) {
-    const j = (i * 3 + k) * P + p;
-    out[j] = source[j] + w[i * P + p] * (edited[j] - source[j]);
   }
   return out;
 }
@@ -347,6 +353,10 @@ export function stepSizes(cfg, defaults) {  // EditConfig.step_sizes, from the m
   const lr = cfg.lr != null ? cfg.lr : d.lr;
   const lrC = cfg.lr_c != null ? cfg.lr_c : (d.lr_c_follows_lr ? lr : d.lr_c);
   return [lr, lrC];
+}
+
+export function pull(cfg, defaults) {  // EditConfig.pull: the anchor's weight, from the manifest's table
+  return cfg.anchor != null ? cfg.anchor : defaults.step_sizes[cfg.optimizer].anchor;
 }
 
 export async function chooseC(be, st, sketch, mask) {  // one row: the state's c or its best single swap
@@ -387,7 +397,7 @@ export async function latentEdit(be, st, sketch, mask, cfg, steps) {
   const feeds = {
     z_t: zTilde(st.z, K), c_t: cLogits(c, be.groups, 1, C, K), sketch, mask,
     m: adam && st.m ? st.m : new Float32Array(W), v: adam && st.m ? st.v : new Float32Array(W),
-    t: adam && st.m ? st.t : 0, adam: adam ? 1 : 0, anchor: cfg.anchor, edit_c: cfg.edit_c ? 1 : 0,
+    t: adam && st.m ? st.t : 0, adam: adam ? 1 : 0, anchor: pull(cfg, be.defaults), edit_c: cfg.edit_c ? 1 : 0,
   };
   [feeds.lr, feeds.lr_c] = stepSizes(cfg, be.defaults);
   feeds.z_anchor = feeds.z_t;
@@ -430,7 +440,7 @@ export async function project(be, image, steps) {
     for (let j = 1; j < n; j++) if (d[j] < d[best]) best = j;
     start = {n: 1, z: z.slice(best * Z, (best + 1) * Z), c: c.slice(best * C, (best + 1) * C), m: null, v: null, t: 0, z0: null, c0: null};
   }
-  const cfg = {...be.defaults, optimizer: "adam", lr: K.PROJECT_LR, lr_c: K.PROJECT_LR, paste: 0};
+  const cfg = {...be.defaults, optimizer: "adam", lr: K.PROJECT_LR, lr_c: K.PROJECT_LR, anchor: 0, paste: 0};
   return latentEdit(be, start, image, new Float32Array(P).fill(1), cfg, steps);
 }
 

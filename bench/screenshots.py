@@ -18,7 +18,6 @@ from pathlib import Path
 from neuedit.server.testing import CHROMIUM, CHROMIUM_ARGS, mouse_stroke
 
 
-
 def bundles(args) -> list[str]:
     if args.bundle:
         return args.bundle

@@ -49,7 +49,8 @@ def constants(max_steps: int) -> dict:
     """The editing core's numbers the browser must share."""
     return {"C_EPS": state.C_EPS, "LOGIT_MAX": state.LOGIT_MAX, "Z_MAX": state.Z_MAX, "T_MAX": state.T_MAX,
             "Z_SAMPLE": state.Z_SAMPLE, "PASTE_CHANGED": editing.PASTE_CHANGED,
-            "BLUR_KERNEL": list(editing.BLUR_KERNEL), "PASTE_SMOOTH": editing.PASTE_SMOOTH, "SRGB_TO_XYZ": [list(r) for r in editing.SRGB_TO_XYZ],
+            "BLUR_KERNEL": list(editing.BLUR_KERNEL), "PASTE_SMOOTH": editing.PASTE_SMOOTH,
+            "SRGB_TO_XYZ": [list(r) for r in editing.SRGB_TO_XYZ],
             "D65_WHITE": list(editing.D65_WHITE), "PROJECT_STEPS": PROJECT_STEPS,
             "PROJECT_LR": editing.PROJECT_LR, "PROJECT_CANDIDATES": editing.PROJECT_CANDIDATES,
             "MAX_STEPS": max_steps}

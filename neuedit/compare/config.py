@@ -22,7 +22,7 @@ class CompareConfig:
     latent_steps: tuple[int, ...] = (1, 10, 50)  # one latent-editor run per step count (none: the
                                                  # two-stage editor alone, no projection)
     optimizer: str = "adam"                      # latent editor's optimiser ("gd": plain gradient descent)
-    lr: float | None = None                      # latent step size (None: 0.05 for adam, 2.0 for gd)
+    lr: float | None = None                      # latent step size (None: EditConfig's)
     anchor: float | None = None                  # latent editor's pull toward the starting z (None: EditConfig's)
     two_stage: bool = True                       # run the two-stage editor (when the bundle has G2)
     project_steps: int = 200                     # Adam steps projecting a real photo into (z, c)

@@ -1,8 +1,9 @@
 """Projection of held-out photos into a bundle's latent space, variant against variant, in one run.
 
-Variants: today's projection without an encoder (the best of 16 random z, then K Adam steps),
-the encoder alone, and encoder + K refinement steps; all through `Editor.project` on ONNX
-Runtime (1 thread). Per variant: reconstruction mean absolute error and PSNR ([-1, 1] scale),
+Variants: the projection without an encoder (the best of 16 random z, then K Adam steps), the
+encoder's (z, c) drawn by G1 alone (no detail map), the encoder with its detail map r (the
+default), and encoder + K refinement steps of (z, c) with r held; all through `Editor.project`
+on ONNX Runtime (1 thread). Per variant: reconstruction mean absolute error and PSNR ([-1, 1] scale),
 face-centre SSIM, the learned-feature distance (the evaluation classifier's features, L2), the
 photo's hair colour kept (anime: the evaluation classifier's hair-colour call on the
 reconstruction equals its call on the photo), and ms per photo (batch 1).
@@ -25,8 +26,15 @@ from semantic_edits import DOMAINS, held_out, judge_and_features  # noqa: E402
 from neuedit.compare.semantic import centre_ssim  # noqa: E402
 from neuedit.runtime.editor import Editor  # noqa: E402
 
-VARIANTS = {"random start + 100 steps (no encoder)": (False, 100), "encoder alone": (True, 0),
-            "encoder + 10 steps": (True, 10), "encoder + 30 steps": (True, 30), "encoder + 100 steps": (True, 100)}
+# name -> (use the encoder, refinement steps, draw with the detail map)
+VARIANTS = {"random start + 100 steps (no encoder)": (False, 100, False), "encoder (z, c) only": (True, 0, False),
+            "encoder + detail (default)": (True, 0, True), "encoder + detail + 10 steps": (True, 10, True),
+            "encoder + detail + 30 steps": (True, 30, True)}
+
+
+def reconstruct(ed: Editor, photos: np.ndarray, encoder: bool, steps: int, detail: bool) -> np.ndarray:
+    res = ed.project(photos, steps, encoder=encoder)
+    return res.image if detail or not encoder else ed.generate(res.state.z, res.state.c)
 
 
 def main():
@@ -45,12 +53,10 @@ def main():
     hair = next((s for g, s in ed.schema.slices() if g.name == "hair_colour"), None)
     rows = []
     for name in args.variants:
-        encoder, steps = VARIANTS[name]
-        rec = np.concatenate([ed.project(photos[i:i + 50], steps, encoder=encoder).image
-                              for i in range(0, len(photos), 50)])
+        rec = np.concatenate([reconstruct(ed, photos[i:i + 50], *VARIANTS[name]) for i in range(0, len(photos), 50)])
         t = time.perf_counter()
         for i in range(args.timed):
-            ed.project(photos[i:i + 1], steps, encoder=encoder)
+            reconstruct(ed, photos[i:i + 1], *VARIANTS[name])
         ms = 1e3 * (time.perf_counter() - t) / args.timed
         err = np.abs(rec - photos).mean((1, 2, 3))
         row = {"variant": name, "MAE": float(err.mean()),

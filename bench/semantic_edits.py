@@ -104,7 +104,8 @@ def main():
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--kinds", nargs="+", help="task kinds (default: the domain's)", choices=list(S.KINDS))
     ap.add_argument("--sources", nargs="+", default=["sample", "real"], choices=["sample", "real"])
-    ap.add_argument("--project-steps", type=int, default=100, help="projection of photos for the latent editor")
+    ap.add_argument("--project-steps", type=int, default=None,
+                    help="projection of photos for the latent editor (default: none after an encoder, else 100)")
     ap.add_argument("--latent-real", action="store_true", help="also run the latent editor on photos (slow)")
     ap.add_argument("--out", default="", help="folder for JSON and figures (default runs/semantic-DOMAIN)")
     ap.add_argument("--threads", type=int, default=2)

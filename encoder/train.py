@@ -22,7 +22,7 @@ from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
 from neuedit.errors import UsageError
 from neuedit.nn.backend import group_softmax
 from neuedit.nn.losses import group_cls_loss
-from neuedit.nn.nets import MinibatchStd, build
+from neuedit.nn.nets import DetailG1, MinibatchStd, build
 from neuedit.nn.weights import load_module, save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.schema import Schema
@@ -37,6 +37,8 @@ class EncoderLossConfig:
     l_rec: float = 4.0           # weight of L1(G1(E(x)), x) over the picture
     l_feat: float = 1.0          # weight of L1 between the stage-one D's features of G1(E(x)) and of x
     p_real: float = 0.5          # share of each batch that is real photos (the rest G1 samples)
+    l_detail: float = 4.0        # weight of L1 + the D-feature term of DetailG1(E(x)), x (with the detail r)
+    l_r: float = 0.1             # weight of mean(r^2): the detail carries only what (z, c) cannot
 
     def __post_init__(self):
         if not 0.0 <= self.p_real <= 1.0:
@@ -50,6 +52,7 @@ class EncoderConfig:
     run: RunConfig               # output folder, iterations, batch, seed, logging intervals
     chans: tuple[int, ...] = (32, 64, 128, 256)  # encoder channels after each halving (log2(R / 4) of them)
     hidden: int = 512            # units of the encoder's dense layer
+    detail: int = 16             # size S of G1's feature map the encoder's detail r is added to (0: none)
     loss: EncoderLossConfig = field(default_factory=EncoderLossConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, lr_end=3e-5, decay_start=0.5,
                                                                    beta1=0.9, beta2=0.999))
@@ -73,21 +76,27 @@ def d_features(D, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def encoder_loss_terms(E, G1, D, groups_t, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor, n_syn: int,
-                       loss_groups: list, cfg: EncoderLossConfig) -> dict:
+                       loss_groups: list, cfg: EncoderLossConfig, G1d: DetailG1 | None = None) -> dict:
     """x [N, 3, R, R]: n_syn G1 samples of known z [n_syn, Z], then photos; c [N, C] the samples'
-    c and the photos' labels (rows without a label say nothing). -> loss terms, L_E their sum."""
-    z_t, c_t = E(x)
+    c and the photos' labels (rows without a label say nothing); G1d: G1 with the detail when E
+    predicts one. -> loss terms, L_E their sum. (z, c) alone are trained to draw the picture as
+    well as they can (L_rec, L_feat), so the detail r is what they cannot draw (L_detail, L_r)."""
+    z_t, c_t, *r = E(x)
     z_hat, c_hat = torch.tanh(z_t), group_softmax(c_t, groups_t)
     rec = G1(z_hat, c_hat)
-    terms = {"L_rec": (rec - x).abs().mean()}
+    feat = (lambda y: sum((a - b).abs().mean() for a, b in zip(d_features(D, y), d_features(D, x)))) \
+        if D is not None and cfg.l_feat else (lambda y: x.new_zeros(()))
+    terms = {"L_rec": (rec - x).abs().mean(), "L_feat": feat(rec)}
     terms["L_z"] = F.mse_loss(z_hat[:n_syn], z) if n_syn else x.new_zeros(())
     terms["L_c"] = group_cls_loss(c_t, c, loss_groups) if c.shape[1] else x.new_zeros(())
-    if D is not None and cfg.l_feat:
-        terms["L_feat"] = sum((a - b).abs().mean() for a, b in zip(d_features(D, rec), d_features(D, x)))
+    if r:
+        rec_d = G1d(z_hat, c_hat, r[0])
+        terms["L_detail"] = (rec_d - x).abs().mean() + cfg.l_feat * feat(rec_d)
+        terms["L_r"] = r[0].pow(2).mean()
     else:
-        terms["L_feat"] = x.new_zeros(())
+        terms["L_detail"] = terms["L_r"] = x.new_zeros(())
     terms["L_E"] = (cfg.l_rec * terms["L_rec"] + cfg.l_z * terms["L_z"] + cfg.l_c * terms["L_c"]
-                    + cfg.l_feat * terms["L_feat"])
+                    + cfg.l_feat * terms["L_feat"] + cfg.l_detail * terms["L_detail"] + cfg.l_r * terms["L_r"])
     return terms
 
 
@@ -102,15 +111,17 @@ class EncoderStage(Stage):
         self.D = load_module(b, "d", run.device) if "d" in b.info.networks else None
         self.groups_t = torch.from_numpy(group_matrix(self.schema, b.c_dim)).to(run.device)
         self.loss_groups = [(s, g.exclusive) for g, s in self.schema.slices()]
+        self.G1d = DetailG1(self.G1, cfg.detail) if cfg.detail else None
+        detail = (self.G1d.channels, cfg.detail) if cfg.detail else ()
         self.e_spec = {"name": "conv_e", "kwargs": dict(z_dim=b.z_dim, c_dim=b.c_dim, resolution=b.resolution,
-                                                         chans=tuple(cfg.chans), hidden=cfg.hidden)}
+                                                         chans=tuple(cfg.chans), hidden=cfg.hidden, detail=detail)}
         self.E = build(self.e_spec).to(run.device)
         self.E_t = run.wrap(self.E)
         self.optim = cfg.optim
         self.phases = [Phase("E", self.E, cfg.optim.adam(self.E.parameters()), self.loss, "L_E")]
         self.modules = {"E": self.E}
         self.data = TensorData(images, run.device)
-        self.plot_keys = ["L_E", "L_rec", "L_feat", "L_z", "L_c"]
+        self.plot_keys = ["L_E", "L_rec", "L_feat", "L_z", "L_c", "L_detail", "L_r"]
         rng = np.random.default_rng(4321)  # the sample grid's fixed photos and samples
         self.fixed = self._inputs(rng, torch.from_numpy(rng.choice(len(images), 4, replace=False)), 4)[0]
 
@@ -136,17 +147,19 @@ class EncoderStage(Stage):
 
     def loss(self, b: dict, step: int) -> dict:
         return encoder_loss_terms(self.E_t, self.G1, self.D, self.groups_t, b["x"], b["z"], b["c"], b["n_syn"],
-                                  self.loss_groups, self.cfg.loss)
+                                  self.loss_groups, self.cfg.loss, self.G1d)
 
     def sample(self, step: int) -> None:
         x = self.fixed
         self.E.eval()
         with torch.no_grad():
-            z_t, c_t = self.E(x)
-            rec = self.G1(torch.tanh(z_t), group_softmax(c_t, self.groups_t))
+            z_t, c_t, *r = self.E(x)
+            z, c = torch.tanh(z_t), group_softmax(c_t, self.groups_t)
+            recs = [self.G1(z, c)] + ([self.G1d(z, c, r[0])] if r else [])
         self.E.train()
-        rows = torch.stack([x, rec], 1).flatten(0, 1)  # picture | reconstruction, 4 samples then 4 photos
-        self.run.save_grid(step, rows.float().cpu().numpy(), nrow=4)
+        # picture | (z, c)'s reconstruction [| with the detail], 4 samples then 4 photos
+        rows = torch.stack([x, *recs], 1).flatten(0, 1)
+        self.run.save_grid(step, rows.float().cpu().numpy(), nrow=2 * (1 + len(recs)))
 
     def export(self, step: int) -> None:
         write_bundle(self.run, self.cfg, self.b, self.E, self.e_spec, step)

@@ -41,11 +41,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuedit.nn.weights import load_module
+from neuedit.nn.weights import load_graph_net, load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.nn.backend import latent_step
 from neuedit.runtime.engine import file_digest
-from neuedit.runtime.graphs import GRAPHS, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS, example_inputs
+from neuedit.runtime.graphs import (GRAPHS, META_BUNDLE, META_C_INPUT, META_EXPORT, META_GRAPH, META_WEIGHTS, Detail,
+                                    example_inputs)
 from neuedit.nn.nets import Generator, UpGenerator
 from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
@@ -102,9 +103,10 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             if j >= 0 and isinstance(seq[j], nn.Conv2d):
                 seq[j] = _fold_into(seq[j], *_bn_affine(bn), repeat)
                 seq[i] = nn.Identity()
-    if isinstance(m, (Generator, UpGenerator)) and isinstance(m.fc_bn[0], nn.BatchNorm2d):
-        m.fc = _fold_into(m.fc, *_bn_affine(m.fc_bn[0]), repeat=m.base * m.base)  # view(-1, ch, base, base)
-        m.fc_bn[0] = nn.Identity()
+    for g in [s for s in m.modules() if isinstance(s, (Generator, UpGenerator))]:  # (DetailG1 holds one)
+        if isinstance(g.fc_bn[0], nn.BatchNorm2d):
+            g.fc = _fold_into(g.fc, *_bn_affine(g.fc_bn[0]), repeat=g.base * g.base)  # view(-1, ch, base, base)
+            g.fc_bn[0] = nn.Identity()
     left = [n for n, s in m.named_modules() if isinstance(s, nn.modules.batchnorm._BatchNorm)]
     if left:
         raise ExportError(f"cannot fold BatchNorm {', '.join(left)} of {type(module).__name__} into a layer")
@@ -125,16 +127,37 @@ class _G1(nn.Module):
         return self.G(z, c)
 
 
+class _G1Detail(nn.Module):
+    """G1 with a photo's detail (`DetailG1`) with the ONNX interface: (z, c, r)."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z, c, r):
+        return self.G(z, c, r)
+
+
+class _G1DetailNoC(_G1Detail):
+    """(z, r) when c_dim is 0 (the exported inputs are named after the arguments)."""
+
+    def forward(self, z, r):
+        return self.G(z, z[:, :0], r)
+
+
 class _E(nn.Module):
-    """The encoder with the ONNX interface: image -> (z_t, c_t), or (z_t,) when c_dim is 0."""
+    """The encoder with the ONNX interface: image -> (z_t, c_t, r), or (z_t, r) when c_dim is 0."""
 
     def __init__(self, E: nn.Module):
         super().__init__()
+        if not E.detail:
+            raise ExportError("the encoder predicts no detail map (the contract's r): retrain it with "
+                              "`neuedit train-encoder` (detail > 0)")
         self.E = E
 
     def forward(self, image):
-        z_t, c_t = self.E(image)
-        return (z_t, c_t) if self.E.c_dim else (z_t,)
+        z_t, c_t, r = self.E(image)
+        return (z_t, c_t, r) if self.E.c_dim else (z_t, r)
 
 
 class _G2(nn.Module):
@@ -771,16 +794,18 @@ def _export(module: nn.Module, args: tuple, path: Path, graph: str, c_dim: int, 
 
 def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batch: int = 2,
                  path: str | Path | None = None) -> Path:
-    """Export one graph of the contract ("g1", "g2", "latent_step", "encoder") of `bundle` into its
+    """Export one graph of the contract ("g1", "g2", "latent_step", "encoder", "g1_detail") of `bundle` into its
     folder (or to `path`)."""
     contract = GRAPHS[graph]
     net = contract.net
-    G = fold_batchnorm(load_module(bundle, net))
+    G = fold_batchnorm(load_graph_net(bundle, graph))
     z_dim, c_dim, r = bundle.z_dim, bundle.c_dim, bundle.resolution
-    ex = example_inputs(graph, z_dim, c_dim, r, n=batch)
+    ex = example_inputs(graph, z_dim, c_dim, r, n=batch, detail=Detail.of(bundle.meta))
     args = tuple(torch.from_numpy(a) for a in ex.values())
     if graph == "g1":
         module = _G1(G)
+    elif graph == "g1_detail":
+        module = _G1Detail(G) if c_dim else _G1DetailNoC(G)
     elif graph == "g2":
         module = _G2(G)
     elif graph == "encoder":
@@ -823,7 +848,7 @@ def export_bundle(bundle_dir: str | Path, out: str | Path | None = None, opset: 
     b = bundle_mod.read(bundle_dir)
     if out is not None:
         b = copy_bundle(b, out)
-    graphs = [g for g, c in GRAPHS.items() if c.net in b.info.networks]  # every graph whose network it has
+    graphs = [g for g, c in GRAPHS.items() if c.exported_for(b.info.networks)]  # every graph whose networks it has
     staged = {g: b.path / f".{GRAPHS[g].file}.new" for g in graphs}
     try:
         for g in graphs:

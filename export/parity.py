@@ -17,9 +17,9 @@ import torch
 
 from neuedit.errors import NeueditError
 from neuedit.nn.backend import latent_step
-from neuedit.nn.weights import load_module
+from neuedit.nn.weights import load_graph_net
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime.graphs import GRAPHS, STEP_VARIANTS, example_inputs, tolerance
+from neuedit.runtime.graphs import GRAPHS, STEP_VARIANTS, Detail, example_inputs, tolerance
 from neuedit.runtime.state import group_matrix
 
 
@@ -98,7 +98,7 @@ def run_onnx(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 def run_torch(bundle: bundle_mod.Bundle, graph: str, feeds: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
     """The PyTorch reference of `graph` on `feeds`, outputs named as in the ONNX contract."""
     contract = GRAPHS[graph]
-    net = load_module(bundle, contract.net) if net is None else net
+    net = load_graph_net(bundle, graph) if net is None else net
     x = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in feeds.items()}
     first = x[contract.inputs[0].name]
     for p in contract.input_ports(1):  # the graphs of a c_dim-0 bundle take no c: PyTorch gets [N, 0]
@@ -126,11 +126,12 @@ def check_graph(bundle: bundle_mod.Bundle | str | Path, graph: str, n: int = 3, 
     b = bundle if isinstance(bundle, bundle_mod.Bundle) else bundle_mod.read(bundle)
     path = Path(path) if path is not None else b.file(f"onnx:{graph}")
     check_model(path, graph)
-    net = load_module(b, GRAPHS[graph].net)
+    net = load_graph_net(b, graph)
     report = ParityReport(graph, path)
     variants = STEP_VARIANTS if graph == "latent_step" else ("adam", "adam")
     for i, variant in enumerate(variants):
-        feeds = example_inputs(graph, b.z_dim, b.c_dim, b.resolution, n=n + i, seed=seed + i, variant=variant)
+        feeds = example_inputs(graph, b.z_dim, b.c_dim, b.resolution, n=n + i, seed=seed + i, variant=variant,
+                               detail=Detail.of(b.meta))
         diffs = compare_outputs(graph, run_torch(b, graph, feeds, net), run_onnx(path, feeds), tol)
         for k, d in diffs.items():
             report.max_diff[k] = max(report.max_diff.get(k, 0.0), d)

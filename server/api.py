@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import dataclasses
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable
@@ -75,7 +76,10 @@ def describe(eng: Editor) -> dict:
     return {"name": eng.name, "domain": info.domain, "kind": info.kind,
             "resolution": eng.resolution, "z_dim": eng.z_dim, "c_dim": eng.c_dim,
             "schema": eng.schema.to_dict(), "methods": list(eng.methods), "provider": eng.provider,
-            "training_steps": eng.bundle.training_steps}
+            "training_steps": eng.bundle.training_steps,
+            # photos: the encoder's guess and detail map, or (without one) the best random start + Adam steps
+            "projection": "encoder" if eng.has_encoder else "random starts + steps",
+            "detail": dataclasses.asdict(eng.detail) if eng.has_encoder else None}
 
 
 def _finite(image: np.ndarray) -> ApiError | None:
@@ -91,10 +95,17 @@ def _generate_rows(eng: Editor, states: list[EditState]) -> list:
     return [_finite(image[i]) or image[i] for i in range(len(states))]
 
 
+def _cat_states(states: list[EditState]) -> EditState:
+    """Rows alike in which optional parts they have (the call's key says so) -> one batched state."""
+    first = states[0]
+    cat = lambda name: None if getattr(first, name) is None else np.concatenate([getattr(s, name) for s in states])  # noqa: E731
+    return EditState(cat("z"), cat("c"), cat("m"), cat("v"), first.t, cat("z0"), cat("c0"), cat("r"))
+
+
 def _two_stage_rows(eng: Editor, payloads: list) -> list:
     sources = [p[0] for p in payloads]
     if isinstance(sources[0], EditState):
-        source = EditState(np.concatenate([s.z for s in sources]), np.concatenate([s.c for s in sources]))
+        source = _cat_states(sources)
     else:
         source = np.concatenate(sources)
     sketch = np.concatenate([p[1] for p in payloads])  # [N, 3, R, R]
@@ -105,12 +116,7 @@ def _two_stage_rows(eng: Editor, payloads: list) -> list:
 
 
 def _latent_rows(eng: Editor, steps: int, cfg: EditConfig, payloads: list) -> list:
-    states = [p[0] for p in payloads]
-    adam = states[0].m is not None
-    origin = states[0].z0 is not None  # rows are batched only with rows alike in both (the call's key)
-    cat = lambda name, on: np.concatenate([getattr(s, name) for s in states]) if on else None  # noqa: E731
-    state = EditState(cat("z", True), cat("c", True), cat("m", adam), cat("v", adam), states[0].t,
-                      cat("z0", origin), cat("c0", origin))
+    state = _cat_states([p[0] for p in payloads])  # rows alike in m, z0 and r (the call's key)
     r = eng.latent(state, np.concatenate([p[1] for p in payloads]), np.concatenate([p[2] for p in payloads]),
                    cfg, steps)
     new, image, d = r.state, r.image, r.dist
@@ -176,14 +182,14 @@ def _prepare_edit(engines: dict[str, Editor], cfg: ServerConfig, data: bytes) ->
     if has_state and has_image and method != "latent":
         raise bad_request("bad_request", "a two-stage edit takes one of 'state' or 'image'; both together continue "
                                          "a latent edit of a photo")
-    state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim) if has_state else None
+    state = codec.parse_state(body["state"], eng.z_dim, eng.c_dim, eng.detail) if has_state else None
     sketch_bytes = codec.b64_bytes(codec.require(body, "sketch"), "sketch")
     photo_bytes = codec.b64_bytes(body["image"], "image") if has_image else None
     edit_cfg = _latent_config(body, cfg, state) if method == "latent" else None  # every field before any pixel
     sketch, mask = codec.decode_sketch(sketch_bytes, eng.resolution, cfg.max_sketch_pixels)
     if method == "latent" and has_image:
         photo = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels)
-        return _latent_photo_call(eng, edit_cfg, min(PROJECT_STEPS, cfg.max_project_steps), state, photo, sketch, mask)
+        return _latent_photo_call(eng, edit_cfg, None, state, photo, sketch, mask)
     if method == "latent":
         return _latent_call(eng, edit_cfg, state, sketch, mask)
     source = codec.decode_photo(photo_bytes, eng.resolution, cfg.max_photo_pixels) if has_image else state
@@ -195,7 +201,7 @@ def _prepare_edit(engines: dict[str, Editor], cfg: ServerConfig, data: bytes) ->
             out["state"] = codec.state_json(state)
         out["image"] = codec.encode_png(image)
         return out
-    key = (eng.name, "two-stage", "image" if has_image else "state")
+    key = (eng.name, "two-stage", "image" if has_image else ("photo state" if state.r is not None else "state"))
     return _Call(key, partial(_two_stage_rows, eng), (source, sketch, mask), reply)
 
 
@@ -203,7 +209,9 @@ def _prepare_project(engines: dict[str, Editor], cfg: ServerConfig, data: bytes)
     body = codec.parse_json(data)
     eng = _engine(engines, body)
     _require(eng, "latent")
-    steps = body.get("steps", min(PROJECT_STEPS, cfg.max_project_steps))
+    steps = body.get("steps")
+    if steps is None:  # the model's default: none after an encoder (editing.project)
+        steps = 0 if eng.has_encoder else min(PROJECT_STEPS, cfg.max_project_steps)
     if codec.is_number(steps) and steps > cfg.max_project_steps:
         raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_project_steps}")
     steps = codec.parse_int(steps, "steps", 0, cfg.max_project_steps)
@@ -242,11 +250,11 @@ def _latent_call(eng: Editor, edit_cfg: EditConfig, state: EditState, sketch: np
         new, image, d = result
         return {"model": eng.name, "method": "latent", "dist": d, "state": codec.state_json(new), "steps": steps,
                 "image": codec.encode_png(image)}
-    key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t, state.z0 is not None)
+    key = (eng.name, "latent", steps, edit_cfg, state.m is not None, state.t, state.z0 is not None, state.r is not None)
     return _Call(key, partial(_latent_rows, eng, steps, edit_cfg), (state, sketch, mask), reply)
 
 
-def _latent_photo_rows(eng: Editor, steps: int, cfg: EditConfig, project_steps: int, payloads: list) -> list:
+def _latent_photo_rows(eng: Editor, steps: int, cfg: EditConfig, project_steps: int | None, payloads: list) -> list:
     # photos without a state are projected and edited together; one with a state continues alone
     photos = np.concatenate([p[1] for p in payloads])
     sketch, mask = np.concatenate([p[2] for p in payloads]), np.concatenate([p[3] for p in payloads])
@@ -255,7 +263,7 @@ def _latent_photo_rows(eng: Editor, steps: int, cfg: EditConfig, project_steps: 
             for i in range(len(payloads))]
 
 
-def _latent_photo_call(eng: Editor, edit_cfg: EditConfig, project_steps: int, state: EditState | None,
+def _latent_photo_call(eng: Editor, edit_cfg: EditConfig, project_steps: int | None, state: EditState | None,
                        photo: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> _Call:
     steps = edit_cfg.steps
 

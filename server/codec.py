@@ -28,6 +28,7 @@ SEED_MAX = 2**53          # seeds stay exact as JavaScript numbers
 
 M_MAX = 1e4               # |Adam first moment| (gradients of Dist are far smaller)
 V_MAX = 1e8               # Adam second moment
+R_MAX = 1e4               # |a photo's detail| (feature maps of order 1)
 # |z| at most the largest float32 below 1: values are checked as sent (float64), and a larger
 # one would round to 1 in float32, outside z's open interval (-1, 1)
 Z_LIMIT = float(np.nextafter(np.float32(1), np.float32(0)))
@@ -110,9 +111,10 @@ def vector(value, n: int, name: str, code: str = "bad_state", lo: float | None =
     return a.astype(np.float32).reshape(1, n)
 
 
-def parse_state(value, z_dim: int, c_dim: int) -> EditState:
-    """The client's state {z, c[, m, v, t][, z0, c0]} for one image -> a validated EditState.
-    Null fields count as absent; c and c0 may be left out when c_dim is 0."""
+def parse_state(value, z_dim: int, c_dim: int, detail=None) -> EditState:
+    """The client's state {z, c[, m, v, t][, z0, c0][, r]} for one image -> a validated EditState.
+    Null fields count as absent; c and c0 may be left out when c_dim is 0; r (a projected photo's
+    detail, flat) needs a model with a photo encoder (`detail`, its `neuedit.runtime.graphs.Detail`)."""
     if not isinstance(value, dict):
         raise bad_request("bad_state", "state must be an object {z, c} (as returned by /api/generate)")
     value = _given(value)
@@ -132,9 +134,14 @@ def parse_state(value, z_dim: int, c_dim: int) -> EditState:
             raise bad_request("bad_state", "state.c0 comes with state.z0 (the starting point)")
         z0 = vector(value["z0"], z_dim, "state.z0", lo=-Z_LIMIT, hi=Z_LIMIT)
         c0 = vector(value.get("c0", no_c), c_dim, "state.c0", lo=0.0, hi=1.0)
-    state = EditState(z, c, m, v, t, z0, c0)
+    r = None
+    if "r" in value:
+        if detail is None:
+            raise bad_request("bad_state", "state.r (a photo's detail) needs a model with a photo encoder")
+        r = vector(value["r"], detail.channels * detail.size ** 2, "state.r", lo=-R_MAX, hi=R_MAX)
+    state = EditState(z, c, m, v, t, z0, c0, r)
     try:
-        state.validate(z_dim, c_dim)
+        state.validate(z_dim, c_dim, detail)
     except StateError as e:
         raise bad_request("bad_state", f"state: {e}") from None
     return state
@@ -147,6 +154,8 @@ def state_json(state: EditState) -> dict:
         d.update(m=state.m[0].tolist(), v=state.v[0].tolist(), t=min(int(state.t), T_MAX))
     if state.z0 is not None:
         d.update(z0=state.z0[0].tolist(), c0=state.c0[0].tolist())
+    if state.r is not None:
+        d.update(r=state.r[0].tolist())
     return d
 
 

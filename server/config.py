@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from neuedit.errors import UsageError
-
-
-PROJECT_STEPS = 100  # a photo projection's Adam steps when the request names none (at most max_project_steps)
+from neuedit.runtime.editing import PROJECT_STEPS  # noqa: F401  a projection's steps without an encoder
 
 
 @dataclass(frozen=True)

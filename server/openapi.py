@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from neuedit.runtime.state import T_MAX, EditConfig
 
-from neuedit.server.codec import M_MAX, SEED_MAX, V_MAX, Z_LIMIT
+from neuedit.server.codec import M_MAX, R_MAX, SEED_MAX, V_MAX, Z_LIMIT
 from neuedit.server.config import PROJECT_STEPS, ServerConfig
 
 TWO_STAGE, LATENT = "two-stage", "latent"
@@ -84,11 +84,13 @@ def _method(allowed: list[str], required: bool) -> dict:
 
 
 def _shapes(models: list[dict]) -> dict[str, dict]:
-    """Models grouped by (z_dim, c_dim): {"z128_c25": {"z_dim", "c_dim", "models": [descriptions]}}."""
+    """Models grouped by (z_dim, c_dim, detail size): {"z128_c25_r16384": {"z_dim", "c_dim", "r_size",
+    "models": [descriptions]}} (r_size 0: no photo encoder, so no detail map)."""
     groups: dict[str, dict] = {}
     for m in models:
-        key = f"z{m['z_dim']}_c{m['c_dim']}"
-        groups.setdefault(key, {"z_dim": m["z_dim"], "c_dim": m["c_dim"], "models": []})["models"].append(m)
+        r_size = m["detail"]["channels"] * m["detail"]["size"] ** 2 if m.get("detail") else 0
+        key = f"z{m['z_dim']}_c{m['c_dim']}" + (f"_r{r_size}" if r_size else "")
+        groups.setdefault(key, {"z_dim": m["z_dim"], "c_dim": m["c_dim"], "r_size": r_size, "models": []})["models"].append(m)
     return groups
 
 
@@ -101,9 +103,9 @@ def _one_of(refs: list[dict], description: str) -> dict:
     return {"oneOf": refs, "description": description} if refs else {"not": {}, "description": description}
 
 
-def _state(z_dim: int, c_dim: int) -> dict:
+def _state(z_dim: int, c_dim: int, r_size: int = 0) -> dict:
     """One image's state for models of this shape, as the server checks it: m with v, z0 with
-    c0; c and c0 may be left out when c_dim is 0."""
+    c0; c and c0 may be left out when c_dim is 0; r (a photo's detail) only with a photo encoder."""
     w = z_dim + c_dim
     z = _vec(z_dim, -Z_LIMIT, Z_LIMIT, f"{z_dim} values inside (-1, 1): |z| is at most {Z_LIMIT!r}, the largest "
                                        "float32 below 1")
@@ -122,7 +124,10 @@ def _state(z_dim: int, c_dim: int) -> dict:
         "properties": {"z": z, "c": c, "m": {**m, "nullable": True}, "v": {**v, "nullable": True},
                        "t": {"type": "integer", "minimum": 0, "maximum": T_MAX, "nullable": True,
                              "description": "Adam's step count"},
-                       "z0": {**z0, "nullable": True}, "c0": {**c0, "nullable": True}},
+                       "z0": {**z0, "nullable": True}, "c0": {**c0, "nullable": True},
+                       "r": ({**_vec(r_size, -R_MAX, R_MAX, f"a projected photo's detail ({r_size} values: the "
+                                                           "model's detail map, channels x size x size, flat)"),
+                              "nullable": True} if r_size else ABSENT)},
         "allOf": [
             {"anyOf": [{"required": ["m", "v"], "properties": {"m": m, "v": v}},
                        {"properties": {"m": ABSENT, "v": ABSENT}}]},
@@ -196,7 +201,7 @@ def spec(cfg: ServerConfig, models: list[dict]) -> dict:
     schemas: dict[str, dict] = {}
     generate, edit, states = [], [], []
     for key, g in shapes.items():
-        schemas[f"State_{key}"] = _state(g["z_dim"], g["c_dim"])
+        schemas[f"State_{key}"] = _state(g["z_dim"], g["c_dim"], g["r_size"])
         states.append(_ref(f"State_{key}"))
         schemas[f"GenerateRequest_{key}"] = _generate(_names(g["models"]), g["c_dim"])
         generate.append(_ref(f"GenerateRequest_{key}"))
@@ -216,7 +221,8 @@ def spec(cfg: ServerConfig, models: list[dict]) -> dict:
     schemas["ProjectRequest"] = {"type": "object", "required": ["model", "image"], "properties": {
         "model": {"type": "string", "enum": latent}, "image": _photo(cfg),
         "steps": {"type": "integer", "minimum": 0, "maximum": cfg.max_project_steps, "nullable": True,
-                  "default": min(PROJECT_STEPS, cfg.max_project_steps), "description": "Adam steps"}}} \
+                  "description": "Adam steps after the start; absent: none where the model has a photo encoder "
+                                 f"(/api/models 'projection'), else {min(PROJECT_STEPS, cfg.max_project_steps)}"}}} \
         if latent else {"not": {}, "description": "no model here has a latent editor"}
     schemas["GenerateRequest"] = _one_of(generate, "one variant per model shape (z_dim, c_dim)")
     schemas["EditRequest"] = _one_of(edit, "a generated image's state (two-stage or latent) or a photo (two-stage, "

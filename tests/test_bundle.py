@@ -247,7 +247,7 @@ def test_serve_only_names_no_removed_weights(tiny_exported, tmp_path):
     assert all(n.weights is None for n in b.info.networks.values())
     assert all("weights" not in b.meta[k] for k in ("g1", "d", "g2", "e"))
     assert {k: n.spec for k, n in b.info.networks.items()} == {k: n.spec for k, n in tiny_exported.info.networks.items()}
-    assert b.info.files == ("bundle.json", "encoder.onnx", "g1.onnx", "g2.onnx", "latent_step.onnx")
+    assert b.info.files == ("bundle.json", "encoder.onnx", "g1.onnx", "g1_detail.onnx", "g2.onnx", "latent_step.onnx")
     assert bundle_mod.read(p).info == b.info  # the folder holds every file it names
     with pytest.raises(BundleError, match="no weights for 'g1'.*serve-only"):
         b.file("g1")

@@ -185,3 +185,37 @@ def test_cli_edits_a_photo_with_the_latent_editor_and_continues(tmp_path, traine
     subprocess.run(cmd + ["--out", str(tmp_path / "o2.png"), "--state", str(tmp_path / "o.json")], check=True,
                    capture_output=True)
     assert EditState.from_json((tmp_path / "o2.json").read_text()).z0.tolist() == st.z0.tolist()  # continued
+
+
+def test_a_model_without_an_encoder_projects_from_random_starts(tmp_path):
+    """No photo encoder: projection falls back to the best random start + steps, /api/models says so,
+    and a photo's detail map r is refused, clearly."""
+    from neuedit.nn.testing import make_random_bundle
+    from neuedit.server.api import describe
+    from neuedit.runtime.state import StateError
+    plain = Editor.load(make_random_bundle(tmp_path / "plain", with_e=False), backend="torch")
+    assert not plain.has_encoder and describe(plain)["projection"] == "random starts + steps"
+    assert describe(plain)["detail"] is None
+    res = plain.project(plain.render(plain.sample(1, seed=3)))
+    assert res.state.r is None and res.trace.shape[0] == 101  # PROJECT_STEPS steps
+    with_e = Editor.load(make_random_bundle(tmp_path / "e"), backend="torch")
+    assert describe(with_e)["projection"] == "encoder" and describe(with_e)["detail"] == {"channels": 16, "size": 8}
+    st = with_e.project(plain.render(plain.sample(1, seed=3))).state
+    with pytest.raises(StateError, match="photo encoder"):
+        plain.render(st)
+
+
+def test_a_photo_state_round_trips_through_json_and_keeps_its_picture(trained_tiny_bundle, tmp_path):
+    from neuedit.nn.testing import make_random_bundle
+    ed = Editor.load(make_random_bundle(tmp_path / "e"), backend="torch")
+    photo = ed.render(ed.sample(2, seed=1))
+    st = ed.project(photo).state
+    back = EditState.from_json(st.to_json())
+    np.testing.assert_array_equal(back.r, st.r)
+    np.testing.assert_array_equal(ed.render(back), ed.render(st))
+    assert np.abs(ed.render(st) - ed.generate(st.z, st.c)).max() > 1e-3  # r is drawn
+    np.testing.assert_array_equal(st.row(1).r, st.r[1:])
+    assert st.r.shape == (2, 16 * 8 * 8)  # flat per row, like z
+    bad = EditState.from_dict({**st.row(0).to_dict(), "r": st.r[:1, :-1].tolist()})
+    with pytest.raises(ValueError, match="r must have 1024 values"):
+        bad.validate(ed.z_dim, ed.c_dim, ed.detail)

@@ -7,7 +7,7 @@ import torch
 from neuedit.data.datasets import DataConfig, load_dataset, to_unit_range
 from neuedit.encoder.train import EncoderConfig, EncoderLossConfig, train
 from neuedit.nn.backend import group_softmax
-from neuedit.nn.nets import build
+from neuedit.nn.nets import DetailG1, build
 from neuedit.nn.weights import load_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.schema import empty
@@ -22,7 +22,7 @@ def e_cfg(b, out, data_dir, iterations, **kw):
                         labels=str(data_dir / "anime-faces" / "labels.csv")),
         run=RunConfig(out=str(out), iterations=iterations, batch=16, seed=0, log_every=20, sample_every=1000,
                       ckpt_every=1000, progress=False, tensorboard=False),
-        chans=(8, 16), hidden=64, **kw)
+        chans=(8, 16), hidden=64, detail=8, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,9 @@ def _reconstruction_error(b, E, photos) -> float:
     G1 = load_module(b, "g1")
     groups = torch.from_numpy(group_matrix(b.schema, b.c_dim))
     with torch.no_grad():
-        z_t, c_t = E(photos)
-        return float((G1(torch.tanh(z_t), group_softmax(c_t, groups)) - photos).abs().mean())
+        z_t, c_t, *r = E(photos)
+        z, c = torch.tanh(z_t), group_softmax(c_t, groups)
+        return float((G1(z, c) - photos).abs().mean()), float((DetailG1(G1, 8)(z, c, r[0]) - photos).abs().mean())
 
 
 @pytest.mark.slow
@@ -47,11 +48,13 @@ def test_training_inverts_g1_on_held_out_photos(tmp_path, trained_tiny_bundle, d
     cfg = e_cfg(trained_tiny_bundle, tmp_path / "e", data_dir, 300)
     torch.manual_seed(0)
     untrained = build({"name": "conv_e", "kwargs": dict(z_dim=trained_tiny_bundle.z_dim, c_dim=trained_tiny_bundle.c_dim,
-                                                        resolution=16, chans=cfg.chans, hidden=cfg.hidden)}).eval()
-    before = _reconstruction_error(trained_tiny_bundle, untrained, photos)
+                                                        resolution=16, chans=cfg.chans, hidden=cfg.hidden,
+                                                        detail=(16, 8))}).eval()
+    before, _ = _reconstruction_error(trained_tiny_bundle, untrained, photos)
     out = train(cfg, faces)
-    after = _reconstruction_error(trained_tiny_bundle, load_module(out, "e"), photos)
+    after, with_detail = _reconstruction_error(trained_tiny_bundle, load_module(out, "e"), photos)
     assert after < 0.8 * before, (before, after)
+    assert with_detail < 0.8 * after, (after, with_detail)  # the detail draws what (z, c) cannot
 
 
 def test_resume_is_exact_and_the_bundle_adds_e(tmp_path, trained_tiny_bundle, data_dir, faces, resume_is_exact):
@@ -61,6 +64,6 @@ def test_resume_is_exact_and_the_bundle_adds_e(tmp_path, trained_tiny_bundle, da
     assert set(out.info.networks) == set(trained_tiny_bundle.info.networks) | {"e"}
     assert out.training_steps["encoder"] == 4
     assert out.file("g1").read_bytes() == trained_tiny_bundle.file("g1").read_bytes()
-    z_t, c_t = load_module(out, "e")(torch.zeros(2, 3, 16, 16))
-    assert z_t.shape == (2, out.z_dim) and c_t.shape == (2, out.c_dim)
+    z_t, c_t, r = load_module(out, "e")(torch.zeros(2, 3, 16, 16))
+    assert z_t.shape == (2, out.z_dim) and c_t.shape == (2, out.c_dim) and r.shape == (2, 16, 8, 8)
     assert np.isfinite(z_t.numpy()).all()

@@ -205,11 +205,16 @@ def test_projection_starts_from_the_encoder_on_both_backends(exported):
     from neuedit.nn.weights import load_module
     e = Editor.load(exported.path)
     photos = e.render(sample_state(3, e.z_dim, e.schema, np.random.default_rng(7)))
-    got = e.project(photos, 0)
-    z_t, _ = load_module(exported, "e")(torch.from_numpy(photos))
+    got = e.project(photos)  # the default with an encoder: no refinement steps
+    z_t, _, r = load_module(exported, "e")(torch.from_numpy(photos))
     np.testing.assert_allclose(got.state.z, np.tanh(z_t.numpy()), atol=1e-5)
+    np.testing.assert_allclose(got.state.r, r.numpy().reshape(3, -1), atol=1e-5)
+    assert np.abs(got.state.r).max() > 1e-3  # the tiny encoder's detail is not zero...
+    np.testing.assert_allclose(got.image, e.backend.generate_detail(got.state.z, got.state.c, r.numpy()), atol=1e-4)
+    assert np.abs(got.image - e.generate(got.state.z, got.state.c)).max() > 1e-3  # ...and it is drawn
     ref = Editor.load(exported, backend="torch").project(photos, 0)
     np.testing.assert_allclose(got.state.z, ref.state.z, atol=1e-5)
     np.testing.assert_allclose(got.state.c, ref.state.c, atol=1e-5)
+    np.testing.assert_allclose(got.image, ref.image, atol=1e-4)
     random_start = e.project(photos, 0, encoder=False)
     assert np.abs(random_start.state.z - got.state.z).max() > 1e-2

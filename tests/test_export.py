@@ -86,7 +86,7 @@ def test_metadata_and_no_batchnorm(exported):
 
 def test_parity_all_graphs(exported):
     reports = check_bundle(exported)
-    assert [r.graph for r in reports] == ["g1", "g2", "latent_step", "encoder"]
+    assert [r.graph for r in reports] == ["g1", "g2", "latent_step", "encoder", "g1_detail"]
     for r in reports:
         assert r.max_diff and all(d <= r.tol[k] for k, d in r.max_diff.items())
     step, enc = reports[2].max_diff, reports[3].max_diff
@@ -197,4 +197,4 @@ def test_cpu_recipe_networks_export_with_parity(tmp_path):
     b = make_random_bundle(tmp_path / "cpu", preset="tiny_cpu", name="cpu")
     assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d" and b.meta["g2"]["name"] == "edit_unet"
     out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
-    assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step", "encoder"}
+    assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step", "encoder", "g1_detail"}

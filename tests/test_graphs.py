@@ -8,7 +8,7 @@ import pytest
 
 from neuedit.nn.backend import latent_step
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime.graphs import GRAPHS, LATENT_STEP, StepFeeds, StepOutputs, example_inputs
+from neuedit.runtime.graphs import GRAPHS, LATENT_STEP, Detail, StepFeeds, StepOutputs, example_inputs
 
 SHIPPED = bundle_mod.shipped()
 
@@ -37,19 +37,21 @@ def test_every_exported_graph_matches_the_contract(request):
             ins, outs = sess.get_inputs(), sess.get_outputs()
             assert tuple(i.name for i in ins) == g.input_names(b.c_dim), (b.name, name)
             assert tuple(o.name for o in outs) == g.output_names(b.c_dim), (b.name, name)
-            want = g.input_shapes(b.z_dim, b.c_dim, b.resolution)
+            detail = Detail.of(b.meta)
+            want = g.input_shapes(b.z_dim, b.c_dim, b.resolution, detail)
             for i in ins:
                 assert i.type == "tensor(float)"  # ORT_TYPE, spelled out
                 assert len(i.shape) == len(want[i.name])
                 for have, size in zip(i.shape, want[i.name]):
                     assert (size is None and not isinstance(have, int)) or have == size, (b.name, name, i.name)
-            feeds = example_inputs(name, b.z_dim, b.c_dim, b.resolution, n=2)
+            feeds = example_inputs(name, b.z_dim, b.c_dim, b.resolution, n=2, detail=detail)
             got = dict(zip(g.output_names(b.c_dim), sess.run(None, feeds)))
             for p in g.output_ports(b.c_dim):
-                shape = p.shape(b.z_dim, b.c_dim, b.resolution)
+                shape = p.shape(b.z_dim, b.c_dim, b.resolution, detail)
                 assert got[p.name].shape == tuple(2 if s is None else s for s in shape), (b.name, name, p.name)
             seen.add((name, b.c_dim > 0))
-    assert {("g1", True), ("g1", False), ("g2", True), ("latent_step", False)} <= seen
+    assert {("g1", True), ("g1", False), ("g2", True), ("latent_step", False), ("encoder", True),
+            ("g1_detail", True)} <= seen
 
 
 def test_the_pytorch_step_takes_the_contracts_inputs_in_order():

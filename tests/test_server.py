@@ -657,8 +657,13 @@ async def test_a_latent_edit_of_a_photo_answers_the_edited_photo(client):
     assert status == 200, out
     st = EditState.from_dict(out["state"])
     assert st.z0 is not None and out["steps"] == 2 and decode_image(out["image"]).shape[:2] == (16, 16)
+    assert len(out["state"]["r"]) == 16 * 8 * 8  # the photo's detail map (tiny: 16 channels at 8x8), flat
     status, again = await post(client, "/api/edit", edit(state=out["state"], image=b64(photo()), steps=1))
     assert status == 200, again
     assert EditState.from_dict(again["state"]).z0.tolist() == st.z0.tolist()  # continued, not projected again
+    assert again["state"]["r"] == out["state"]["r"]  # the detail rides along
+    short = {**out["state"], "r": out["state"]["r"][:-1]}
+    status, bad = await post(client, "/api/edit", edit(state=short, image=b64(photo()), steps=1))
+    assert (status, bad["error"]["code"]) == (400, "bad_state") and "state.r" in bad["error"]["message"]
     status, bad = await post(client, "/api/edit", edit(state=out["state"], image=b64(photo()), method="two-stage"))
     assert (status, bad["error"]["code"]) == (400, "bad_request")

@@ -49,7 +49,7 @@ def test_site_holds_page_runtime_graphs_and_manifest(site, tiny_exported):
               "static/ort/" + m["runtime"]["wasm"], "static/ort/" + m["runtime"]["entry"]):
         assert (site / f).is_file(), f
     tiny = m["models"][0]
-    assert set(tiny["graphs"]) == {"g1", "g2", "latent_step", "encoder"}
+    assert set(tiny["graphs"]) == {"g1", "g2", "latent_step", "encoder", "g1_detail"}
     for g, f in tiny["graphs"].items():  # the site's graphs are the bundle's, byte for byte
         assert (site / f["url"]).read_bytes() == (tiny_exported.path / GRAPHS[g].file).read_bytes()
         assert f["bytes"] == (site / f["url"]).stat().st_size

@@ -25,7 +25,8 @@ class CompareConfig:
     lr: float | None = None                      # latent step size (None: EditConfig's)
     anchor: float | None = None                  # latent editor's pull toward the starting z (None: EditConfig's)
     two_stage: bool = True                       # run the two-stage editor (when the bundle has G2)
-    project_steps: int = 200                     # Adam steps projecting a real photo into (z, c)
+    project_steps: int | None = None             # Adam steps projecting a real photo into (z, c) (None: the
+    #                                              projection's default: none after an encoder, else 100)
     project_lr: float = 0.05                     # their step size (on z~ = atanh z, c~ = logit c)
     project_candidates: int = 16                 # random starts tried; the best reconstruction is optimised
     dilate: int = 5                              # k: keep metrics leave out the mask dilated by k x k (odd)
@@ -47,7 +48,7 @@ class CompareConfig:
         EditConfig(optimizer=self.optimizer, lr=self.lr)  # validates optimizer and lr
         if self.dilate < 1 or self.dilate % 2 == 0:
             raise UsageError("dilate must be a positive odd number")
-        if self.project_steps < 0 or self.project_candidates < 1 or self.edge_tol < 0:
+        if (self.project_steps or 0) < 0 or self.project_candidates < 1 or self.edge_tol < 0:
             raise UsageError("need project_steps >= 0, project_candidates >= 1, edge_tol >= 0")
         if self.edge_method not in ("canny", "xdog"):
             raise UsageError("edge_method must be canny or xdog")

@@ -43,7 +43,8 @@ class SemanticConfig:
     sources: tuple[str, ...] = ("sample", "real")
     n: int = 96                                # tasks per kind and source
     seed: int = 0                              # the tasks' draws and the bootstrap
-    project_steps: int = 100                   # Adam steps projecting a photo for the latent editors
+    project_steps: int | None = None           # Adam steps projecting a photo for the latent editors (None:
+    #                                            the projection's default: none after an encoder, else 100)
     latent_real: bool = False                  # the latent editors on photos too (slow)
     name: str = "semantic"                     # figure files: <name>-<kind>-<origin>.png
     figure: tuple[str, ...] = ("latent default, 30 steps", TWO_STAGE)  # editors shown in the figures
@@ -68,7 +69,7 @@ def semantic_tasks(cfg: SemanticConfig, editor: Editor, photos: np.ndarray, pale
 
 
 def semantic_editors(editor: Editor, variants: dict[str, tuple[EditConfig, tuple[int, ...]]],
-                     project_steps: int) -> dict[str, Callable[[S.Tasks], np.ndarray]]:
+                     project_steps: int | None = None) -> dict[str, Callable[[S.Tasks], np.ndarray]]:
     """name -> fn(task batch) -> results [N, 3, R, R]: the source unedited, the two-stage editor alone
     and pasted back (ΔE 25), and the latent editor per variant {name: (settings, step counts)} and
     step count, a photo projected first."""

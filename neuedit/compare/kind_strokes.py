@@ -130,7 +130,8 @@ class Strokes(Kind):
         out += section("Examples", "![grid](grid.png)",
                        "Columns: original | strokes over the faded original | the latent editor's start (a photo's "
                        "projection; the sample itself otherwise) | " + " | ".join(methods) + ".")
-        project_ms = (f"{fmt(info['project_ms'])} ms per photo, batched, {cfg.project_steps} Adam steps"
+        steps = "the projection's default steps" if cfg.project_steps is None else f"{cfg.project_steps} Adam steps"
+        project_ms = (f"{fmt(info['project_ms'])} ms per photo, batched, {steps}"
                       if np.isfinite(info["project_ms"]) else "no photos here")
         out.append(METRIC_NOTES.format(edge_method=cfg.edge_method, edge_tol=cfg.edge_tol, dilate=cfg.dilate,
                                        window=cfg.edge_window_px(info["resolution"]), psnr_cap=M.PSNR_CAP,

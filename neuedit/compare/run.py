@@ -110,5 +110,5 @@ def set_up(bundle, check, cfg, sources: list, log) -> tuple[bundle_mod.Bundle, E
         log(f"bundle {b.name} has no stage-two generator: comparing the latent editor alone")
     if cfg.latent_steps and any(s.kind == "real" for s in sources):
         log(f"projecting {sum(s.kind == 'real' for s in sources)} photos into the latent space "
-            f"({cfg.project_steps} Adam steps)...")
+            f"({'default' if cfg.project_steps is None else cfg.project_steps} Adam steps)...")
     return b, editors, prepare_sources(editors.backend, sources, cfg)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from neuedit.nn import weights
-from neuedit.runtime.graphs import StepFeeds, StepOutputs
+from neuedit.nn.nets import DetailG1
+from neuedit.runtime.graphs import Detail, StepFeeds, StepOutputs
 from neuedit.runtime.sketch import dist as edit_distance
 from neuedit.runtime.state import LOGIT_MAX, group_matrix
 
@@ -74,8 +75,10 @@ class TorchBackend:
     def __init__(self, G1, G2=None, schema=None, device="cpu", E=None):
         self.G1 = G1.eval().requires_grad_(False).to(device)
         self.G2 = None if G2 is None else G2.eval().requires_grad_(False).to(device)
-        self.E = None if E is None else E.eval().requires_grad_(False).to(device)
-        self.has_encoder = E is not None
+        self.E = None if E is None or not E.detail else E.eval().requires_grad_(False).to(device)
+        self.has_encoder = self.E is not None  # (an encoder without a detail map predates the contract's r)
+        self.detail = Detail(*self.E.detail) if self.E is not None else None
+        self.G1d = DetailG1(self.G1, self.detail.size).eval() if self.E is not None else None
         self.schema, self.device = schema, device
         self.resolution, self.z_dim, self.c_dim = G1.resolution, G1.z_dim, G1.c_dim
         self.has_g2, self.has_step = G2 is not None, True
@@ -100,9 +103,12 @@ class TorchBackend:
         return self.G2(self._t(image), self._t(sketch), self._t(mask)).cpu().numpy()
 
     @torch.no_grad()
-    def encode(self, image) -> tuple[np.ndarray, np.ndarray]:
-        z_t, c_t = self.E(self._t(image))
-        return z_t.cpu().numpy(), c_t.cpu().numpy()
+    def encode(self, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(a.cpu().numpy() for a in self.E(self._t(image)))
+
+    @torch.no_grad()
+    def generate_detail(self, z, c, r) -> np.ndarray:
+        return self.G1d(self._t(z), self._t(c), self._t(r)).cpu().numpy()
 
     def step(self, feeds: StepFeeds) -> StepOutputs:
         out = latent_step(self.G1, self._groups_t, *(self._t(a) for a in feeds.as_dict(c_dim=1).values()))

@@ -67,12 +67,28 @@ class Generator(nn.Module):
         self.out = nn.Conv2d(chans[-1], 3, k, 1, k // 2)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.head(z, c, 0), 0)  # [N, 3, R, R]
+
+    def detail_shape(self, size: int) -> tuple[int, int]:
+        """(level, channels) of the feature map of `size` x `size` pixels (base * 2**level; level 0
+        is the residual stack's output)."""
+        level = int(round(math.log2(size / self.base)))
+        if self.base * 2 ** level != size or not 0 <= level < len(self.up):
+            raise UsageError(f"G1 has no {size}x{size} feature map below its output")
+        return level, self.up[level - 1].body[2].num_features if level else self.ch
+
+    def head(self, z: torch.Tensor, c: torch.Tensor, level: int) -> torch.Tensor:
+        """(z, c) -> the feature map after the residual stack and `level` upsamplings."""
         assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"
         assert c.dim() == 2 and c.shape[1] == self.c_dim, f"c must be [N, {self.c_dim}], got {tuple(c.shape)}"
         h = self.fc(torch.cat([z, c], 1)).view(-1, self.ch, self.base, self.base)
         h = self.fc_bn(h)
         h = h + self.res_out(self.res(h))
-        return torch.tanh(self.out(self.up(h)))  # [N, 3, R, R]
+        return self.up[:level](h)
+
+    def tail(self, h: torch.Tensor, level: int) -> torch.Tensor:
+        """The feature map after `level` upsamplings -> image [N, 3, R, R] in (-1, 1)."""
+        return torch.tanh(self.out(self.up[level:](h)))
 
 
 class DResBlock(nn.Module):
@@ -169,10 +185,42 @@ class UpGenerator(nn.Module):
         self.out = nn.Conv2d(chans[-1], 3, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.head(z, c, 0), 0)  # [N, 3, R, R]
+
+    def detail_shape(self, size: int) -> tuple[int, int]:
+        """(level, channels) of the feature map of `size` x `size` pixels (4 * 2**level)."""
+        level = int(round(math.log2(size / 4)))
+        if 4 * 2 ** level != size or not 0 <= level < len(self.up):
+            raise UsageError(f"G1 has no {size}x{size} feature map below its output")
+        return level, self.up[level - 1].body[1].out_channels if level else self.ch
+
+    def head(self, z: torch.Tensor, c: torch.Tensor, level: int) -> torch.Tensor:
+        """(z, c) -> the feature map after `level` upsamplings [N, ch_level, 4 * 2**level, same]."""
         assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {tuple(z.shape)}"
         assert c.dim() == 2 and c.shape[1] == self.c_dim, f"c must be [N, {self.c_dim}], got {tuple(c.shape)}"
         h = self.fc_bn(self.fc(torch.cat([z, c], 1)).view(-1, self.ch, self.base, self.base))
-        return torch.tanh(self.out(self.up(h)))  # [N, 3, R, R]
+        return self.up[:level](h)
+
+    def tail(self, h: torch.Tensor, level: int) -> torch.Tensor:
+        """The feature map after `level` upsamplings -> image [N, 3, R, R] in (-1, 1)."""
+        return torch.tanh(self.out(self.up[level:](h)))
+
+
+class DetailG1(nn.Module):
+    """G1 with a photo's detail: (z [N, Z], c [N, C], r [N, ch, S, S]) -> image [N, 3, R, R], where
+    `r` is added to G1's S x S feature map (docs/method.md, "Photos"). r = 0 is G1 itself; a
+    photo encoder's r carries what (z, c) cannot draw, so an edit of (z, c) keeps the photo's detail."""
+
+    def __init__(self, G: "UpGenerator | Generator", size: int):
+        super().__init__()
+        self.G = G
+        self.level, self.channels = G.detail_shape(size)
+        self.size = size
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        assert r.shape[1:] == (self.channels, self.size, self.size), \
+            f"r must be [N, {self.channels}, {self.size}, {self.size}], got {tuple(r.shape)}"
+        return self.G.tail(self.G.head(z, c, self.level) + r, self.level)
 
 
 class SNDiscriminator(nn.Module):
@@ -359,21 +407,25 @@ class PatchDiscriminator(nn.Module):
 
 
 class Encoder(nn.Module):
-    """E(image [N, 3, R, R]) -> (z_t [N, z_dim], c_t [N, c_dim]): a photo's starting point for the
-    latent editor, in its own parameterisation (z = tanh(z_t), c = the group softmax of c_t,
-    docs/method.md §3), so a few refinement steps continue from it directly.
+    """E(image [N, 3, R, R]) -> (z_t [N, z_dim], c_t [N, c_dim]) or, with `detail` = (ch, S),
+    (z_t, c_t, r [N, ch, S, S]): a photo's starting point for the latent editor, in its own
+    parameterisation (z = tanh(z_t), c = the group softmax of c_t, docs/method.md §3), and the
+    detail `DetailG1` adds to G1's S x S feature map so that the photo is drawn, not a lookalike.
 
     A 3x3 conv, then one 4x4 stride-2 conv per halving down to 4x4 (`chans[i]` channels after
-    halving i), BatchNorm and LeakyReLU, a dense layer of `hidden` units and the two heads.
+    halving i), BatchNorm and LeakyReLU, a dense layer of `hidden` units and the two heads. The
+    detail head reads the S x S features and the upsampled S/2 ones (three 3x3 convs of
+    `detail_ch`); its last conv starts at zero, so r starts as "no detail".
     """
 
     def __init__(self, z_dim: int = 128, c_dim: int = 25, resolution: int = 64,
-                 chans: tuple = (32, 64, 128, 256), hidden: int = 512):
+                 chans: tuple = (32, 64, 128, 256), hidden: int = 512, detail: tuple = (), detail_ch: int = 128):
         super().__init__()
         stages = int(round(math.log2(resolution / 4)))
         if len(chans) != stages:
             raise UsageError(f"resolution {resolution} needs {stages} channel counts, got {len(chans)}")
         self.z_dim, self.c_dim, self.resolution = z_dim, c_dim, resolution
+        self.detail = tuple(detail)
         layers, c_in = [nn.Conv2d(3, chans[0], 3, 1, 1), nn.LeakyReLU(0.2)], chans[0]
         for c_out in chans:
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
@@ -382,13 +434,33 @@ class Encoder(nn.Module):
         self.fc = nn.Sequential(nn.Linear(c_in * 16, hidden), nn.LeakyReLU(0.2))
         self.head_z = nn.Linear(hidden, z_dim)
         self.head_c = nn.Linear(hidden, c_dim) if c_dim else None
+        if self.detail:
+            ch, size = self.detail
+            k = int(round(math.log2(resolution / size)))  # halvings down to S
+            if size * 2 ** k != resolution or not 1 <= k < stages:
+                raise UsageError(f"detail size {size} must be the resolution {resolution} halved 1..{stages - 1} times")
+            self._taps = (2 + 3 * k, 2 + 3 * (k + 1))  # features' outputs at S and S/2
+            self.detail_head = nn.Sequential(
+                nn.Conv2d(chans[k - 1] + chans[k], detail_ch, 3, 1, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(detail_ch, detail_ch, 3, 1, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(detail_ch, ch, 3, 1, 1))
+            nn.init.zeros_(self.detail_head[-1].weight)
+            nn.init.zeros_(self.detail_head[-1].bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor):
         assert x.dim() == 4 and x.shape[1:] == (3, self.resolution, self.resolution), \
             f"x must be [N, 3, {self.resolution}, {self.resolution}], got {tuple(x.shape)}"
-        h = self.fc(self.features(x).flatten(1))
+        taps, h = {}, x
+        for i, layer in enumerate(self.features, 1):
+            h = layer(h)
+            taps[i] = h
+        h = self.fc(h.flatten(1))
         c_t = self.head_c(h) if self.head_c is not None else h[:, :0]
-        return self.head_z(h), c_t
+        if not self.detail:
+            return self.head_z(h), c_t
+        at_s, below = taps[self._taps[0]], taps[self._taps[1]]
+        r = self.detail_head(torch.cat([at_s, F.interpolate(below, scale_factor=2.0, mode="nearest")], 1))
+        return self.head_z(h), c_t, r
 
 
 ARCHS = {"resnet_g": Generator, "resnet_d": Discriminator, "up_g": UpGenerator, "sn_d": SNDiscriminator,

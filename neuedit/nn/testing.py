@@ -24,10 +24,13 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
         specs["g2"] = presets.g2_spec(p)
     if with_d:
         specs["d"] = presets.d_spec(p, sch.c_dim)
-    if with_e:  # the photo encoder, as small as the preset
+    if with_e:  # the photo encoder, as small as the preset; its detail map at half the resolution
         levels = (p.resolution // 4).bit_length() - 1
+        size = p.resolution // 2
+        detail = (build(specs["g1"]).detail_shape(size)[1], size)
         specs["e"] = {"name": "conv_e", "kwargs": dict(z_dim=z_dim, c_dim=sch.c_dim, resolution=p.resolution,
-                                                        chans=tuple(8 * 2 ** i for i in range(levels)), hidden=32)}
+                                                        chans=tuple(8 * 2 ** i for i in range(levels)), hidden=32,
+                                                        detail=detail, detail_ch=8)}
     nets = {}
     for key, spec in specs.items():
         m = build(spec)
@@ -40,6 +43,8 @@ def make_random_bundle(path: str | Path, preset: str = "tiny", schema: str = "an
                     mod.bias.uniform_(-0.1, 0.1)
             if key == "g2":  # the zero-initialised output layer would make G2 the identity
                 torch.nn.init.normal_(m.out.weight, std=0.05)
+            if key == "e":  # ... and the encoder's detail zero
+                torch.nn.init.normal_(m.detail_head[-1].weight, std=0.05)
         nets[key] = save_module(path, key, m, spec)
     training = bundle_mod.Provenance(stage1_step=0, stage2_step=0 if with_g2 else None, note="random weights for tests")
     meta = bundle_mod.BundleMeta(kind="two-stage" if with_g2 else "stage1", name=name, domain=name, z_dim=z_dim,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from neuedit.nn.nets import build
+from neuedit.nn.nets import DetailG1, build
 from neuedit.runtime.bundle import Bundle, BundleError, NetSpec
+from neuedit.runtime.graphs import GRAPHS, Detail
 
 
 def save_module(bundle_dir: str | Path, key: str, module, spec: dict) -> NetSpec:
@@ -36,3 +37,15 @@ def load_module(bundle: Bundle, key: str, device="cpu"):
     except RuntimeError as e:
         raise BundleError(f"{path}: weights do not fit {net.name} {net.kwargs}: {e}") from None
     return m.to(device).eval().requires_grad_(False)
+
+
+def load_graph_net(bundle: Bundle, graph: str, device="cpu"):
+    """The PyTorch module behind one graph of the contract (`neuedit.runtime.graphs.GRAPHS`): its
+    network, and for g1_detail G1 wrapped as `DetailG1` at the bundle's detail map size."""
+    net = load_module(bundle, GRAPHS[graph].net, device)
+    if graph == "g1_detail":
+        detail = Detail.of(bundle.meta)
+        if detail is None:
+            raise BundleError(f"bundle {bundle.path} has no photo encoder, so no detail map for g1_detail")
+        net = DetailG1(net, detail.size).eval()
+    return net

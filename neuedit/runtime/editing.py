@@ -2,13 +2,18 @@
 
 Everything here is numpy: the two-stage edit, the latent loop (plain gradient descent or
 Adam, anchor, restarts, projection of `c`) and the projection of a photo into the latent
-space. A backend supplies three forward passes, all on float32 numpy arrays:
+space. A backend supplies these passes, all on float32 numpy arrays:
 
     generate(z [N, Z], c [N, C])                              -> image [N, 3, R, R]
     edit2(image, sketch [N, 3, R, R], mask [N, 1, R, R])       -> image [N, 3, R, R]  (G2)
     step(StepFeeds) -> StepOutputs                             one latent step (the graph contract)
+    encode(image) -> (z_t, c_t, r [N, F, S, S])                the photo encoder, when it has one
+    generate_detail(z, c, r)                                   -> image: G1 with a photo's detail r
 
-and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `groups`, `has_g2`, `has_step`).
+and its sizes (`resolution`, `z_dim`, `c_dim`, `schema`, `groups`, `has_g2`, `has_step`,
+`has_encoder`, `detail`). A state with a detail `r` (a projected photo) is drawn by
+`generate_detail`; the latent step moves its (z, c) on G1 alone, and r rides along, so the
+picture stays the photo where (z, c)'s change leaves it alone (docs/method.md, "Photos").
 `neuedit.nn.backend.TorchBackend` runs the PyTorch networks (and `neuedit.nn.backend.latent_step`);
 `neuedit.runtime.engine.OnnxBackend` runs the exported ONNX graphs, whose latent step is that same
 function traced. Callers go through `neuedit.runtime.editor.Editor`, which checks that a method
@@ -35,12 +40,14 @@ class Backend(Protocol):
     groups: np.ndarray      # [C, C] the schema's group matrix (`neuedit.runtime.state.group_matrix`)
     has_g2: bool            # edit2 works
     has_step: bool          # step works
-    has_encoder: bool       # encode works
+    has_encoder: bool       # encode and generate_detail work
+    detail: object          # neuedit.runtime.graphs.Detail of the encoder's r (None without an encoder)
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray: ...
     def edit2(self, image: np.ndarray, sketch: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
     def step(self, feeds: StepFeeds) -> StepOutputs: ...
-    def encode(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...  # -> (z_t [N, Z], c_t [N, C])
+    def encode(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...  # (z_t, c_t, r)
+    def generate_detail(self, z: np.ndarray, c: np.ndarray, r: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -78,11 +85,19 @@ def check_z_c(be: Backend, z, c) -> tuple[np.ndarray, np.ndarray]:
     return z, c
 
 
+def draw(be: Backend, z: np.ndarray, c: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
+    """G1's picture of (z, c), with a photo's detail r (flat [N, F * S * S], as states hold it) when there is one."""
+    if r is None:
+        return be.generate(z, c)
+    d = be.detail
+    return be.generate_detail(z, c, np.ascontiguousarray(r).reshape(len(z), d.channels, d.size, d.size))
+
+
 def source_image(be: Backend, source) -> np.ndarray:
-    """An EditState -> G1's image; an image [N, 3, R, R] (or [3, R, R]) in [-1, 1] is checked."""
+    """An EditState -> its picture (`draw`); an image [N, 3, R, R] (or [3, R, R]) in [-1, 1] is checked."""
     if isinstance(source, EditState):
-        source.validate(be.z_dim, be.c_dim)
-        return be.generate(source.z, source.c)
+        source.validate(be.z_dim, be.c_dim, be.detail)
+        return draw(be, source.z, source.c, source.r)
     image = np.asarray(source, np.float32)
     if image.ndim == 3:
         image = image[None]
@@ -177,13 +192,13 @@ def paste(source: np.ndarray, edited: np.ndarray, mask: np.ndarray, tol: float,
 
 
 def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditConfig(), steps: int | None = None,
-                      state: EditState | None = None, project_steps: int = 100) -> StepResult:
+                      state: EditState | None = None, project_steps: int | None = None) -> StepResult:
     """A latent edit of a photo [N, 3, R, R]: its projection (`project`, unless `state` continues an
     earlier photo edit: the state it returned) is edited by `latent_edit`, and the change G1 made
-    (`G1(new) - G1(projection)`) is carried onto the photo where the strokes concern it (`paste`
-    with the projection's picture as reference); everywhere else the result is the photo itself.
-    The returned state keeps the projection as its z0, c0: send it back with the same photo to
-    continue."""
+    (`G1(new) - G1(projection)`, both with the photo's detail when the model has an encoder) is
+    carried onto the photo where the strokes concern it (`paste` with the projection's picture as
+    reference); everywhere else the result is the photo itself. The returned state keeps the
+    projection as its z0, c0 (and its detail r): send it back with the same photo to continue."""
     x = source_image(be, photo)
     start = project(be, x, project_steps).state if state is None else state
     res = latent_edit(be, start, sketch, mask, replace(cfg, paste=0.0), steps=steps)
@@ -191,7 +206,7 @@ def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditCo
     res.state.z0, res.state.c0 = z0.copy(), c0.copy()
     n, r = len(x), be.resolution
     mk = broadcast(mask, n, 1, r, "mask")
-    image = paste(x, res.image, mk, cfg.paste, reference=be.generate(z0, c0))
+    image = paste(x, res.image, mk, cfg.paste, reference=draw(be, z0, c0, start.r))
     d = edit_dist(image, broadcast(sketch, n, 3, r, "sketch"), mk).astype(np.float32)
     return StepResult(res.state, image, d, np.concatenate([res.trace[:-1], d[None]]))
 
@@ -227,8 +242,9 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
     steps = cfg.steps if steps is None else steps
     if steps < 0:
         raise UsageError("steps must be >= 0")
-    state.validate(be.z_dim, be.c_dim)
+    state.validate(be.z_dim, be.c_dim, be.detail)
     n, width, r = len(state), be.z_dim + be.c_dim, be.resolution
+    detail = state.r  # a photo's detail rides along: the steps move (z, c) on G1 alone
     sk, mk = broadcast(sketch, n, 3, r, "sketch"), broadcast(mask, n, 1, r, "mask")
     adam = cfg.optimizer == "adam"
     origin = (state.z0, state.c0) if state.z0 is not None else (state.z, state.c)
@@ -259,10 +275,11 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
         new.c = state.c.copy()  # c did not move: keep it exactly (the logits clamp one-hot values)
     if cfg.project_c and be.c_dim and be.schema is not None:
         new.c = be.schema.project(new.c)
-    image = be.generate(new.z, new.c)
+    new.r = detail
+    image = draw(be, new.z, new.c, detail)
     if cfg.paste > 0 and steps:  # against the picture the edit started from, over all its calls
         z0, c0 = origin
-        image = paste(be.generate(z0, c0), image, mk, cfg.paste)
+        image = paste(draw(be, z0, c0, detail), image, mk, cfg.paste)
         new.z0, new.c0 = z0.copy(), c0.copy()
     d = edit_dist(image, sk, mk).astype(np.float32)
     trace.append(d)
@@ -277,7 +294,7 @@ def latent_edit_restarts(be: Backend, state: EditState, sketch, mask, cfg: EditC
     the start whose final Dist, averaged over the batch, is lowest."""
     best = latent_edit(be, state, sketch, mask, cfg, frames=frames)
     for _ in range(cfg.restarts - 1):
-        alt = EditState(sample_z(len(state), be.z_dim, rng), state.c.copy())
+        alt = EditState(sample_z(len(state), be.z_dim, rng), state.c.copy(), r=state.r)
         res = latent_edit(be, alt, sketch, mask, cfg, frames=frames)
         if res.dist.mean() < best.dist.mean():
             best = res
@@ -286,24 +303,30 @@ def latent_edit_restarts(be: Backend, state: EditState, sketch, mask, cfg: EditC
 
 PROJECT_LR = 0.05       # a projection's Adam step size (z~ and c~)
 PROJECT_CANDIDATES = 16  # random starts a projection without an encoder picks the nearest of
+PROJECT_STEPS = 100     # a projection's default refinement steps without an encoder (with one: none)
 
 
-def project(be: Backend, image, steps: int = 200, *, rng: np.random.Generator | None = None,
+def project(be: Backend, image, steps: int | None = None, *, rng: np.random.Generator | None = None,
             c0: np.ndarray | None = None, lr: float = PROJECT_LR, candidates: int = PROJECT_CANDIDATES, encoder: bool = True) -> StepResult:
     """Project photos into G1's latent space, so the latent editor can start from them.
 
-    The start is the bundle's encoder's guess (iGAN's hybrid projection, Zhu et al. 2016) when it
-    has one and `encoder` is on, else the best of `candidates` random z (c: `c0` [N, C] when the
-    labels are known, else sampled from the schema); then `steps` Adam steps of the latent
-    editor with the photo as the sketch over the whole image: the edit distance is then the
-    mean L1 reconstruction error.
+    The start is the bundle's encoder's guess (iGAN's hybrid projection, Zhu et al. 2016) and the
+    photo's detail r when it has one and `encoder` is on, else the best of `candidates` random z
+    (c: `c0` [N, C] when the labels are known, else sampled from the schema); then `steps`
+    Adam steps of the latent editor with the photo as the sketch over the whole image: the edit
+    distance is then the mean L1 reconstruction error. Default: none after the encoder (its detail
+    r draws the photo, and steps on (z, c) alone, r held, move away from it: docs/benchmarks.md,
+    "Projection of photos"), else `PROJECT_STEPS`.
     image [N, 3, R, R] in [-1, 1] -> StepResult (state with N rows, reconstruction, error [N]).
     Images are projected independently (a batch changes nothing but speed)."""
     x = source_image(be, image)
     n, r = len(x), be.resolution
-    if encoder and be.has_encoder:
-        z_t, c_t = be.encode(x)
+    use_encoder = encoder and be.has_encoder
+    steps = (0 if use_encoder else PROJECT_STEPS) if steps is None else steps
+    if use_encoder:
+        z_t, c_t, detail = be.encode(x)
         start = EditState.from_tilde(z_t, c_t, be.groups)
+        start.r = detail.reshape(n, -1)
         if c0 is not None:
             start.c = np.asarray(c0, np.float32)
     else:

@@ -46,6 +46,8 @@ class Editor:
         self.provider: str = getattr(backend, "provider", "pytorch")  # where it runs, for /api/models
         self.resolution, self.z_dim, self.c_dim = backend.resolution, backend.z_dim, backend.c_dim
         self.schema, self.groups = backend.schema, backend.groups
+        self.has_encoder = backend.has_encoder  # photos: the encoder's (z, c) and detail map r
+        self.detail = backend.detail            # neuedit.runtime.graphs.Detail of r, None without an encoder
         self.methods: list[str] = ([TWO_STAGE] if backend.has_g2 else []) + ([LATENT] if backend.has_step else [])
 
     @classmethod
@@ -101,7 +103,7 @@ class Editor:
         return editing.latent_edit(self.backend, state, sketch, mask, cfg, steps=steps, frames=frames)
 
     def latent_photo(self, photo, sketch, mask, cfg: EditConfig = EditConfig(), steps: int | None = None,
-                     state: EditState | None = None, project_steps: int = 100) -> StepResult:
+                     state: EditState | None = None, project_steps: int | None = None) -> StepResult:
         """A latent edit of photos [N, 3, R, R] that returns the edited photos: their projection edited,
         G1's change carried onto each photo where the strokes concern it, the photo's own pixels
         elsewhere (`neuedit.runtime.editing.latent_photo_edit`). `state`: the one an earlier call
@@ -109,7 +111,8 @@ class Editor:
         self.require(LATENT)
         return editing.latent_photo_edit(self.backend, photo, sketch, mask, cfg, steps, state, project_steps)
 
-    def project(self, image, steps: int = 200, **kw) -> StepResult:
-        """Photos [N, 3, R, R] into the latent space (`neuedit.runtime.editing.project`)."""
+    def project(self, image, steps: int | None = None, **kw) -> StepResult:
+        """Photos [N, 3, R, R] into the latent space (`neuedit.runtime.editing.project`; steps None:
+        its default, none after an encoder)."""
         self.require(LATENT)
         return editing.project(self.backend, image, steps, **kw)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from neuedit.runtime import bundle as bundle_mod
-from neuedit.runtime.graphs import DTYPE, GRAPHS, ORT_TYPE, META_BUNDLE, META_GRAPH, META_WEIGHTS, StepFeeds, StepOutputs
+from neuedit.runtime.graphs import (DTYPE, GRAPHS, ORT_TYPE, META_BUNDLE, META_GRAPH, META_WEIGHTS, Detail, StepFeeds,
+                                    StepOutputs)
 from neuedit.runtime.schema import Schema
 from neuedit.runtime.state import group_matrix
 from neuedit.errors import NeueditError
@@ -32,7 +33,8 @@ def architecture(meta: dict, graph: str) -> dict:
     """The part of a bundle.json a graph depends on: sizes, schema and its network's spec."""
     net = meta.get(GRAPHS[graph].net) or {}
     return {"z_dim": meta.get("z_dim"), "c_dim": meta.get("c_dim"), "resolution": meta.get("resolution"),
-            "schema": meta.get("schema"), "net": {"name": net.get("name"), "kwargs": net.get("kwargs")}}
+            "schema": meta.get("schema"), "net": {"name": net.get("name"), "kwargs": net.get("kwargs")},
+            "detail": (meta.get("e") or {}).get("kwargs", {}).get("detail") if graph == "g1_detail" else None}
 
 
 def file_digest(path: str | Path) -> str:
@@ -87,7 +89,8 @@ class OnnxBackend:
         self.provider: str = self._sessions["g1"].get_providers()[0]
         self.graphs: tuple[str, ...] = tuple(self._sessions)
         self.has_g2, self.has_step = "g2" in self._sessions, "latent_step" in self._sessions
-        self.has_encoder = "encoder" in self._sessions
+        self.has_encoder = "encoder" in self._sessions and "g1_detail" in self._sessions
+        self.detail = Detail.of(b.meta) if self.has_encoder else None
 
     @classmethod
     def from_bundle(cls, bundle, providers: str | list = "auto", threads: int | None = None) -> "OnnxBackend":
@@ -140,7 +143,7 @@ class OnnxBackend:
         if weights.is_file() and meta.get(META_WEIGHTS) != file_digest(weights):
             raise EngineError(f"{path}: exported from other weights than {weights.name} "
                               f"(the bundle was retrained or the graph copied from another bundle); re-export")
-        want = contract.input_shapes(self.z_dim, self.c_dim, self.resolution)
+        want = contract.input_shapes(self.z_dim, self.c_dim, self.resolution, Detail.of(b.meta))
         got = {i.name: i for i in sess.get_inputs()}
         if set(got) != set(want):
             raise EngineError(f"{path}: inputs {sorted(got)} but a {graph} graph for this bundle takes "
@@ -173,9 +176,12 @@ class OnnxBackend:
     def edit2(self, image, sketch, mask) -> np.ndarray:
         return self._run("g2", {"image": image, "sketch": sketch, "mask": mask})["edited"]
 
-    def encode(self, image) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = self._run("encoder", {"image": image})
-        return out["z_t"], out.get("c_t", np.zeros((len(image), 0), np.float32))
+        return out["z_t"], out.get("c_t", np.zeros((len(image), 0), np.float32)), out["r"]
+
+    def generate_detail(self, z: np.ndarray, c: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return self._run("g1_detail", {"z": z, "c": c, "r": r})["image"]
 
     def step(self, feeds: StepFeeds) -> StepOutputs:
         # without c (c_dim 0) the graph has no c_t / c_t_next; the core keeps c_t itself

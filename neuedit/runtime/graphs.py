@@ -7,8 +7,9 @@ engine validates loaded graphs against it, and the editing core builds the laten
 from `StepFeeds` (whose fields *are* the step's inputs). Adding a graph is one entry here plus
 its network.
 
-Axes: "N" the batch (dynamic), "Z" z_dim, "C" c_dim, "W" = Z + C, "R" the resolution; ints
-are fixed sizes; () is a scalar. Ports whose axes contain "C" (and `c_t_next`) are dropped
+Axes: "N" the batch (dynamic), "Z" z_dim, "C" c_dim, "W" = Z + C, "R" the resolution, "F" and
+"S" the channels and side of the photo detail map (`Detail`: the encoder's `r`, added to G1's
+S x S features); ints are fixed sizes; () is a scalar. Ports whose axes contain "C" (and `c_t_next`) are dropped
 from graphs of a bundle with c_dim 0: zero-size tensors are a fragile corner of ONNX Runtime.
 numpy only: the server and the browser's build read this module.
 """
@@ -48,10 +49,25 @@ class Port:
     def batched(self) -> bool:
         return bool(self.axes) and self.axes[0] == "N"
 
-    def shape(self, z_dim: int, c_dim: int, resolution: int) -> tuple:
+    def shape(self, z_dim: int, c_dim: int, resolution: int, detail: "Detail | None" = None) -> tuple:
         """Concrete shape, None for the batch axis."""
-        sizes = {"N": None, "Z": z_dim, "C": c_dim, "W": z_dim + c_dim, "R": resolution}
+        f, s = (detail.channels, detail.size) if detail else (None, None)
+        sizes = {"N": None, "Z": z_dim, "C": c_dim, "W": z_dim + c_dim, "R": resolution, "F": f, "S": s}
         return tuple(sizes[a] if isinstance(a, str) else a for a in self.axes)
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A photo's detail map r [N, channels, size, size]: what the encoder predicts beside (z, c) and
+    `g1_detail` adds to G1's size x size features (docs/method.md, "Photos")."""
+    channels: int
+    size: int
+
+    @classmethod
+    def of(cls, meta: dict) -> "Detail | None":
+        """The detail map of a bundle (its bundle.json as a dict), None without a photo encoder."""
+        kw = (meta.get("e") or {}).get("kwargs", {})
+        return cls(*kw["detail"]) if kw.get("detail") else None
 
 
 def _port(*axes, doc: str = ""):
@@ -109,6 +125,11 @@ class Graph:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     tol: dict = field(default_factory=dict)  # output -> parity tolerance (ATOL otherwise)
+    needs: tuple = ()             # the bundle networks the graph is exported for (default: `net`)
+
+    def __post_init__(self):
+        if not self.needs:
+            object.__setattr__(self, "needs", (self.net,))
 
     def input_ports(self, c_dim: int) -> tuple[Port, ...]:
         return tuple(p for p in self.inputs if c_dim or not p.needs_c)
@@ -122,9 +143,13 @@ class Graph:
     def output_names(self, c_dim: int) -> tuple[str, ...]:
         return tuple(p.name for p in self.output_ports(c_dim))
 
-    def input_shapes(self, z_dim: int, c_dim: int, resolution: int) -> dict[str, tuple]:
+    def input_shapes(self, z_dim: int, c_dim: int, resolution: int, detail: Detail | None = None) -> dict[str, tuple]:
         """name -> shape (None for the batch axis) of each input of this graph for a bundle."""
-        return {p.name: p.shape(z_dim, c_dim, resolution) for p in self.input_ports(c_dim)}
+        return {p.name: p.shape(z_dim, c_dim, resolution, detail) for p in self.input_ports(c_dim)}
+
+    def exported_for(self, networks) -> bool:
+        """Whether a bundle with these networks has this graph."""
+        return all(n in networks for n in self.needs)
 
 
 _IMAGE = ("N", 3, "R", "R")
@@ -140,10 +165,15 @@ LATENT_STEP = Graph(
     # Adam's moments are small numbers (m ~ g ~ 1e-3, v ~ g^2 ~ 1e-6), so 1e-4 would accept
     # anything: theirs are scaled to their size (z_t_next, which they move, keeps 1e-4)
     tol={"m_next": 1e-6, "v_next": 1e-8})
+_DETAIL = ("N", "F", "S", "S")
 ENCODER = Graph("encoder", "encoder.onnx", "e",
                 inputs=(Port("image", _IMAGE, "a photo in [-1, 1]"),),
-                outputs=(Port("z_t", ("N", "Z"), "arctanh(z) to start from"), Port("c_t", ("N", "C"), "c's logits")))
-GRAPHS: dict[str, Graph] = {g.name: g for g in (G1, G2, LATENT_STEP, ENCODER)}
+                outputs=(Port("z_t", ("N", "Z"), "arctanh(z) to start from"), Port("c_t", ("N", "C"), "c's logits"),
+                         Port("r", _DETAIL, "the photo's detail: what (z, c) cannot draw")))
+G1_DETAIL = Graph("g1_detail", "g1_detail.onnx", "g1", needs=("g1", "e"),
+                  inputs=(Port("z", ("N", "Z")), Port("c", ("N", "C")), Port("r", _DETAIL, "a photo's detail (0: G1 itself)")),
+                  outputs=(Port("image", _IMAGE, "in [-1, 1]"),))
+GRAPHS: dict[str, Graph] = {g.name: g for g in (G1, G2, LATENT_STEP, ENCODER, G1_DETAIL)}
 
 
 def tolerance(graph_name: str, output: str, tol: float | dict | None = None) -> float:
@@ -166,12 +196,12 @@ STEP_VARIANTS = ("adam", "gd", "adam_first")
 
 
 def example_inputs(name: str, z_dim: int, c_dim: int, resolution: int, n: int = 2, seed: int = 0,
-                   variant: str = "adam") -> dict[str, np.ndarray]:
+                   variant: str = "adam", detail: Detail | None = None) -> dict[str, np.ndarray]:
     """Random inputs of graph `name` in the ranges the editors produce, keyed by input name.
 
     `variant` (latent_step only): "adam" (moments under way, anchor on), "gd", or "adam_first"
     (the first Adam step: zero moments, t 0, c frozen, so some gradients are exactly zero and
-    Adam's eps is all that keeps 0 / 0 away).
+    Adam's eps is all that keeps 0 / 0 away). `detail`: the bundle's (`Detail.of`), for g1_detail.
     """
     if variant not in STEP_VARIANTS:
         raise UsageError(f"variant must be one of {STEP_VARIANTS}")
@@ -190,6 +220,10 @@ def example_inputs(name: str, z_dim: int, c_dim: int, resolution: int, n: int = 
         "m": rng.normal(0, 1e-3, (n, w)), "v": rng.uniform(1e-7, 1e-5, (n, w)), "t": 3.0, "adam": float(adam),
         "z_anchor": np.arctanh(np.clip(z + rng.normal(0, 0.1, z.shape), -0.99, 0.99)), "anchor": 0.1, "edit_c": 1.0,
     }
+    if name == G1_DETAIL.name:
+        if detail is None:
+            raise UsageError("g1_detail's example inputs need the bundle's detail map (Detail.of)")
+        table["r"] = rng.normal(0, 0.5, (n, detail.channels, detail.size, detail.size))
     if first:
         # Adam's first step moves each coordinate by lr * g / (|g| + eps): where |g| is near eps
         # (random-weight 128 px nets have such gradients) fp32 noise in g is amplified ~1e7 times,

@@ -39,6 +39,7 @@ class EditState:
     t: int = 0                    # Adam step count
     z0: np.ndarray | None = None  # the (z, c) whose picture a latent edit started from: what
     c0: np.ndarray | None = None  #   `EditConfig.paste` keeps across calls (None: this state's own)
+    r: np.ndarray | None = None   # a photo's detail map, flat [N, F * S * S] (the encoder's; None: G1's own picture)
 
     def __post_init__(self):
         self.z = np.asarray(self.z, np.float32)
@@ -53,11 +54,15 @@ class EditState:
         if self.z0 is not None:
             self.z0 = np.asarray(self.z0, np.float32).reshape(self.z.shape)
             self.c0 = np.asarray(self.c0, np.float32).reshape(len(self.z), -1)
+        if self.r is not None:
+            self.r = np.asarray(self.r, np.float32).reshape(len(self.z), -1)
 
     def __len__(self):
         return len(self.z)
 
-    def validate(self, z_dim: int, c_dim: int) -> "EditState":
+    def validate(self, z_dim: int, c_dim: int, detail=None) -> "EditState":
+        """StateError unless the state fits a model of these sizes; `detail` (the model's
+        `neuedit.runtime.graphs.Detail`, None without a photo encoder) is the shape of `r`."""
         def check(name, a, width, lo, hi):
             if a.ndim != 2 or a.shape[1] != width:
                 raise StateError(f"{name} must have {width} values per image, got shape {list(a.shape)}")
@@ -80,6 +85,10 @@ class EditState:
             check("c0", self.c0, c_dim, 0.0, 1.0)
             if np.any(np.abs(self.z0) >= 1.0):
                 raise StateError("z0 values must lie strictly inside (-1, 1)")
+        if self.r is not None:
+            if detail is None:
+                raise StateError("r (a photo's detail) needs a model with a photo encoder; this one has none")
+            check("r", self.r, detail.channels * detail.size ** 2, None, None)
         if self.m is not None:
             check("m", self.m, z_dim + c_dim, None, None)
             check("v", self.v, z_dim + c_dim, None, None)
@@ -109,6 +118,8 @@ class EditState:
             d.update(m=self.m.tolist(), v=self.v.tolist(), t=int(self.t))
         if self.z0 is not None:
             d.update(z0=self.z0.tolist(), c0=self.c0.tolist())
+        if self.r is not None:
+            d.update(r=self.r.tolist())
         return d
 
     @classmethod
@@ -118,7 +129,7 @@ class EditState:
         if "z" not in d or "c" not in d:
             raise StateError("state needs both 'z' and 'c'")
         try:
-            arrs = {k: np.asarray(d[k], np.float32) for k in ("z", "c", "m", "v", "z0", "c0") if d.get(k) is not None}
+            arrs = {k: np.asarray(d[k], np.float32) for k in ("z", "c", "m", "v", "z0", "c0", "r") if d.get(k) is not None}
         except (ValueError, TypeError, OverflowError) as e:
             raise StateError(f"state values must be (lists of) float32 numbers: {e}") from None
         t = d.get("t", 0)
@@ -127,7 +138,7 @@ class EditState:
         if arrs["z"].ndim not in (1, 2):
             raise StateError("z must be a list of numbers (or a list of such lists)")
         try:
-            return cls(arrs["z"], arrs["c"], arrs.get("m"), arrs.get("v"), t, arrs.get("z0"), arrs.get("c0"))
+            return cls(arrs["z"], arrs["c"], arrs.get("m"), arrs.get("v"), t, arrs.get("z0"), arrs.get("c0"), arrs.get("r"))
         except ValueError as e:  # a z0/c0/m/v that does not fit z's rows
             raise StateError(f"state arrays do not fit together: {e}") from None
 
@@ -141,7 +152,8 @@ class EditState:
     def row(self, i: int) -> "EditState":
         sl = slice(i, i + 1)
         pick = lambda a: None if a is None else a[sl]  # noqa: E731
-        return EditState(self.z[sl], self.c[sl], pick(self.m), pick(self.v), self.t, pick(self.z0), pick(self.c0))
+        return EditState(self.z[sl], self.c[sl], pick(self.m), pick(self.v), self.t, pick(self.z0), pick(self.c0),
+                         pick(self.r))
 
 
 # ---- c as logits of a softmax per group -------------------------------------------------------

@@ -6,6 +6,10 @@
 // shapes noted: images [N, 3, R, R] in [-1, 1], sketch [N, 3, R, R], mask [N, 1, R, R].
 "use strict";
 
+// graphs a page loads only when a photo first needs them (the encoder and G1 with a photo's detail):
+// a generated picture's edits never run them, and they would add to every first visit
+export const ON_DEMAND = ["encoder", "g1_detail"];
+
 export class EngineError extends Error {
   constructor(message, code = "bad_request", status = 400) { super(message); this.code = code; this.status = status; }
 }
@@ -121,10 +125,11 @@ export function stateToJSON(s) {  // one row, as the server sends it
   const d = {z: Array.from(s.z), c: Array.from(s.c)};
   if (s.m) Object.assign(d, {m: Array.from(s.m), v: Array.from(s.v), t: s.t});
   if (s.z0) Object.assign(d, {z0: Array.from(s.z0), c0: Array.from(s.c0)});
+  if (s.r) d.r = Array.from(s.r);
   return d;
 }
 
-export function stateFromJSON(d, zDim, cDim) {
+export function stateFromJSON(d, zDim, cDim, detail = null) {  // detail: the model's {channels, size} or null
   if (!d || typeof d !== "object" || !d.z || !d.c) throw new EngineError("state needs both 'z' and 'c'", "bad_state");
   const vec = (v, n, name, lo, hi) => {
     if (!Array.isArray(v) || v.length !== n || !v.every((x) => typeof x === "number" && Number.isFinite(x)))
@@ -132,7 +137,7 @@ export function stateFromJSON(d, zDim, cDim) {
     if (lo !== undefined && v.some((x) => x < lo || x > hi)) throw new EngineError(`${name} values must lie in [${lo}, ${hi}]`, "bad_state");
     return Float32Array.from(v);
   };
-  const s = {n: 1, z: vec(d.z, zDim, "z", -1, 1), c: vec(d.c, cDim, "c", 0, 1), m: null, v: null, t: 0, z0: null, c0: null};
+  const s = {n: 1, z: vec(d.z, zDim, "z", -1, 1), c: vec(d.c, cDim, "c", 0, 1), m: null, v: null, t: 0, z0: null, c0: null, r: null};
   if (s.z.some((x) => Math.abs(x) >= 1)) throw new EngineError("z values must lie strictly inside (-1, 1)", "bad_state");
   if ((d.m == null) !== (d.v == null)) throw new EngineError("Adam moments m and v come together", "bad_state");
   if (d.m != null) {
@@ -143,6 +148,10 @@ export function stateFromJSON(d, zDim, cDim) {
   }
   if ((d.z0 == null) !== (d.c0 == null)) throw new EngineError("the starting point z0 and c0 come together", "bad_state");
   if (d.z0 != null) { s.z0 = vec(d.z0, zDim, "z0", -1, 1); s.c0 = vec(d.c0, cDim, "c0", 0, 1); }
+  if (d.r != null) {
+    if (!detail) throw new EngineError("r (a photo's detail) needs a model with a photo encoder; this one has none", "bad_state");
+    s.r = vec(d.r, detail.channels * detail.size * detail.size, "r");
+  }
   return s;
 }
 
@@ -381,13 +390,18 @@ export async function chooseC(be, st, sketch, mask) {  // one row: the state's c
   return cands[best];
 }
 
+export function draw(be, z, c, r) {  // editing.py: draw. One row's picture, with a photo's detail r when it has one
+  return r ? be.generateDetail(z, c, r) : be.generate(z, c, 1);
+}
+
 export async function twoStage(be, source, sketch, mask) {  // source: {state} or {image}
-  const i1 = source.image || await be.generate(source.state.z, source.state.c, 1);
+  const i1 = source.image || await draw(be, source.state.z, source.state.c, source.state.r);
   return be.edit2(i1, sketch, mask);
 }
 
 export async function latentEdit(be, st, sketch, mask, cfg, steps) {
-  // st: one row {z, c, m, v, t, z0, c0}; -> {state, image, dist}
+  // st: one row {z, c, m, v, t, z0, c0, r}; -> {state, image, dist}. A photo's detail r rides along:
+  // the steps move (z, c) on G1 alone
   const K = be.K, Z = be.zDim, C = be.cDim, W = Z + C, adam = cfg.optimizer === "adam";
   if (!(steps >= 0)) throw new EngineError("steps must be >= 0");
   if (cfg.project_c || cfg.restarts > 1) throw new EngineError("project_c and restarts are not offered in the browser");
@@ -407,25 +421,28 @@ export async function latentEdit(be, st, sketch, mask, cfg, steps) {
     if (C) feeds.c_t = out.c_t_next;
   }
   const next = {n: 1, z: zFromTilde(feeds.z_t, K), c: cFromLogits(feeds.c_t, be.groups, 1, C, K),
-                m: adam ? feeds.m : null, v: adam ? feeds.v : null, t: adam ? Math.round(feeds.t) : 0, z0: null, c0: null};
+                m: adam ? feeds.m : null, v: adam ? feeds.v : null, t: adam ? Math.round(feeds.t) : 0, z0: null, c0: null,
+                r: st.r || null};
   if (!(cfg.edit_c && steps)) next.c = Float32Array.from(c);
-  let image = await be.generate(next.z, next.c, 1);
+  let image = await draw(be, next.z, next.c, next.r);
   if (cfg.paste > 0 && steps) {
-    image = paste(await be.generate(origin[0], origin[1], 1), image, mask, cfg.paste, 1, be.R, K);
+    image = paste(await draw(be, origin[0], origin[1], next.r), image, mask, cfg.paste, 1, be.R, K);
     next.z0 = Float32Array.from(origin[0]); next.c0 = Float32Array.from(origin[1]);
   }
   return {state: next, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }
 
 export async function project(be, image, steps) {
-  // a photo [1, 3, R, R] -> {state, image, dist}: the encoder's guess when the model has one, else
-  // the nearest of PROJECT_CANDIDATES random starts (the pictures of seeds 0..; editing.py:
-  // _best_random_start), then `steps` Adam steps toward the photo
+  // a photo [1, 3, R, R] -> {state, image, dist}: the encoder's guess and the photo's detail r when
+  // the model has one, else the nearest of PROJECT_CANDIDATES random starts (the pictures of seeds
+  // 0..; editing.py: _best_random_start), then `steps` Adam steps toward the photo (null: none after
+  // the encoder, else PROJECT_STEPS)
   const K = be.K, Z = be.zDim, C = be.cDim, P = be.R * be.R;
   let start;
   if (be.hasEncoder) {
     const e = await be.encode(image);
-    start = {n: 1, z: zFromTilde(e.z_t, K), c: cFromLogits(e.c_t, be.groups, 1, C, K), m: null, v: null, t: 0, z0: null, c0: null};
+    start = {n: 1, z: zFromTilde(e.z_t, K), c: cFromLogits(e.c_t || new Float32Array(0), be.groups, 1, C, K), m: null, v: null,
+             t: 0, z0: null, c0: null, r: e.r};
   } else {
     const n = K.PROJECT_CANDIDATES, z = new Float32Array(n * Z), c = new Float32Array(n * C);
     for (let j = 0; j < n; j++) {
@@ -438,8 +455,10 @@ export async function project(be, image, steps) {
     const d = dist(rec, x, whole, n, be.R);
     let best = 0;
     for (let j = 1; j < n; j++) if (d[j] < d[best]) best = j;
-    start = {n: 1, z: z.slice(best * Z, (best + 1) * Z), c: c.slice(best * C, (best + 1) * C), m: null, v: null, t: 0, z0: null, c0: null};
+    start = {n: 1, z: z.slice(best * Z, (best + 1) * Z), c: c.slice(best * C, (best + 1) * C), m: null, v: null, t: 0,
+             z0: null, c0: null, r: null};
   }
+  if (steps == null) steps = be.hasEncoder ? 0 : K.PROJECT_STEPS;
   const cfg = {...be.defaults, optimizer: "adam", lr: K.PROJECT_LR, lr_c: K.PROJECT_LR, anchor: 0, paste: 0};
   return latentEdit(be, start, image, new Float32Array(P).fill(1), cfg, steps);
 }
@@ -447,10 +466,10 @@ export async function project(be, image, steps) {
 export async function latentPhotoEdit(be, photo, sketch, mask, cfg, steps, st = null) {
   // editing.py: latent_photo_edit. A photo [1, 3, R, R]: its projection (unless `st` continues an
   // earlier photo edit) edited, G1's change carried onto the photo where the strokes concern it
-  const start = st || (await project(be, photo, be.K.PROJECT_STEPS)).state;
+  const start = st || (await project(be, photo, null)).state;
   const r = await latentEdit(be, start, sketch, mask, {...cfg, paste: 0}, steps);
   const z0 = start.z0 || start.z, c0 = start.z0 ? start.c0 : start.c;
   r.state.z0 = Float32Array.from(z0); r.state.c0 = Float32Array.from(c0);
-  const image = paste(photo, r.image, mask, cfg.paste, 1, be.R, be.K, await be.generate(z0, c0, 1));
+  const image = paste(photo, r.image, mask, cfg.paste, 1, be.R, be.K, await draw(be, z0, c0, start.r));
   return {state: r.state, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }

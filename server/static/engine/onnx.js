@@ -7,7 +7,8 @@ import {EngineError, groupMatrix} from "./core.js";
 
 export class OnnxBackend {
   // ort: the onnxruntime-web module; model: web.json's entry; graphs: {name: ArrayBuffer}
-  static async create(ort, manifest, model, graphs, options) {
+  // fetchGraph(name) -> ArrayBuffer: a graph of the model left out of `graphs` (core.ON_DEMAND), loaded when first run
+  static async create(ort, manifest, model, graphs, options, fetchGraph = null) {
     const be = new OnnxBackend();
     be.ort = ort;
     be.contract = manifest.contract;
@@ -17,13 +18,28 @@ export class OnnxBackend {
     be.schema = model.schema;
     be.defaults = model.defaults;
     be.groups = groupMatrix(model.schema, model.c_dim);
+    be.detail = model.detail || null;  // {channels, size} of a photo's detail map r, with an encoder
+    be.files = model.graphs;
+    be.options = options;
+    be.fetchGraph = fetchGraph;
     be.sessions = {};
-    for (const [name, bytes] of Object.entries(graphs)) {
-      be.sessions[name] = await ort.InferenceSession.create(new Uint8Array(bytes), options);
-      be.check(name);
-    }
-    be.hasEncoder = "encoder" in be.sessions;
+    for (const [name, bytes] of Object.entries(graphs)) await be.open(name, bytes);
+    be.hasEncoder = be.has("encoder") && be.has("g1_detail") && !!be.detail;
     return be;
+  }
+
+  async open(name, bytes) {
+    this.sessions[name] = await this.ort.InferenceSession.create(new Uint8Array(bytes), this.options);
+    this.check(name);
+  }
+
+  async session(graph) {  // a loaded graph's session; one left for later (core.ON_DEMAND) is fetched now
+    if (!this.sessions[graph] && this.files[graph] && this.fetchGraph) {
+      this.pending = this.pending || {};
+      this.pending[graph] = this.pending[graph] || this.fetchGraph(graph).then((b) => this.open(graph, b));
+      await this.pending[graph];
+    }
+    return this.sessions[graph];
   }
 
   ports(graph, side) {  // the contract's ports of `graph` for this model
@@ -39,12 +55,13 @@ export class OnnxBackend {
   }
 
   shape(p, n) {
-    const sizes = {N: n, Z: this.zDim, C: this.cDim, W: this.zDim + this.cDim, R: this.R};
+    const d = this.detail || {};
+    const sizes = {N: n, Z: this.zDim, C: this.cDim, W: this.zDim + this.cDim, R: this.R, F: d.channels, S: d.size};
     return p.axes.map((a) => (typeof a === "string" ? sizes[a] : a));
   }
 
   async run(graph, values, n) {
-    const s = this.sessions[graph];
+    const s = await this.session(graph);
     if (!s) throw new EngineError(`model ${this.name} has no ${this.contract[graph].file}`, "method_unavailable");
     const feeds = {};
     for (const p of this.ports(graph, "inputs")) {
@@ -71,6 +88,7 @@ export class OnnxBackend {
   }
   edit2(image, sketch, mask) { return this.run("g2", {image, sketch, mask}, 1).then((o) => o.edited); }
   encode(image) { return this.run("encoder", {image}, 1); }
+  generateDetail(z, c, r) { return this.run("g1_detail", {z, c, r}, 1).then((o) => o.image); }
   step(feeds) { return this.run("latent_step", feeds, 1); }
-  has(graph) { return graph in this.sessions; }
+  has(graph) { return graph in this.sessions || graph in this.files; }
 }

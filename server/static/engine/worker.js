@@ -83,13 +83,16 @@ async function load(name, progress) {
   if (W.backends.has(name)) return {model: name, cached: true};
   const model = W.manifest.models.find((m) => m.name === name);
   if (!model) throw new core.EngineError(`unknown model ${name}`, "unknown_model", 404);
+  const fetchGraph = (g, report = progress) => {
+    const f = model.graphs[g], url = new URL(f.url, W.base).href;
+    return fetchCached(url, `${url}?sha256=${f.sha256}`, f.bytes, `${name} ${g}`, report);
+  };
   const graphs = {};
-  for (const [g, f] of Object.entries(model.graphs)) {
-    const url = new URL(f.url, W.base).href;
-    graphs[g] = await fetchCached(url, `${url}?sha256=${f.sha256}`, f.bytes, `${name} ${g}`, progress);
-  }
+  for (const g of Object.keys(model.graphs)) if (!core.ON_DEMAND.includes(g)) graphs[g] = await fetchGraph(g);
+  // the photo graphs come with the first photo (a projection), not with the page
   const be = await OnnxBackend.create(W.ort, W.manifest, model, graphs,
-                                      {executionProviders: ["wasm"], graphOptimizationLevel: "all"});
+                                      {executionProviders: ["wasm"], graphOptimizationLevel: "all"},
+                                      (g) => fetchGraph(g, () => {}));
   W.backends.set(name, be);
   return {model: name, cached: false};
 }
@@ -153,7 +156,7 @@ const OPS = {
     if (!hasState && !hasImage) throw new core.EngineError("send 'state' (from generate) or 'image' (a photo)", "missing_field");
     if (hasState && hasImage && method !== "latent") throw new core.EngineError(
       "a two-stage edit takes one of 'state' or 'image'; both together continue a latent edit of a photo", "bad_request");
-    const st = hasState ? core.stateFromJSON(body.state, be.zDim, be.cDim) : null;
+    const st = hasState ? core.stateFromJSON(body.state, be.zDim, be.cDim, be.detail) : null;
     const s = body.sketch;
     if (!s || !s.rgba) throw new core.EngineError("missing field 'sketch'", "missing_field");
     const {sketch, mask} = core.sketchFromRGBA(s.rgba, s.width, s.height, be.R);
@@ -180,7 +183,7 @@ const OPS = {
   async project(body) {
     const be = backend(body);
     if (!be.has("latent_step")) throw new core.EngineError(`model ${be.name} has no latent-editor graph`, "method_unavailable");
-    const steps = intField(body, "steps", be.K.PROJECT_STEPS, 0, 1000);
+    const steps = intField(body, "steps", be.hasEncoder ? 0 : be.K.PROJECT_STEPS, 0, 1000);
     const r = await core.project(be, photo(body.image, be.R), steps);
     return reply(be, r.image, {state: core.stateToJSON(r.state), dist: r.dist, steps});
   },

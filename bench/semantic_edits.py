@@ -115,7 +115,8 @@ def main():
     d = DOMAINS[args.domain]
     b = bundle_mod.read(args.bundle or d["bundle"])
     G2 = load_module(bundle_mod.read(args.g2), "g2") if args.g2 else (load_module(b, "g2") if b.has_g2 else None)
-    editor = Editor(TorchBackend(load_module(b, "g1"), G2, b.schema), b)
+    E = load_module(b, "e") if "e" in b.info.networks else None  # photos: projected through the encoder
+    editor = Editor(TorchBackend(load_module(b, "g1"), G2, b.schema, E=E), b)
     judge, features, train = judge_and_features(args.domain, d, b.schema)
     photos = held_out(args.domain, d, b.schema)
     cfg = SemanticConfig(kinds=tuple(args.kinds or d["kinds"]), sources=tuple(args.sources), n=args.n, seed=args.seed,

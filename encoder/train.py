@@ -11,6 +11,7 @@ The loop and the run machinery (seeding, data order, logs, grids, checkpoints, r
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 
@@ -57,6 +58,7 @@ class EncoderConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, lr_end=3e-5, decay_start=0.5,
                                                                    beta1=0.9, beta2=0.999))
     name: str = ""               # model name (default: the bundle's)
+    init_from: str = ""          # a bundle whose encoder `e` (same architecture) the training starts from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +118,12 @@ class EncoderStage(Stage):
         self.e_spec = {"name": "conv_e", "kwargs": dict(z_dim=b.z_dim, c_dim=b.c_dim, resolution=b.resolution,
                                                          chans=tuple(cfg.chans), hidden=cfg.hidden, detail=detail)}
         self.E = build(self.e_spec).to(run.device)
+        if cfg.init_from:  # fine-tuning (a new loss weight, say) from an earlier run's encoder
+            src = bundle_mod.read(cfg.init_from)
+            same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731  (lists vs tuples)
+            if "e" not in src.info.networks or not same(src.info.networks["e"].spec, self.e_spec):
+                raise UsageError(f"{cfg.init_from} has no encoder of this architecture ({self.e_spec})")
+            self.E.load_state_dict(load_module(src, "e", run.device).state_dict())
         self.E_t = run.wrap(self.E)
         self.optim = cfg.optim
         self.phases = [Phase("E", self.E, cfg.optim.adam(self.E.parameters()), self.loss, "L_E")]

@@ -49,10 +49,11 @@ for n in ${@:-anime shoes handbags}; do
     train train-stage2 "$recipe"
     ship "$n"
   done
-  # the photo encoder of the finished bundle (its recipe names neuedit/models/<n>), exported with it
-  recipe=recipes/encoder/$n.toml
-  if [ -f "$recipe" ]; then
+  # the photo encoder of the finished bundle (its recipes name neuedit/models/<n>; a phase continues
+  # from the one before), exported with it
+  for recipe in recipes/encoder/$n.toml recipes/encoder/$n-[0-9].toml; do
+    [ -f "$recipe" ] || continue
     train train-encoder "$recipe"
-    ship "$n"
-  fi
+  done
+  [ -f "recipes/encoder/$n.toml" ] && ship "$n"
 done

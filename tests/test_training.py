@@ -189,9 +189,15 @@ def test_train_demos_chains_every_recipe_in_order():
     assert 'for recipe in recipes/stage2/$n-semantic.toml recipes/stage2/$n-semantic-[0-9].toml' in text
     listed += [str(p.relative_to(ROOT)) for n in chains for p in (ROOT / "recipes" / "stage2").glob(f"{n}-semantic*.toml")]
     # and the photo encoder last, from the finished bundle
-    assert 'recipe=recipes/encoder/$n.toml' in text and 'train train-encoder "$recipe"' in text
+    assert 'for recipe in recipes/encoder/$n.toml recipes/encoder/$n-[0-9].toml' in text
+    assert 'train train-encoder "$recipe"' in text
     for p in (ROOT / "recipes" / "encoder").glob("*.toml"):
-        assert p.stem in chains and cfg_mod.read(p)["bundle"] == f"neuedit/models/{p.stem}", p
+        name, _, phase = p.stem.partition("-")
+        d = cfg_mod.read(p)
+        assert name in chains and d["bundle"] == f"neuedit/models/{name}", p
+        if phase:  # a phase starts from the run of the one before
+            before = ROOT / "recipes" / "encoder" / (f"{name}.toml" if phase == "2" else f"{name}-{int(phase) - 1}.toml")
+            assert phase.isdigit() and d["init_from"] == cfg_mod.read(before)["run"]["out"] + "/bundle", p
         listed.append(str(p.relative_to(ROOT)))
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.toml"))
     assert sorted(listed) == files

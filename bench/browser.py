@@ -7,7 +7,8 @@ serves it with a plain static server (one WebAssembly thread: no cross-origin is
 with the isolation headers (two threads, whatever the page would choose), and measures in headless Chromium: ms per graph
 call with the runtime alone (G1, G2, latent step), ms per two-stage edit and per latent Submit
 of one step through the page's runtime (worker round trip, stroke decoding, PNG of the result
-included), the marginal ms of each further latent step, first-load megabytes (runtime + graphs),
+included), the marginal ms of each further latent step, first-load megabytes (runtime + the graphs a
+generated picture needs; the photo encoder's come with the first photo),
 seconds to the first picture on a fresh visit and on a second one (from the cache), and whether
 the browser offers WebGPU. Native ONNX Runtime (1 thread) on the same graphs sits beside it.
 Prints one table; rows go to bench/results/browser.json.
@@ -38,6 +39,7 @@ CANVAS = 512
 
 PAGE = """<!doctype html><html><body><script type="module">
 import {Device} from "./static/engine/device.js";
+import {ON_DEMAND} from "./static/engine/core.js";  // graphs that come with the first photo, not the first load
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 async function timed(fn, reps) { const ms = []; for (let i = 0; i < reps; i++) { const t = performance.now(); await fn(); ms.push(performance.now() - t); } return median(ms); }
 window.bench = async (model, reps, threads) => {
@@ -49,7 +51,7 @@ window.bench = async (model, reps, threads) => {
   const first_s = (performance.now() - t0) / 1000;
   const m = manifest.models.find((x) => x.name === model), out = {first_s, threads: d.info.threads};
   out.mb = (manifest.runtime.files[manifest.runtime.wasm] + manifest.runtime.files[manifest.runtime.entry]
-            + Object.values(m.graphs).reduce((a, f) => a + f.bytes, 0)) / 1e6;
+            + Object.entries(m.graphs).filter(([g]) => !ON_DEMAND.includes(g)).reduce((a, [, f]) => a + f.bytes, 0)) / 1e6;
   for (const graph of Object.keys(m.graphs)) out[graph] = median((await d.call("time", {body: {model, graph, reps}})).ms);
   const W = %(canvas)d, rgba = new Uint8ClampedArray(W * W * 4);
   for (let y = 60; y < 90; y++) for (let x = 100; x < 400; x++) rgba.set([232, 68, 58, 255], 4 * (y * W + x));

@@ -216,7 +216,7 @@ def test_a_photo_latent_edit_keeps_the_photo_and_continues(browser, server, tmp_
     page.fill("#steps", "2")
     body, out = submit_and_wait(page, lambda: page.click("#submit"))
     assert body["method"] == "latent" and "image" in body and "state" not in body  # the photo itself
-    assert out["state"]["z0"] is not None
+    assert out["state"]["z0"] is not None and len(out["state"]["r"]) == 16 * 8 * 8  # the photo's detail map
     body2, out2 = submit_and_wait(page, lambda: page.click("#submit"))
     assert body2["image"] == body["image"] and body2["state"] == out["state"]  # continued
     assert out2["state"]["z0"] == out["state"]["z0"]

@@ -22,7 +22,7 @@ def e_cfg(b, out, data_dir, iterations, **kw):
                         labels=str(data_dir / "anime-faces" / "labels.csv")),
         run=RunConfig(out=str(out), iterations=iterations, batch=16, seed=0, log_every=20, sample_every=1000,
                       ckpt_every=1000, progress=False, tensorboard=False),
-        chans=(8, 16), hidden=64, detail=8, **kw)
+        **{"chans": (8, 16), "hidden": 64, "detail": 8, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,17 @@ def test_resume_is_exact_and_the_bundle_adds_e(tmp_path, trained_tiny_bundle, da
     z_t, c_t, r = load_module(out, "e")(torch.zeros(2, 3, 16, 16))
     assert z_t.shape == (2, out.z_dim) and c_t.shape == (2, out.c_dim) and r.shape == (2, 16, 8, 8)
     assert np.isfinite(z_t.numpy()).all()
+
+
+def test_a_phase_starts_from_an_earlier_encoder(tmp_path, trained_tiny_bundle, data_dir, faces):
+    from neuedit.errors import UsageError
+    from neuedit.training import OptimConfig
+    first = train(e_cfg(trained_tiny_bundle, tmp_path / "a", data_dir, 2), faces)
+    tiny_lr = OptimConfig(lr=1e-12, lr_end=1e-12)
+    second = train(e_cfg(trained_tiny_bundle, tmp_path / "b", data_dir, 1, init_from=str(first.path), optim=tiny_lr), faces)
+    a, b = (load_module(x, "e").detail_head[-1].weight for x in (first, second))
+    assert float(a.abs().sum()) > 0 and torch.allclose(a, b, atol=1e-8)  # the detail head's zero start was replaced
+    fresh = train(e_cfg(trained_tiny_bundle, tmp_path / "c", data_dir, 1, optim=tiny_lr), faces)
+    assert float(load_module(fresh, "e").detail_head[-1].weight.abs().max()) < 1e-6
+    with pytest.raises(UsageError, match="no encoder of this architecture"):
+        train(e_cfg(trained_tiny_bundle, tmp_path / "d", data_dir, 1, init_from=str(first.path), hidden=32), faces)

@@ -55,8 +55,8 @@ def test_shipped_bundles_parse_and_name_only_files_they_hold():
     assert SHIPPED, "no shipped bundles found"
     for path in SHIPPED:
         b = bundle_mod.read(path)
-        assert b.info.kind == "two-stage" and set(b.info.networks) == {"g1", "d", "g2"}
-        assert set(b.info.onnx) == {"g1", "g2", "latent_step"}
+        assert b.info.kind == "two-stage" and set(b.info.networks) == {"g1", "d", "g2", "e"}  # e: the photo encoder
+        assert set(b.info.onnx) == {"g1", "g2", "latent_step", "encoder", "g1_detail"}
         named = [f for _, f in b.info.named_files()]
         assert {"g1.safetensors", "g2.safetensors", "d.safetensors", "g1.onnx"} <= set(named)
         for f in named:

@@ -195,10 +195,11 @@ def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditCo
                       state: EditState | None = None, project_steps: int | None = None) -> StepResult:
     """A latent edit of a photo [N, 3, R, R]: its projection (`project`, unless `state` continues an
     earlier photo edit: the state it returned) is edited by `latent_edit`, and the change G1 made
-    (`G1(new) - G1(projection)`, both with the photo's detail when the model has an encoder) is
-    carried onto the photo where the strokes concern it (`paste` with the projection's picture as
-    reference); everywhere else the result is the photo itself. The returned state keeps the
-    projection as its z0, c0 (and its detail r): send it back with the same photo to continue."""
+    (`G1(new) - G1(projection)`, G1's own pictures: through the photo's detail map the same change
+    comes out at about half its strength, docs/benchmarks.md) is carried onto the photo where the
+    strokes concern it (`paste` with G1's projection picture as reference); everywhere else the
+    result is the photo itself. The returned state keeps the projection as its z0, c0 (and its
+    detail r): send it back with the same photo to continue."""
     x = source_image(be, photo)
     start = project(be, x, project_steps).state if state is None else state
     res = latent_edit(be, start, sketch, mask, replace(cfg, paste=0.0), steps=steps)
@@ -206,7 +207,7 @@ def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditCo
     res.state.z0, res.state.c0 = z0.copy(), c0.copy()
     n, r = len(x), be.resolution
     mk = broadcast(mask, n, 1, r, "mask")
-    image = paste(x, res.image, mk, cfg.paste, reference=draw(be, z0, c0, start.r))
+    image = paste(x, be.generate(res.state.z, res.state.c), mk, cfg.paste, reference=be.generate(z0, c0))
     d = edit_dist(image, broadcast(sketch, n, 3, r, "sketch"), mk).astype(np.float32)
     return StepResult(res.state, image, d, np.concatenate([res.trace[:-1], d[None]]))
 
@@ -276,10 +277,14 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
     if cfg.project_c and be.c_dim and be.schema is not None:
         new.c = be.schema.project(new.c)
     new.r = detail
-    image = draw(be, new.z, new.c, detail)
+    g1 = be.generate(new.z, new.c)
+    image = g1 if detail is None else draw(be, new.z, new.c, detail)
     if cfg.paste > 0 and steps:  # against the picture the edit started from, over all its calls
         z0, c0 = origin
-        image = paste(draw(be, z0, c0, detail), image, mk, cfg.paste)
+        if detail is None:
+            image = paste(be.generate(z0, c0), g1, mk, cfg.paste)
+        else:  # a photo's state: G1's own change carried onto the photo's picture (docs/method.md, "Photos")
+            image = paste(draw(be, z0, c0, detail), g1, mk, cfg.paste, reference=be.generate(z0, c0))
         new.z0, new.c0 = z0.copy(), c0.copy()
     d = edit_dist(image, sk, mk).astype(np.float32)
     trace.append(d)

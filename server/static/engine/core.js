@@ -424,9 +424,12 @@ export async function latentEdit(be, st, sketch, mask, cfg, steps) {
                 m: adam ? feeds.m : null, v: adam ? feeds.v : null, t: adam ? Math.round(feeds.t) : 0, z0: null, c0: null,
                 r: st.r || null};
   if (!(cfg.edit_c && steps)) next.c = Float32Array.from(c);
-  let image = await draw(be, next.z, next.c, next.r);
-  if (cfg.paste > 0 && steps) {
-    image = paste(await draw(be, origin[0], origin[1], next.r), image, mask, cfg.paste, 1, be.R, K);
+  const g1 = await be.generate(next.z, next.c, 1);
+  let image = next.r ? await draw(be, next.z, next.c, next.r) : g1;
+  if (cfg.paste > 0 && steps) {  // a photo's state: G1's own change carried onto the photo's picture
+    image = next.r ? paste(await draw(be, origin[0], origin[1], next.r), g1, mask, cfg.paste, 1, be.R, K,
+                           await be.generate(origin[0], origin[1], 1))
+      : paste(await be.generate(origin[0], origin[1], 1), g1, mask, cfg.paste, 1, be.R, K);
     next.z0 = Float32Array.from(origin[0]); next.c0 = Float32Array.from(origin[1]);
   }
   return {state: next, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
@@ -470,6 +473,7 @@ export async function latentPhotoEdit(be, photo, sketch, mask, cfg, steps, st = 
   const r = await latentEdit(be, start, sketch, mask, {...cfg, paste: 0}, steps);
   const z0 = start.z0 || start.z, c0 = start.z0 ? start.c0 : start.c;
   r.state.z0 = Float32Array.from(z0); r.state.c0 = Float32Array.from(c0);
-  const image = paste(photo, r.image, mask, cfg.paste, 1, be.R, be.K, await draw(be, z0, c0, start.r));
+  const image = paste(photo, await be.generate(r.state.z, r.state.c, 1), mask, cfg.paste, 1, be.R, be.K,
+                      await be.generate(z0, c0, 1));
   return {state: r.state, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }

@@ -62,7 +62,8 @@ def test_shipped_bundles_parse_and_name_only_files_they_hold():
         for f in named:
             assert (path / f).is_file(), f"{path.name} names {f}, which is missing"
         t = b.info.training
-        assert b.training_steps == {"stage1": t.stage1_step, "stage2": t.stage2_step} and t.stage1_step > 0
+        assert b.training_steps == {"stage1": t.stage1_step, "stage2": t.stage2_step, "encoder": t.encoder_step}
+        assert t.stage1_step > 0 and t.encoder_step > 0
         assert t.config_digest and t.stage2_config_digest and t.stage1_bundle and t.data and t.threads
         assert isinstance(t.stage1_config, dict) and t.stage1_config["preset"] == b.info.preset
 

@@ -167,5 +167,7 @@ async def test_api_models_reports_the_shipped_training_steps(aiohttp_client):
     assert set(models) == set(NAMES)
     for path in SHIPPED:
         t = bundle_mod.read(path).meta["training"]
-        assert models[path.name]["training_steps"] == {"stage1": t["stage1_step"], "stage2": t["stage2_step"]}
+        assert models[path.name]["training_steps"] == {"stage1": t["stage1_step"], "stage2": t["stage2_step"],
+                                                       "encoder": t["encoder_step"]}
+        assert models[path.name]["projection"] == "encoder"  # each demo ships its photo encoder
         assert models[path.name]["training_steps"]["stage1"] > 0

@@ -69,7 +69,7 @@ VARIANTS = {
     "choose c, z 0.01 + anchor 1, c 0.5, paste 27": (EditConfig(lr=0.01, anchor=1.0, paste=27.0), (20, 30)),
     "choose c, z held, c 0.5, paste 27": (EditConfig(lr=0.0, paste=27.0), (30,)),
     "previous default (choose c, z held, c 0.5, paste 25)": (EditConfig(lr=0.0, anchor=0.0, paste=25.0), (1, 10, 30)),
-    "default": (EditConfig(), (1, 10, 30)),
+    "default": (EditConfig(), (1, 5, 10, 30)),
 }
 
 

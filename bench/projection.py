@@ -45,19 +45,21 @@ def main():
     ap.add_argument("--timed", type=int, default=8, help="photos timed one by one")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--figure", default=None, help="PNG: the first 8 photos (top row) and each variant's reconstructions")
     args = ap.parse_args()
     d = DOMAINS[args.domain]
     ed = Editor.load(args.bundle or d["bundle"], threads=1)
     photos = held_out(args.domain, d, ed.schema)[: args.n]
     logits, features, _ = judge_and_features(args.domain, d, ed.schema) if ed.c_dim else (None, None, None)
     hair = next((s for g, s in ed.schema.slices() if g.name == "hair_colour"), None)
-    rows = []
+    rows, shown = [], [photos[:8]]
     for name in args.variants:
         rec = np.concatenate([reconstruct(ed, photos[i:i + 50], *VARIANTS[name]) for i in range(0, len(photos), 50)])
         t = time.perf_counter()
         for i in range(args.timed):
             reconstruct(ed, photos[i:i + 1], *VARIANTS[name])
         ms = 1e3 * (time.perf_counter() - t) / args.timed
+        shown.append(rec[:8])
         err = np.abs(rec - photos).mean((1, 2, 3))
         row = {"variant": name, "MAE": float(err.mean()),
                "PSNR dB": float(np.mean(10 * np.log10(4.0 / ((rec - photos) ** 2).mean((1, 2, 3))))),
@@ -71,6 +73,12 @@ def main():
         print(row, flush=True)
     report(rows, f"projection of {len(photos)} held-out {args.domain} photos, ONNX Runtime 1 thread",
            args.json or f"bench/results/projection-{args.domain}.json")
+    if args.figure:
+        from PIL import Image
+        from neuedit.data.datasets import to_uint8
+        grid = np.concatenate([np.concatenate(list(to_uint8(x)), 1) for x in shown], 0)
+        Image.fromarray(grid).save(args.figure)
+        print(f"rows: photos, then {', '.join(args.variants)} -> {args.figure}")
 
 
 if __name__ == "__main__":

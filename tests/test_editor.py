@@ -135,7 +135,7 @@ def test_cli_writes_image_state_and_frames(tmp_path, trained_tiny_bundle):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[:10, :10] = [0, 0, 0, 255]
     (tmp_path / "s.png").write_bytes(_png(rgba))
-    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(trained_tiny_bundle.path),
+    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(bundle.path),
            "--sketch", str(tmp_path / "s.png"), "--steps", "3", "--out", str(tmp_path / "o.png"),
            "--frames", str(tmp_path / "frames")]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -170,18 +170,21 @@ def test_a_photo_latent_edit_returns_the_photo_where_the_edit_changed_nothing(tr
     assert (np.abs(whole.image - photo[:1]).max(1) == 0).mean() < 0.3
 
 
-def test_cli_edits_a_photo_with_the_latent_editor_and_continues(tmp_path, trained_tiny_bundle):
+@pytest.mark.parametrize("which", ["trained_tiny_bundle", "tiny_exported"])  # without / with a photo encoder
+def test_cli_edits_a_photo_with_the_latent_editor_and_continues(tmp_path, which, request):
+    bundle = request.getfixturevalue(which)
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[2:6, 4:28] = [230, 40, 40, 255]
     (tmp_path / "s.png").write_bytes(_png(rgba))
     photo = np.full((40, 40, 3), 200, np.uint8)
     photo[:14] = [40, 30, 20]
     Image.fromarray(photo).save(tmp_path / "p.png")
-    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(trained_tiny_bundle.path),
+    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(bundle.path),
            "--sketch", str(tmp_path / "s.png"), "--image", str(tmp_path / "p.png"), "--steps", "2"]
     subprocess.run(cmd + ["--out", str(tmp_path / "o.png")], check=True, capture_output=True)
     st = EditState.from_json((tmp_path / "o.json").read_text())
     assert st.z0 is not None and Image.open(tmp_path / "o.png").size == (16, 16)
+    assert (st.r is not None) == (which == "tiny_exported")  # the photo's detail map travels in the state
     subprocess.run(cmd + ["--out", str(tmp_path / "o2.png"), "--state", str(tmp_path / "o.json")], check=True,
                    capture_output=True)
     assert EditState.from_json((tmp_path / "o2.json").read_text()).z0.tolist() == st.z0.tolist()  # continued

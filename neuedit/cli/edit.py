@@ -55,7 +55,7 @@ def run(args) -> int:
             text = cmd.state.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"--state {cmd.state}: not a readable state JSON file ({e})") from None
-        state = EditState.from_json(text).validate(ed.z_dim, ed.c_dim)
+        state = EditState.from_json(text).validate(ed.z_dim, ed.c_dim, ed.detail)
     elif not cmd.image:
         state = ed.sample(1, seed=cmd.seed)
     else:

@@ -135,7 +135,7 @@ def test_cli_writes_image_state_and_frames(tmp_path, trained_tiny_bundle):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[:10, :10] = [0, 0, 0, 255]
     (tmp_path / "s.png").write_bytes(_png(rgba))
-    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(bundle.path),
+    cmd = [sys.executable, "-m", "neuedit.cli.main", "edit", "--bundle", str(trained_tiny_bundle.path),
            "--sketch", str(tmp_path / "s.png"), "--steps", "3", "--out", str(tmp_path / "o.png"),
            "--frames", str(tmp_path / "frames")]
     subprocess.run(cmd, check=True, capture_output=True)

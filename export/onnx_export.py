@@ -127,19 +127,13 @@ class _G1(nn.Module):
         return self.G(z, c)
 
 
-class _G1Detail(nn.Module):
-    """G1 with a photo's detail (`DetailG1`) with the ONNX interface: (z, c, r)."""
+class _G1DetailNoC(nn.Module):
+    """`DetailG1` as (z, r) when c_dim is 0 (the exported inputs are named after the arguments;
+    with a condition `DetailG1`'s own (z, c, r) is the interface)."""
 
     def __init__(self, G: nn.Module):
         super().__init__()
         self.G = G
-
-    def forward(self, z, c, r):
-        return self.G(z, c, r)
-
-
-class _G1DetailNoC(_G1Detail):
-    """(z, r) when c_dim is 0 (the exported inputs are named after the arguments)."""
 
     def forward(self, z, r):
         return self.G(z, z[:, :0], r)
@@ -805,7 +799,7 @@ def export_graph(bundle: bundle_mod.Bundle, graph: str, opset: int = OPSET, batc
     if graph == "g1":
         module = _G1(G)
     elif graph == "g1_detail":
-        module = _G1Detail(G) if c_dim else _G1DetailNoC(G)
+        module = G if c_dim else _G1DetailNoC(G)
     elif graph == "g2":
         module = _G2(G)
     elif graph == "encoder":

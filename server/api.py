@@ -20,12 +20,13 @@ from typing import Any, Callable
 import numpy as np
 from aiohttp import web
 
+from neuedit.runtime.editing import default_project_steps
 from neuedit.runtime.editor import LATENT, TWO_STAGE, Editor, MethodError
 from neuedit.runtime.sketch import dist as edit_dist
 from neuedit.runtime.state import EditConfig, EditState, seed_state
 
 from neuedit.server import codec
-from neuedit.server.config import PROJECT_STEPS, ServerConfig
+from neuedit.server.config import ServerConfig
 from neuedit.server.errors import ApiError, bad_request
 from neuedit.server.keys import BATCHER, CONFIG, DECODE_POOL, ENGINES, GATE, INFO, RUNTIME
 from neuedit.server.openapi import spec
@@ -210,8 +211,8 @@ def _prepare_project(engines: dict[str, Editor], cfg: ServerConfig, data: bytes)
     eng = _engine(engines, body)
     _require(eng, "latent")
     steps = body.get("steps")
-    if steps is None:  # the model's default: none after an encoder (editing.project)
-        steps = 0 if eng.has_encoder else min(PROJECT_STEPS, cfg.max_project_steps)
+    if steps is None:  # the model's default (none after an encoder), within this server's limit
+        steps = min(default_project_steps(eng.has_encoder), cfg.max_project_steps)
     if codec.is_number(steps) and steps > cfg.max_project_steps:
         raise bad_request("too_many_steps", f"steps is {steps}; this server takes at most {cfg.max_project_steps}")
     steps = codec.parse_int(steps, "steps", 0, cfg.max_project_steps)

@@ -202,12 +202,13 @@ def latent_photo_edit(be: Backend, photo, sketch, mask, cfg: EditConfig = EditCo
     detail r): send it back with the same photo to continue."""
     x = source_image(be, photo)
     start = project(be, x, project_steps).state if state is None else state
-    res = latent_edit(be, start, sketch, mask, replace(cfg, paste=0.0), steps=steps)
+    # edited without its detail, so res.image is G1's own picture of the new (z, c)
+    res = latent_edit(be, replace(start, r=None), sketch, mask, replace(cfg, paste=0.0), steps=steps)
     z0, c0 = (start.z0, start.c0) if start.z0 is not None else (start.z, start.c)
-    res.state.z0, res.state.c0 = z0.copy(), c0.copy()
+    res.state.z0, res.state.c0, res.state.r = z0.copy(), c0.copy(), start.r
     n, r = len(x), be.resolution
     mk = broadcast(mask, n, 1, r, "mask")
-    image = paste(x, be.generate(res.state.z, res.state.c), mk, cfg.paste, reference=be.generate(z0, c0))
+    image = paste(x, res.image, mk, cfg.paste, reference=be.generate(z0, c0))
     d = edit_dist(image, broadcast(sketch, n, 3, r, "sketch"), mk).astype(np.float32)
     return StepResult(res.state, image, d, np.concatenate([res.trace[:-1], d[None]]))
 
@@ -277,15 +278,16 @@ def latent_edit(be: Backend, state: EditState, sketch, mask, cfg: EditConfig = E
     if cfg.project_c and be.c_dim and be.schema is not None:
         new.c = be.schema.project(new.c)
     new.r = detail
-    g1 = be.generate(new.z, new.c)
-    image = g1 if detail is None else draw(be, new.z, new.c, detail)
     if cfg.paste > 0 and steps:  # against the picture the edit started from, over all its calls
         z0, c0 = origin
+        g1 = be.generate(new.z, new.c)
         if detail is None:
             image = paste(be.generate(z0, c0), g1, mk, cfg.paste)
         else:  # a photo's state: G1's own change carried onto the photo's picture (docs/method.md, "Photos")
             image = paste(draw(be, z0, c0, detail), g1, mk, cfg.paste, reference=be.generate(z0, c0))
         new.z0, new.c0 = z0.copy(), c0.copy()
+    else:
+        image = draw(be, new.z, new.c, detail)
     d = edit_dist(image, sk, mk).astype(np.float32)
     trace.append(d)
     if frames:
@@ -311,6 +313,13 @@ PROJECT_CANDIDATES = 16  # random starts a projection without an encoder picks t
 PROJECT_STEPS = 100     # a projection's default refinement steps without an encoder (with one: none)
 
 
+def default_project_steps(has_encoder: bool) -> int:
+    """A projection's refinement steps when none are asked for: none after the encoder (its detail r
+    draws the photo; steps on (z, c) alone, r held, move away from it: docs/benchmarks.md,
+    "Projection of photos"), else `PROJECT_STEPS` from the best random start."""
+    return 0 if has_encoder else PROJECT_STEPS
+
+
 def project(be: Backend, image, steps: int | None = None, *, rng: np.random.Generator | None = None,
             c0: np.ndarray | None = None, lr: float = PROJECT_LR, candidates: int = PROJECT_CANDIDATES, encoder: bool = True) -> StepResult:
     """Project photos into G1's latent space, so the latent editor can start from them.
@@ -318,16 +327,14 @@ def project(be: Backend, image, steps: int | None = None, *, rng: np.random.Gene
     The start is the bundle's encoder's guess (iGAN's hybrid projection, Zhu et al. 2016) and the
     photo's detail r when it has one and `encoder` is on, else the best of `candidates` random z
     (c: `c0` [N, C] when the labels are known, else sampled from the schema); then `steps`
-    Adam steps of the latent editor with the photo as the sketch over the whole image: the edit
-    distance is then the mean L1 reconstruction error. Default: none after the encoder (its detail
-    r draws the photo, and steps on (z, c) alone, r held, move away from it: docs/benchmarks.md,
-    "Projection of photos"), else `PROJECT_STEPS`.
+    (default `default_project_steps`) Adam steps of the latent editor with the photo as the sketch
+    over the whole image: the edit distance is then the mean L1 reconstruction error.
     image [N, 3, R, R] in [-1, 1] -> StepResult (state with N rows, reconstruction, error [N]).
     Images are projected independently (a batch changes nothing but speed)."""
     x = source_image(be, image)
     n, r = len(x), be.resolution
     use_encoder = encoder and be.has_encoder
-    steps = (0 if use_encoder else PROJECT_STEPS) if steps is None else steps
+    steps = default_project_steps(use_encoder) if steps is None else steps
     if use_encoder:
         z_t, c_t, detail = be.encode(x)
         start = EditState.from_tilde(z_t, c_t, be.groups)

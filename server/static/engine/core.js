@@ -424,13 +424,15 @@ export async function latentEdit(be, st, sketch, mask, cfg, steps) {
                 m: adam ? feeds.m : null, v: adam ? feeds.v : null, t: adam ? Math.round(feeds.t) : 0, z0: null, c0: null,
                 r: st.r || null};
   if (!(cfg.edit_c && steps)) next.c = Float32Array.from(c);
-  const g1 = await be.generate(next.z, next.c, 1);
-  let image = next.r ? await draw(be, next.z, next.c, next.r) : g1;
+  let image;
   if (cfg.paste > 0 && steps) {  // a photo's state: G1's own change carried onto the photo's picture
+    const g1 = await be.generate(next.z, next.c, 1);
     image = next.r ? paste(await draw(be, origin[0], origin[1], next.r), g1, mask, cfg.paste, 1, be.R, K,
                            await be.generate(origin[0], origin[1], 1))
       : paste(await be.generate(origin[0], origin[1], 1), g1, mask, cfg.paste, 1, be.R, K);
     next.z0 = Float32Array.from(origin[0]); next.c0 = Float32Array.from(origin[1]);
+  } else {
+    image = await draw(be, next.z, next.c, next.r);
   }
   return {state: next, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }
@@ -470,10 +472,10 @@ export async function latentPhotoEdit(be, photo, sketch, mask, cfg, steps, st = 
   // editing.py: latent_photo_edit. A photo [1, 3, R, R]: its projection (unless `st` continues an
   // earlier photo edit) edited, G1's change carried onto the photo where the strokes concern it
   const start = st || (await project(be, photo, null)).state;
-  const r = await latentEdit(be, start, sketch, mask, {...cfg, paste: 0}, steps);
+  // edited without its detail, so r.image is G1's own picture of the new (z, c)
+  const r = await latentEdit(be, {...start, r: null}, sketch, mask, {...cfg, paste: 0}, steps);
   const z0 = start.z0 || start.z, c0 = start.z0 ? start.c0 : start.c;
-  r.state.z0 = Float32Array.from(z0); r.state.c0 = Float32Array.from(c0);
-  const image = paste(photo, await be.generate(r.state.z, r.state.c, 1), mask, cfg.paste, 1, be.R, be.K,
-                      await be.generate(z0, c0, 1));
+  r.state.z0 = Float32Array.from(z0); r.state.c0 = Float32Array.from(c0); r.state.r = start.r;
+  const image = paste(photo, r.image, mask, cfg.paste, 1, be.R, be.K, await be.generate(z0, c0, 1));
   return {state: r.state, image, dist: dist(image, sketch, mask, 1, be.R)[0]};
 }

@@ -82,6 +82,8 @@ def judge_and_features(name: str, d: dict, schema):
                  DataConfig(root=str(root / "train"), layout="pair", flip=False))
     cfg = EvalConfig(real=train_cfg, train=train_cfg, out=f"runs/semantic-{name}",
                      classifier_path=f"runs/semantic-{name}/classifier.safetensors")
+    if not split:  # products: the classifier only gives KID's features; labels derived from colour are not its business
+        schema = empty()
     train = load_dataset(train_cfg, schema, progress=False)
     _, learn = floor_split(len(train), cfg)
     net = evaluation_classifier(train, learn, schema, cfg, progress=False)

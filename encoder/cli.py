@@ -9,7 +9,7 @@ from neuedit.runtime import bundle as bundle_mod
 from neuedit.encoder.train import EncoderConfig, train
 
 ALIASES = {"data.root": "data"}
-SKIP = ("data.resolution",)  # the bundle's
+SKIP = ("data.resolution", "data.recolour")  # the bundle's; recoloured copies are stage one's
 ITERATIONS = 5_000  # this command's default (the run config's is stage one's)
 DEFAULTS = {"run.iterations": ITERATIONS}
 

@@ -27,8 +27,9 @@ from neuedit.nn.nets import DetailG1, MinibatchStd, build
 from neuedit.nn.weights import load_module, save_module
 from neuedit.runtime import bundle as bundle_mod
 from neuedit.runtime.schema import Schema
+from neuedit.synth.colour import derive_labels
 from neuedit.runtime.state import group_matrix, sample_z
-from neuedit.training import OptimConfig, Phase, Run, RunConfig, Stage, TensorData, train_loop
+from neuedit.training import OptimConfig, Phase, Run, RunConfig, Stage, TensorData, train_loop, warm_start
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,8 @@ class EncoderStage(Stage):
         self.e_spec = {"name": "conv_e", "kwargs": dict(z_dim=b.z_dim, c_dim=b.c_dim, resolution=b.resolution,
                                                          chans=tuple(cfg.chans), hidden=cfg.hidden, detail=detail)}
         self.E = build(self.e_spec).to(run.device)
-        if cfg.init_from:  # fine-tuning (a new loss weight, say) from an earlier run's encoder
-            src = bundle_mod.read(cfg.init_from)
-            same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731  (lists vs tuples)
-            if "e" not in src.info.networks or not same(src.info.networks["e"].spec, self.e_spec):
-                raise UsageError(f"{cfg.init_from} has no encoder of this architecture ({self.e_spec})")
-            self.E.load_state_dict(load_module(src, "e", run.device).state_dict())
+        if cfg.init_from:  # fine-tuning (a new loss weight, a G1 with a condition added) from an earlier encoder
+            warm_start(cfg.init_from, {"e": (self.E, self.e_spec, True)}, log=print if run.is_main else (lambda *_: None))
         self.E_t = run.wrap(self.E)
         self.optim = cfg.optim
         self.phases = [Phase("E", self.E, cfg.optim.adam(self.E.parameters()), self.loss, "L_E")]
@@ -198,7 +195,8 @@ def fit(cfg: EncoderConfig, images: ImageSet | None = None, stop_at: int | None 
     run = Run(cfg.run, cfg.to_dict())
     torch.manual_seed(cfg.run.seed)
     if images is None:
-        images = load_dataset(cfg.data, Schema.from_dict(b.meta["schema"]), progress=run.is_main and run.cfg.progress)
+        schema = Schema.from_dict(b.meta["schema"])
+        images = derive_labels(load_dataset(cfg.data, schema, progress=run.is_main and run.cfg.progress), schema)
         if run.is_main:
             print(f"data: {images.summary()}", flush=True)
     train_loop(run, EncoderStage(cfg, run, images, b), stop_at)

@@ -11,8 +11,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 declare -A RECIPES=(
   [anime]="train-stage1:recipes/anime.toml train-stage1:recipes/anime-cond.toml train-stage1:recipes/anime-proj.toml train-stage1:recipes/anime-more.toml train-stage1:recipes/anime-fine.toml train-stage1:recipes/anime-eyes.toml train-stage2:recipes/stage2/anime.toml"
-  [shoes]="train-stage1:recipes/shoes.toml train-stage1:recipes/shoes-fine.toml train-stage1:recipes/shoes-pose.toml train-stage2:recipes/stage2/shoes.toml"
-  [handbags]="train-stage1:recipes/handbags.toml train-stage1:recipes/handbags-more.toml train-stage1:recipes/handbags-fine.toml train-stage2:recipes/stage2/handbags.toml"
+  [shoes]="train-stage1:recipes/shoes.toml train-stage1:recipes/shoes-fine.toml train-stage1:recipes/shoes-pose.toml train-stage1:recipes/shoes-colour.toml train-stage2:recipes/stage2/shoes.toml"
+  [handbags]="train-stage1:recipes/handbags.toml train-stage1:recipes/handbags-more.toml train-stage1:recipes/handbags-fine.toml train-stage1:recipes/handbags-colour.toml train-stage2:recipes/stage2/handbags.toml"
 )
 
 setting() {  # $1 recipe, $2 table, $3 key -> the recipe's value

@@ -17,6 +17,7 @@ from neuedit.data.datasets import DataConfig, ImageSet, load_dataset
 from neuedit.errors import UsageError
 from neuedit.nn.nets import build
 from neuedit.runtime.schema import Schema
+from neuedit.synth.colour import derive_labels, palette_lab
 from neuedit.training import (LossConfig, OptimConfig, Phase, Run, RunConfig, Stage, TensorData, d_loss_terms,
                               ema_update, g_loss_terms, train_loop, unwrap, warm_start)
 
@@ -140,6 +141,7 @@ def standing_stats(G: torch.nn.Module, sample_inputs, batches: int = 32) -> torc
 
 def load_training_data(cfg: Stage1Config, schema: Schema, run: Run) -> tuple[ImageSet, np.ndarray | None]:
     images = load_dataset(cfg.data, schema, progress=run.is_main and run.cfg.progress)
+    images = derive_labels(images, schema, cfg.data.recolour, cfg.run.seed)  # a colour condition from the pixels
     if run.is_main:
         print(f"data: {images.summary()}", flush=True)
     freqs = schema.frequencies(images.c) if cfg.c_sampling == "empirical" else None
@@ -150,12 +152,18 @@ def load_training_data(cfg: Stage1Config, schema: Schema, run: Run) -> tuple[Ima
 class Stage1(Stage):
     """Stage one for `neuedit.training.train_loop`: a D phase, then a G phase, then G's EMA."""
 
-    plot_keys = ["L_D", "L_G", "L_adv_D", "L_adv_G", "L_cls_D", "L_cls_G", "L_gp"]
+    plot_keys = ["L_D", "L_G", "L_adv_D", "L_adv_G", "L_cls_D", "L_cls_G", "L_gp", "L_colour"]
 
     def __init__(self, cfg: Stage1Config, run: Run, images: ImageSet, freqs):
         self.cfg, self.run, self.freqs = cfg, run, freqs
         self.name = f"stage1 {cfg.name or run.out.name}"
         self.schema = Schema.load(cfg.schema)
+        # a colour condition from the pixels is sampled as the photos have it (mostly black, grey, brown),
+        # not uniformly as it is trained: the bundle's samples then look like the photos
+        self.serve_schema = self.schema.with_prior(images.c[:len(images) - images.copies]) if self.schema.derive \
+            else self.schema
+        self.palette_lab = torch.from_numpy(palette_lab()).to(run.device) if self.schema.derive == "object_colour" \
+            else None
         self.data = TensorData(images, run.device)
         self.G, self.D, self.G_ema, self.g_spec, self.d_spec = build_networks(cfg, self.schema.c_dim, run.device)
         self.optim = o = cfg.optim
@@ -178,7 +186,8 @@ class Stage1(Stage):
 
     def g_phase(self, b: dict, step: int) -> dict:
         # D frozen (by the loop) and unwrapped, so only G's gradients are synchronised
-        return g_loss_terms(self.G_t, self.D, b["z"], b["c_fake"], self.cfg.loss, b["aug_g"], self.groups)
+        return g_loss_terms(self.G_t, self.D, b["z"], b["c_fake"], self.cfg.loss, b["aug_g"], self.groups,
+                            self.palette_lab)
 
     def end_step(self, step: int) -> None:
         # ramped decay: early EMA weights are not dominated by the random initialisation
@@ -193,6 +202,7 @@ class Stage1(Stage):
     def serving(self, step: int):
         """The serving copy of G_ema at `step`, measured once for the grid and the bundle."""
         if step not in self._served:
+            # statistics over every colour an edit may ask for (the training sampler), not the prior's few
             self._served = {step: serving_generator(self.G_ema, self.schema, self.cfg.z_dim)}
         return self._served[step]
 
@@ -201,7 +211,7 @@ class Stage1(Stage):
             self.run.save_grid(step, self.serving(step)(self.z_fix, self.c_fix).float().cpu().numpy(), nrow=4)
 
     def export(self, step: int) -> None:
-        write_bundle(self.run, self.cfg, self.schema, self.serving(step), self.D, self.g_spec, self.d_spec, step)
+        write_bundle(self.run, self.cfg, self.serve_schema, self.serving(step), self.D, self.g_spec, self.d_spec, step)
 
 
 def train(cfg: Stage1Config, images: ImageSet | None = None, stop_at: int | None = None) -> bundle_mod.Bundle | None:

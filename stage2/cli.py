@@ -12,7 +12,7 @@ from neuedit.stage2.train import Stage2Config, train
 ALIASES = {"data.root": "data"}
 # data.resolution is the stage-one bundle's; the first recipe's stroke synthesis and the pair
 # synthesis details are set in a recipe (--config), not by flags
-SKIP = ("data.resolution", "strokes", "mix.pair")
+SKIP = ("data.resolution", "data.recolour", "strokes", "mix.pair")  # (recoloured copies are stage one's)
 ITERATIONS = 20_000  # this command's default (the run config's is stage one's)
 # the defaults this command applies (build_config), shown in --help instead of the dataclasses'
 DEFAULTS = {"run.iterations": ITERATIONS, "run.batch": "the preset's"}

@@ -146,7 +146,7 @@ def test_shipped_stage2_recipes_are_valid_configs(tiny_bundle):
     recipes = sorted((ROOT / "recipes" / "stage2").glob("*.toml"))
     names = {"anime", "shoes", "handbags"}
     assert {p.stem for p in recipes} == (names | {f"{n}-semantic{s}" for n in names for s in ("", "-2")}
-                                         | {"shoes-semantic-3", "handbags-semantic-3"})
+                                         | {f"{n}-semantic-{k}" for n in ("shoes", "handbags") for k in (3, 4)})
     for path in recipes:
         d = cfg_mod.read(path)
         d["data"]["resolution"] = 64

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuedit.runtime.schema import PALETTE
 from neuedit.data.datasets import to_uint8, to_unit_range
 from neuedit.errors import UsageError
 from neuedit.evaluation.metrics import dilate, edge_f1, kid, result_edges
@@ -41,8 +42,8 @@ from neuedit.synth.strokes import free_form_mask
 KINDS = ("hair", "eyes", "object")
 HAIR_TARGETS = ("blonde", "brown", "black", "blue", "pink", "purple", "green", "red")
 EYE_TARGETS = ("blue", "red", "brown", "green", "purple", "yellow")
-OBJECT_COLOURS = {"red": (200, 30, 35), "blue": (35, 70, 200), "green": (40, 150, 60), "yellow": (235, 200, 40),
-                  "pink": (240, 120, 180), "purple": (120, 50, 160), "orange": (240, 130, 30), "black": (25, 25, 28)}
+# the stroke colours: the first eight of the product models' colour palette
+OBJECT_COLOURS = {k: PALETTE[k] for k in ("red", "blue", "green", "yellow", "pink", "purple", "orange", "black")}
 HAIR_PATCH = (slice(5, 13), slice(20, 44))  # top of the head in a 64 px aligned face: hair in most crops
 UPPER = 0.4                                  # hair strokes stay in the top 40 % of the face
 CENTRE = (slice(22, 60), slice(12, 52))      # the face centre at 64 px (eyes, nose, mouth)

@@ -36,6 +36,8 @@ class DataConfig:
     skip: int = 0              # leave out the first N images (sorted by name): a held-out split is
                                # `limit=N` for training and `skip=N` for evaluation
     flip: bool = True          # horizontal-flip augmentation
+    recolour: int = 0          # a schema derived from the pixels (`object_colour`): recoloured copies of
+                               # each photo added for stage one (neuedit.synth.colour), labelled with their colour
 
     def __post_init__(self):
         if self.layout not in ("single", "pair"):
@@ -46,6 +48,8 @@ class DataConfig:
             raise UsageError("skip must be >= 0 and limit >= 1")
         if self.resolution < 8:
             raise UsageError("resolution must be at least 8")
+        if self.recolour < 0:
+            raise UsageError("recolour must be >= 0")
 
 
 @dataclass
@@ -59,6 +63,7 @@ class ImageSet:
     missing_labelled: int = 0  # label rows whose file is not in the folder
     unlabelled: int = 0        # images with no label row
     edges: np.ndarray | None = None  # pair layout: the other half [N, H, W, 3] uint8
+    copies: int = 0            # recoloured copies appended after the photos (neuedit.synth.colour)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -69,6 +74,8 @@ class ImageSet:
             parts.append(f"{len(self.skipped)} unreadable files skipped (first: {self.skipped[0][0]}: {self.skipped[0][1]})")
         if self.label_report is not None:
             parts.append(self.label_report.summary())
+        if self.copies:
+            parts.append(f"{self.copies} recoloured copies added")
         if self.missing_labelled:
             parts.append(f"{self.missing_labelled} label rows name files that are missing")
         if self.unlabelled:
@@ -139,7 +146,7 @@ def load_dataset(cfg: DataConfig, schema: Schema, progress: bool = False) -> Ima
 
     labels: dict[str, list[str]] | None = None
     label_path = Path(cfg.labels) if cfg.labels else root / "labels.csv"
-    if schema.c_dim:
+    if schema.c_dim and not schema.derive:  # a derived schema's c comes from the pixels (neuedit.synth.colour)
         if not label_path.is_file():
             raise DataError(f"schema {schema.name!r} has {schema.c_dim} attributes but there is no labels file "
                             f"{label_path} (use --schema empty for unlabelled data)")
@@ -180,7 +187,7 @@ def load_dataset(cfg: DataConfig, schema: Schema, progress: bool = False) -> Ima
         if cfg.limit is None and not cfg.skip:
             missing = sum(1 for f in labels if f not in names)
     else:
-        c = np.zeros((len(kept), 0), np.float32)
+        c = np.zeros((len(kept), schema.c_dim), np.float32)
     return ImageSet(images=np.stack(images), c=c, files=kept, skipped=skipped, label_report=report,
                     missing_labelled=missing, unlabelled=unlabelled,
                     edges=np.stack(edges) if edges else None)

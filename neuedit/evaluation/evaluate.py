@@ -29,6 +29,7 @@ from neuedit.evaluation import classifier as clf
 from neuedit.data.datasets import DataConfig, image_grid, load_dataset, to_uint8
 from neuedit.evaluation.metrics import image_features, kid
 from neuedit.runtime.schema import Schema
+from neuedit.synth.colour import derive_labels
 from neuedit.runtime.state import sample_state, sample_z
 from neuedit.errors import UsageError
 
@@ -130,8 +131,8 @@ class Reference:
 
     def __init__(self, cfg: EvalConfig, schema: Schema, progress: bool = True):
         self.schema = schema
-        real = load_dataset(cfg.real, schema, progress=progress)
-        train = load_dataset(cfg.train, schema, progress=progress)
+        real = derive_labels(load_dataset(cfg.real, schema, progress=progress), schema)
+        train = derive_labels(load_dataset(cfg.train, schema, progress=progress), schema)
         overlap = set(map(str, real.files)) & set(map(str, train.files))
         if overlap and Path(cfg.real.root).resolve() == Path(cfg.train.root).resolve():
             raise UsageError(f"{len(overlap)} held-out images are also classifier training images: "

@@ -18,12 +18,28 @@ class Group:
     attributes: tuple[str, ...]  # attribute names, in `c` order
     exclusive: bool = True       # at most one attribute of the group is on
     tags: tuple[str, ...] = ()   # dataset tag for each attribute; defaults to the attribute name
+    prior: tuple[float, ...] = ()  # how a sample picks it (default uniform): exclusive, the chance of each
+                                   # attribute then of none; free, each attribute's chance to be on
 
     def __post_init__(self):
         if not self.attributes:
             raise UsageError(f"group {self.name!r} has no attributes")
         if self.tags and len(self.tags) != len(self.attributes):
             raise UsageError(f"group {self.name!r}: {len(self.tags)} tags for {len(self.attributes)} attributes")
+        if self.prior:
+            k = len(self.attributes) + self.exclusive
+            p = np.asarray(self.prior, np.float64)
+            if len(p) != k or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any() or \
+                    (self.exclusive and abs(p.sum() - 1) > 1e-6):
+                raise UsageError(f"group {self.name!r}: prior must be {k} probabilities"
+                                 + (" summing to 1" if self.exclusive else ""))
+
+    def probabilities(self) -> np.ndarray:
+        """The prior [k + 1] (exclusive: each attribute, then none) or [k] (free: each on)."""
+        k = len(self.attributes)
+        if self.prior:
+            return np.asarray(self.prior, np.float64)
+        return np.full(k + 1, 1.0 / (k + 1)) if self.exclusive else np.full(k, 0.5)
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -51,8 +67,14 @@ class EncodeReport:
 class Schema:
     name: str
     groups: tuple[Group, ...] = ()
+    derive: str = ""  # where a dataset's tags come from: "" its labels.csv, "object_colour" its
+                      # pixels (neuedit.data.colour: the object's colour named from a palette)
+
+    DERIVED = ("", "object_colour")
 
     def __post_init__(self):
+        if self.derive not in self.DERIVED:
+            raise UsageError(f"schema {self.name!r}: derive must be one of {self.DERIVED}, not {self.derive!r}")
         seen = set()
         for g in self.groups:
             for t in g.tag_names:
@@ -80,15 +102,18 @@ class Schema:
     def to_dict(self) -> dict:
         return {"name": self.name, "groups": [
             {"name": g.name, "attributes": list(g.attributes), "exclusive": g.exclusive,
-             **({"tags": list(g.tags)} if g.tags else {})} for g in self.groups]}
+             **({"tags": list(g.tags)} if g.tags else {}), **({"prior": list(g.prior)} if g.prior else {})}
+            for g in self.groups],
+                **({"derive": self.derive} if self.derive else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Schema":
         try:
             groups = tuple(Group(name=g["name"], attributes=tuple(g["attributes"]),
-                                 exclusive=bool(g.get("exclusive", True)), tags=tuple(g.get("tags", ())))
+                                 exclusive=bool(g.get("exclusive", True)), tags=tuple(g.get("tags", ())),
+                                 prior=tuple(float(p) for p in g.get("prior", ())))
                            for g in d.get("groups", []))
-            return cls(name=str(d["name"]), groups=groups)
+            return cls(name=str(d["name"]), groups=groups, derive=str(d.get("derive", "")))
         except (KeyError, TypeError) as e:
             raise UsageError(f"malformed schema: {e!r}") from None
 
@@ -152,15 +177,16 @@ class Schema:
         """Sample `c` [n, c_dim] float32.
 
         Exclusive groups: one attribute or none, uniformly over the len+1 choices (the
-        report); free attributes: Bernoulli(0.5). With `freqs` (the data's empirical
-        per-attribute frequencies, see `frequencies`) both follow the data instead.
+        report); free attributes: Bernoulli(0.5); a group with a `prior` follows it. With `freqs`
+        (the data's empirical per-attribute frequencies, see `frequencies`) both follow the data instead.
         """
         c = np.zeros((n, self.c_dim), np.float32)
         for g, s in self.slices():
             k = len(g.attributes)
             if g.exclusive:
                 if freqs is None:
-                    p = np.full(k + 1, 1.0 / (k + 1))
+                    p = g.probabilities()
+                    p = p / p.sum()  # (a prior written to 6 decimals)
                 else:
                     f = np.clip(freqs[s], 0, None)
                     p = np.append(f, max(0.0, 1.0 - f.sum()))
@@ -169,13 +195,27 @@ class Schema:
                 on = pick < k
                 c[np.nonzero(on)[0], s.start + pick[on]] = 1.0
             else:
-                p = np.full(k, 0.5) if freqs is None else freqs[s]
+                p = g.probabilities() if freqs is None else freqs[s]
                 c[:, s] = (rng.random((n, k)) < p).astype(np.float32)
         return c
 
     def frequencies(self, cs: np.ndarray) -> np.ndarray:
         """Empirical per-attribute frequency [c_dim] of a dataset's `c` rows."""
         return cs.mean(axis=0) if len(cs) else np.zeros(self.c_dim, np.float32)
+
+    def with_prior(self, cs: np.ndarray) -> "Schema":
+        """This schema with each group's `prior` set to the frequencies in a dataset's `c` rows [N, c_dim]
+        (samples then look like the data, whatever the training sampled)."""
+        from dataclasses import replace
+        f = self.frequencies(cs).astype(np.float64)
+        groups = []
+        for g, s in self.slices():
+            p = f[s]
+            if g.exclusive:
+                p = np.append(p, max(0.0, 1.0 - p.sum()))
+                p = p / p.sum()
+            groups.append(replace(g, prior=tuple(round(float(x), 6) for x in p)))
+        return replace(self, groups=tuple(groups))
 
     def project(self, c: np.ndarray) -> np.ndarray:
         """Project soft `c` [..., c_dim] onto the schema: in each exclusive group keep the
@@ -226,9 +266,23 @@ def anime_faces() -> Schema:
     ))
 
 
+# name -> sRGB: the colours of the `object_colour` schema. The first eight are the semantic
+# benchmark's stroke colours (neuedit.compare.semantic).
+PALETTE = {"red": (200, 30, 35), "blue": (35, 70, 200), "green": (40, 150, 60), "yellow": (235, 200, 40),
+           "pink": (240, 120, 180), "purple": (120, 50, 160), "orange": (240, 130, 30), "black": (25, 25, 28),
+           "white": (235, 235, 230), "grey": (130, 130, 130), "brown": (110, 70, 40), "tan": (190, 150, 100)}
+
+
+def object_colour() -> Schema:
+    """One exclusive group, the object's colour, named from `PALETTE` and derived from the pixels
+    (shoes, handbags: photos without labels; `neuedit.synth.colour`)."""
+    return Schema("object_colour", (Group("colour", tuple(PALETTE), True, tuple(f"{n}_object" for n in PALETTE)),),
+                  derive="object_colour")
+
+
 def empty() -> Schema:
     """No labels (c_dim 0): shoes, handbags, any unlabelled domain."""
     return Schema("empty", ())
 
 
-BUILTIN = {"anime34": anime34, "anime_faces": anime_faces, "empty": empty}
+BUILTIN = {"anime34": anime34, "anime_faces": anime_faces, "object_colour": object_colour, "empty": empty}

@@ -232,8 +232,8 @@ def seed_uniforms(seed: int, start: int, n: int) -> np.ndarray:
 def seed_state(seed: int, z_dim: int, schema, c=None) -> EditState:
     """The one picture a seed names, on the server and in the browser alike: z [1, Z] from
     Box-Muller normals of `seed_uniforms` (|z| < Z_SAMPLE, others skipped: `sample_z`'s range), then
-    c from the schema (an exclusive group: one of its values or none, uniformly; a free attribute:
-    on with p 0.5) from the numbers that follow, unless `c` is given. z comes first, so the same
+    c from the schema (an exclusive group: one of its values or none, uniformly or by its prior; a
+    free attribute: on with p 0.5 or its prior) from the numbers that follow, unless `c` is given. z comes first, so the same
     seed with another c keeps the face."""
     z, used = [], 0
     while len(z) < z_dim:
@@ -249,12 +249,13 @@ def seed_state(seed: int, z_dim: int, schema, c=None) -> EditState:
             k = len(g.attributes)
             u = seed_uniforms(seed, used, 1 if g.exclusive else k)
             used += len(u)
-            if g.exclusive:
-                pick = min(int(u[0] * (k + 1)), k)
+            p = g.probabilities()
+            if g.exclusive:  # the first choice whose cumulative chance exceeds u
+                pick = min(int(np.searchsorted(np.cumsum(p), u[0], side="right")), k)
                 if pick < k:
                     c[s.start + pick] = 1.0
             else:
-                c[s] = (u < 0.5).astype(np.float32)
+                c[s] = (u < p).astype(np.float32)
     return EditState(np.asarray(z, np.float32)[None], np.asarray(c, np.float32).reshape(1, -1))
 
 

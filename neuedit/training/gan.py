@@ -10,7 +10,8 @@ import torch
 
 from neuedit.nn.augment import diff_augment, parse_policy
 from neuedit.errors import UsageError
-from neuedit.nn.losses import ADV_LOSSES, cls_loss, dragan_perturb, group_cls_loss, gradient_penalty, l2_reg, r1_penalty
+from neuedit.nn.losses import (ADV_LOSSES, cls_loss, dragan_perturb, group_cls_loss, gradient_penalty, l2_reg,
+                               object_colour_loss, r1_penalty)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class LossConfig:
     cls: str = "bce"             # condition loss: "bce" per attribute, averaged (Jin et al.'s), or
                                  # "group_ce": cross-entropy per exclusive group, summed over groups
     augment: str = ""            # DiffAugment policy applied to all D inputs, e.g. "color,translation,cutout"
+    l_colour: float = 0.0        # a colour condition from the pixels (schema object_colour): weight of the
+                                 # distance of G's object colour to the colour c names (losses.object_colour_loss)
 
     def __post_init__(self):
         if self.adv not in ADV_LOSSES:
@@ -87,9 +90,11 @@ def _cls_fn(cfg: LossConfig, groups: list | None):
 
 
 def g_loss_terms(G, D_eval, z: torch.Tensor, c_fake: torch.Tensor, cfg: LossConfig,
-                 g: torch.Generator | None = None, groups: list | None = None) -> dict:
-    """L(G) = l_adv L_adv(G) + l_cls L_cls(G) + l_reg L2(G) on G(z [N, Z], c_fake [N, C]).
-    `D_eval` is D without any DDP wrapper; G's samples get the same augmentation D was trained on."""
+                 g: torch.Generator | None = None, groups: list | None = None,
+                 palette_lab: torch.Tensor | None = None) -> dict:
+    """L(G) = l_adv L_adv(G) + l_cls L_cls(G) + l_reg L2(G) (+ l_colour L_colour) on G(z [N, Z], c_fake [N, C]).
+    `D_eval` is D without any DDP wrapper; G's samples get the same augmentation D was trained on;
+    `palette_lab` [C, 3] the colours c names (needed when cfg.l_colour is set)."""
     _, g_adv = ADV_LOSSES[cfg.adv]
     x_fake = G(z, c_fake)
     x_d = diff_augment(x_fake, cfg.augment, g) if cfg.augment else x_fake
@@ -98,4 +103,10 @@ def g_loss_terms(G, D_eval, z: torch.Tensor, c_fake: torch.Tensor, cfg: LossConf
     L_cls = _cls_fn(cfg, groups)(c_logits, c_fake)
     L_reg = l2_reg(G.parameters()) if cfg.l_reg else fake_logit.new_zeros(())
     L_G = cfg.l_adv * L_adv + cfg.l_cls * L_cls + cfg.l_reg * L_reg
-    return {"L_G": L_G, "L_adv_G": L_adv, "L_cls_G": L_cls}
+    terms = {"L_adv_G": L_adv, "L_cls_G": L_cls}
+    if cfg.l_colour:
+        if palette_lab is None:
+            raise UsageError("l_colour needs the palette of a colour schema (object_colour)")
+        terms["L_colour"] = object_colour_loss(x_fake, c_fake, palette_lab)
+        L_G = L_G + cfg.l_colour * terms["L_colour"]
+    return {"L_G": L_G, **terms}

@@ -138,12 +138,23 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
             be.copy_(b)
 
 
+# a condition's new input columns start this many times the spread of the bundle's weights: the ratio
+# of condition to latent columns in the shipped anime G1, which learnt its condition from the start (at
+# zero, Adam grew them by at most lr a step and z kept deciding the colour; at the size of a row's
+# whole response to z, each colour drew one shoe)
+GROWN_SCALE = 2.0
+
+
 def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
     """Copy a bundle's weights into fresh networks before step 0 (`--init-from`): `targets` maps
     a bundle key ("g1", "d", "g2") to (module, spec) or (module, spec, required). Optimisers stay
     fresh. The architectures must match, or the run's network must *extend* the bundle's (same
     name, every bundle tensor present with its shape, e.g. D with a projection head added): the
-    new tensors keep their initialisation. Returns the keys loaded."""
+    new tensors keep their initialisation. A 2-D weight may also take more inputs (a condition
+    `c` added to G's input layer): the bundle's columns are copied, so an input of zeros there draws
+    what the bundle drew, and the new columns start at GROWN_SCALE times the spread of the old
+    weights, so a one-hot `c` is heard from the first step (docs/method.md, "A colour condition from
+    the pixels"). Returns the keys loaded."""
     from safetensors.torch import load_file
     from neuedit.runtime import bundle as bundle_mod
     b = bundle_mod.read(bundle_dir)
@@ -162,11 +173,23 @@ def warm_start(bundle_dir: str, targets: dict, log=print) -> list[str]:
             raise mismatch
         state = load_file(str(b.file(key)), device=str(next(module.parameters()).device))
         own = unwrap(module).state_dict()
-        if any(k not in own or own[k].shape != v.shape for k, v in state.items()):
+        if any(k not in own or not (own[k].shape == v.shape or _grown_input(own[k], v)) for k, v in state.items()):
             raise mismatch
         fresh = sorted(set(own) - set(state))
+        for k, v in state.items():
+            if own[k].shape != v.shape:  # a condition added to the input: see the docstring
+                gen = torch.Generator().manual_seed(0)
+                grown = torch.randn(own[k].shape, generator=gen).to(v) * (GROWN_SCALE * v.std())
+                grown[..., :v.shape[-1]] = v
+                state[k] = grown
+                fresh.append(f"{k} (input {v.shape[-1]} -> {own[k].shape[-1]})")
         unwrap(module).load_state_dict(state, strict=False)
         loaded.append((key, fresh))
     log(f"initialised {', '.join(k + (f' (new: {len(f)} tensors)' if f else '') for k, f in loaded) or 'nothing'} "
         f"from {b.path}")
     return [k for k, _ in loaded]
+
+
+def _grown_input(own: torch.Tensor, saved: torch.Tensor) -> bool:
+    """A 2-D weight with the same outputs and more inputs than the bundle's."""
+    return own.dim() == saved.dim() == 2 and own.shape[0] == saved.shape[0] and own.shape[1] > saved.shape[1]

@@ -40,7 +40,8 @@ export function slices(schema) {  // [{start, stop, exclusive, k}] per group
   const out = [];
   let i = 0;
   for (const g of schema.groups) {
-    out.push({start: i, stop: i + g.attributes.length, exclusive: g.exclusive !== false, k: g.attributes.length});
+    out.push({start: i, stop: i + g.attributes.length, exclusive: g.exclusive !== false, k: g.attributes.length,
+              prior: g.prior && g.prior.length ? g.prior : null});
     i += g.attributes.length;
   }
   return out;
@@ -64,11 +65,13 @@ export function seedState(seed, zDim, schema, K, c = null) {
     for (const s of slices(schema)) {
       const u = seedUniforms(seed, used, s.exclusive ? 1 : s.k);
       used += u.length;
-      if (s.exclusive) {
-        const pick = Math.min(Math.floor(u[0] * (s.k + 1)), s.k);
+      const p = s.prior || new Array(s.exclusive ? s.k + 1 : s.k).fill(s.exclusive ? 1 / (s.k + 1) : 0.5);
+      if (s.exclusive) {  // the first choice whose cumulative chance exceeds u (schema.Group.probabilities)
+        let pick = 0, acc = p[0];
+        while (pick < s.k && acc <= u[0]) acc += p[++pick];
         if (pick < s.k) cv[s.start + pick] = 1;
       } else {
-        for (let j = 0; j < s.k; j++) cv[s.start + j] = u[j] < 0.5 ? 1 : 0;
+        for (let j = 0; j < s.k; j++) cv[s.start + j] = u[j] < p[j] ? 1 : 0;
       }
     }
   }

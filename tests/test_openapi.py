@@ -123,7 +123,11 @@ def test_null_is_not_given_and_vectors_are_flat(server):
     for bad in ({**state, "z": [state["z"]]}, {**state, "c": []}):
         status, out = post(server, "/api/edit", {"model": "anime", "state": bad, "sketch": sketch})
         assert (status, out["error"]["code"]) == (400, "bad_state"), out
+    # a state's c is its model's: null counts as absent, which a model with a condition refuses
     status, out = post(server, "/api/edit", {"model": "shoes", "state": {"z": [0.0] * 128, "c": None},
+                                             "sketch": sketch})
+    assert (status, out["error"]["code"]) == (400, "bad_state") and "12 numbers" in out["error"]["message"], out
+    status, out = post(server, "/api/edit", {"model": "shoes", "state": {"z": [0.0] * 128, "c": [0.0] * 12, "m": None},
                                              "sketch": sketch})
     assert status == 200, out
 

@@ -157,8 +157,11 @@ class Reference:
 
 def evaluate_bundle(path: str | Path, ref: Reference, cfg: EvalConfig, label: str = "") -> dict:
     b = bundle_mod.read(path)
-    if b.schema.to_dict() != ref.schema.to_dict():
-        raise UsageError(f"bundle {b.path} has schema {b.schema.name!r}, the reference {ref.schema.name!r}")
+    # the classifier judges attributes it was trained on; with none (--schema empty) any bundle's
+    # samples can be scored (KID, diversity), e.g. one before and one after a condition was added
+    if ref.schema.c_dim and b.schema.attributes != ref.schema.attributes:
+        raise UsageError(f"bundle {b.path} has schema {b.schema.name!r}, the reference {ref.schema.name!r} "
+                         "(--schema empty scores any bundle's samples, without attribute control)")
     G = generator(b)
     rng = np.random.default_rng(cfg.seed)
     st = sample_state(cfg.samples, b.z_dim, b.schema, rng)  # what a user's "New" draws
@@ -167,7 +170,7 @@ def evaluate_bundle(path: str | Path, ref: Reference, cfg: EvalConfig, label: st
     u8 = to_uint8(x)
     res = {"bundle": str(b.path), "label": label or b.name, "samples": cfg.samples,
            "training_steps": b.training_steps, **scores(image_features(u8), f_learned, ref, cfg, rng)}
-    if any(g.exclusive for g in b.schema.groups):
+    if any(g.exclusive for g in ref.schema.groups):
         c = one_per_group(cfg.attr_samples, b.schema, rng)
         _, logits = clf.embed(ref.net, G(sample_z(len(c), b.z_dim, rng), c))
         res["agreement"] = agreement(logits, c, b.schema)

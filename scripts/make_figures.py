@@ -58,7 +58,8 @@ def attribute_grid(latent: Editor, b, rng: np.random.Generator, cols: int = 8) -
     z = sample_z(cols, b.z_dim, rng)
     rows, names = [], []
     wanted = {"hair_colour": ["blonde", "brown", "black", "blue", "pink", "red", "green", "white"],
-              "eye_colour": ["blue", "red", "green", "yellow"]}
+              "eye_colour": ["blue", "red", "green", "yellow"],
+              "colour": ["black", "brown", "red", "blue", "green", "yellow", "pink", "white"]}
     for g, sl in b.schema.slices():
         for a in wanted.get(g.name, list(g.attributes)[:4]):
             if a not in g.attributes:

@@ -132,9 +132,8 @@ def object_colour_loss(x: torch.Tensor, c: torch.Tensor, palette_lab: torch.Tens
     object pixels (all but the near-white background: L above `white`, chroma below `chroma`, as
     `neuedit.synth.pairs.object_region` finds it) and `palette_lab` [K, 3], beyond `tolerance`, / 100,
     averaged over the rows that ask for a colour. Its gradient moves every object pixel alike, so
-    the whole object takes the colour (a classifier's gradient paints patches); the tolerance leaves
-    a sole or a strap its own colour (pulled all the way to the palette colour, every shoe became
-    one blob of it)."""
+    the whole object takes the colour (a classifier's gradient paints patches); the tolerance stops
+    the pull once the mean is near the colour, so a sole or a strap may keep its own."""
     L = lab(x)
     with torch.no_grad():
         obj = ~((L[:, 0] > white) & (torch.hypot(L[:, 1], L[:, 2]) < chroma))  # [N, R, R]

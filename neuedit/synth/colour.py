@@ -25,19 +25,18 @@ def palette_lab() -> np.ndarray:
     return to_lab(rgb)[0]
 
 
+def _nearest(image: np.ndarray, region: np.ndarray, pal: np.ndarray) -> int:
+    """Index of the palette colour nearest (Lab) the mean of `image`'s `region`; -1 for no region."""
+    if not region.any():
+        return -1
+    return int(np.argmin(((pal - to_lab(image)[region].mean(0)) ** 2).sum(1)))
+
+
 def object_colours(images: np.ndarray) -> list[str]:
     """uint8 [N, H, W, 3] product photos -> the palette name nearest each object's mean Lab colour
     ("" where no object is found)."""
     names, pal = list(PALETTE), palette_lab()
-    out = []
-    for im in images:
-        region = object_region(im)
-        if not region.any():
-            out.append("")
-            continue
-        mean = to_lab(im)[region].mean(0)
-        out.append(names[int(np.argmin(((pal - mean) ** 2).sum(1)))])
-    return out
+    return [names[k] if k >= 0 else "" for k in (_nearest(im, object_region(im), pal) for im in images)]
 
 
 def recoloured_copies(images: np.ndarray, copies: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -48,7 +47,7 @@ def recoloured_copies(images: np.ndarray, copies: int, rng: np.random.Generator)
     out, labels = [], []
     for im in images:
         region = object_region(im)
-        own = int(np.argmin(((pal - to_lab(im)[region].mean(0)) ** 2).sum(1))) if region.any() else -1
+        own = _nearest(im, region, pal)
         others = [k for k in range(len(names)) if k != own]
         for k in rng.choice(others, size=copies, replace=copies > len(others)):
             if region.any():

@@ -79,6 +79,8 @@ class Stage2Config:
     objective: str = "pairs"     # "pairs" (edit pairs with a target) or "strokes" (the first recipe)
     mix: PairMix = field(default_factory=PairMix)  # pairs: which edit pairs, how many strokes
     init_from: str = ""          # two-stage bundle whose G2 starts the run (fresh optimisers and D2)
+    keep: float = 0.0            # > 0: G2 gives back the input where it changed a pixel by less than about
+    #                              this ΔE (neuedit.nn.nets.keep_unchanged; U-Net G2s only)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -91,6 +93,8 @@ class Stage2Config:
             raise UsageError("edges must be auto, pairs, canny or xdog")
         if self.preset:
             presets.get(self.preset)
+        if not self.keep >= 0:
+            raise UsageError("keep must be a non-negative ΔE")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +206,10 @@ class Stage2(Stage):
             self.G1.train().requires_grad_(True)
         self.g2_spec = presets.g2_spec(preset)
         self.g2_spec["kwargs"]["residual"] = cfg.residual
+        if cfg.keep > 0:
+            if self.g2_spec["name"] != "edit_unet":
+                raise UsageError(f"keep needs a U-Net G2 (edit_unet), not {self.g2_spec['name']}")
+            self.g2_spec["kwargs"]["keep"] = cfg.keep
         d_spec = presets.d2_spec(preset) if cfg.objective == "pairs" else presets.d_spec(preset, 0)
         self.G2, self.D2 = build(self.g2_spec).to(run.device), build(d_spec).to(run.device)
         self.optim = o = cfg.optim

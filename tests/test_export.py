@@ -198,3 +198,31 @@ def test_cpu_recipe_networks_export_with_parity(tmp_path):
     assert b.meta["g1"]["name"] == "up_g" and b.meta["d"]["name"] == "sn_d" and b.meta["g2"]["name"] == "edit_unet"
     out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
     assert set(out.meta["onnx"]) == {"g1", "g2", "latent_step", "encoder", "g1_detail"}
+
+
+def test_g2_keep_unchanged_exports_with_parity(tmp_path):
+    """G2's keep layer (Lab, blur, the stroke pixels' max) is part of the g2 graph, so ONNX Runtime and
+    the page run what PyTorch runs; parity is checked on export and again here on a real change."""
+    import json
+    import onnxruntime as ort
+    import torch
+    from neuedit.export.onnx_export import export_bundle
+    from neuedit.nn.testing import make_random_bundle
+    b = make_random_bundle(tmp_path / "keep", preset="tiny_cpu", name="keep")
+    meta = json.loads((b.path / "bundle.json").read_text())
+    meta["g2"]["kwargs"]["keep"] = 10.0
+    (b.path / "bundle.json").write_text(json.dumps(meta))
+    out = export_bundle(b.path, out=tmp_path / "exported", log=lambda *a: None)
+    G2 = load_module(out, "g2").eval()
+    assert G2.keep == 10.0
+    r = out.resolution
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, r, r, generator=g) * 2 - 1
+    sketch = torch.rand(2, 3, r, r, generator=g) * 2 - 1
+    mask = (torch.rand(2, 1, r, r, generator=g) > 0.9).float()
+    with torch.no_grad():
+        want = G2(image, sketch, mask).numpy()
+    sess = ort.InferenceSession(str(out.path / out.meta["onnx"]["g2"]), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    got = sess.run(None, dict(zip(names, [image.numpy(), sketch.numpy(), mask.numpy()])))[0]
+    assert np.abs(got - want).max() < 1e-4

@@ -152,3 +152,30 @@ def test_object_recolours_come_from_stage_one_samples_as_often_as_asked(p_gen):
     pairs = batcher.pairs(np.arange(4), np.random.default_rng(0))
     heights = {int(np.ptp(np.argwhere((p.source != 255).any(-1))[:, 0])) for p in pairs}  # feathered: up to 2 px more
     assert all(h >= 22 for h in heights) if p_gen else all(h <= 19 for h in heights)
+
+
+def test_keep_unchanged_gives_back_what_g2_barely_moved():
+    """A faint tint (~3 ΔE) goes, a recoloured block stays, a stroke pixel always takes G2's output;
+    with keep 0 the U-Net's output is untouched (the layer is off)."""
+    from neuedit.nn.nets import EditUNet, keep_unchanged
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32) * 1.2 - 0.6
+    out = image + 0.02                                    # a tint over everything
+    out[:, :, 8:20, 8:20] = torch.tensor([0.9, -0.8, -0.8])[:, None, None]  # a region painted red
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[0, 0, 28, 28] = 1.0                              # a stroke pixel in the tinted part
+    got = keep_unchanged(image, out, mask, 12.0)
+    assert torch.allclose(got[:, :, 24:27, 2:8], image[:, :, 24:27, 2:8])      # the tint: the input's pixels
+    assert torch.allclose(got[:, :, 11:17, 11:17], out[:, :, 11:17, 11:17])    # the recolour: G2's
+    assert torch.allclose(got[0, :, 28, 28], out[0, :, 28, 28])                 # the stroke: G2's
+    g2 = EditUNet(32, chans=(8, 16), n_res=1).eval()
+    with torch.no_grad():
+        for p in g2.out.parameters():
+            p.normal_(0, 0.3)
+    g2k = EditUNet(32, chans=(8, 16), n_res=1, keep=12.0).eval()
+    g2k.load_state_dict(g2.state_dict())
+    sk = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        a, b = g2(image, sk, mask), g2k(image, sk, mask)
+    assert not torch.allclose(a, b)
+    assert torch.allclose(b, keep_unchanged(image, a, mask, 12.0))

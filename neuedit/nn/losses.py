@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from neuedit.runtime.editing import D65_WHITE, SRGB_TO_XYZ
+from neuedit.nn.colour import lab
 from neuedit.runtime.sketch import dist as edit_distance  # noqa: F401  Dist: one definition for numpy and torch
 
 
@@ -112,17 +112,6 @@ def feature_matching(fake_feats: list[torch.Tensor], real_feats: list[torch.Tens
     """Mean over layers of L1(D_l(fake), D_l(real)) between a discriminator's features of an
     output and of its target (pix2pixHD's feature matching; the real side carries no gradient)."""
     return sum((f - r.detach()).abs().mean() for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
-
-
-def lab(x: torch.Tensor) -> torch.Tensor:
-    """[N, 3, R, R] in [-1, 1] (sRGB) -> CIELAB [N, 3, R, R] (D65), differentiable (the constants of
-    `neuedit.runtime.editing`'s numpy version)."""
-    rgb = ((x + 1) / 2).clamp(0, 1)
-    lin = torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = torch.tensor(SRGB_TO_XYZ, dtype=x.dtype, device=x.device) / torch.tensor(D65_WHITE, dtype=x.dtype, device=x.device)
-    xyz = torch.einsum("nchw,cd->ndhw", lin, m)
-    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
-    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
 
 def object_colour_loss(x: torch.Tensor, c: torch.Tensor, palette_lab: torch.Tensor,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from neuedit.errors import UsageError
+from neuedit.nn.colour import blur, lab
 
 
 class GResBlock(nn.Module):
@@ -331,12 +332,17 @@ class EditUNet(nn.Module):
     `I2 = I1 + g * (tanh(rgb) - I1)` with a gate `g = sigmoid(.)`: a stroke can turn a white
     region black without the huge pre-tanh offsets (and rainbow artefacts) an additive residual
     needs near +-1, and the gate starts nearly shut (g ~ 0.007), so an untrained G2 barely edits.
+    With `keep` > 0 (CIE76 ΔE), `keep_unchanged` gives back the input's own pixels wherever the
+    output moved them by less than about `keep`: the faint tint G2 lays over skin and background
+    goes, the region it recolours stays (docs/comparison.md, "Edits that do what the strokes ask").
     """
 
     def __init__(self, resolution: int = 64, chans: tuple = (32, 64, 128, 256), n_res: int = 2,
-                 residual: bool = True):
+                 residual: bool = True, keep: float = 0.0):
         super().__init__()
-        self.resolution, self.residual = resolution, residual
+        if not keep >= 0:
+            raise UsageError("keep must be a non-negative ΔE")
+        self.resolution, self.residual, self.keep = resolution, residual, float(keep)
         c0 = chans[0]
         self.stem = nn.Sequential(nn.Conv2d(7, c0, 3, 1, 1), nn.ReLU(inplace=True),
                                   nn.Conv2d(c0, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
@@ -375,8 +381,20 @@ class EditUNet(nn.Module):
         out = self.head(torch.cat([h, strokes], 1))
         if self.residual:
             gate = torch.sigmoid(out[:, 3:])
-            return image + gate * (torch.tanh(out[:, :3]) - image)
-        return torch.tanh(out)
+            out = image + gate * (torch.tanh(out[:, :3]) - image)
+        else:
+            out = torch.tanh(out)
+        return keep_unchanged(image, out, mask, self.keep) if self.keep > 0 else out
+
+
+def keep_unchanged(image: torch.Tensor, out: torch.Tensor, mask: torch.Tensor, keep: float) -> torch.Tensor:
+    """`image` [N, 3, R, R] where `out` moved a pixel by less than keep / 2 (CIE76 ΔE), `out` where
+    by more than 3 keep / 2, a linear ramp between, the weight blurred by ~1 px; the stroke pixels
+    (mask [N, 1, R, R] > 0) always take `out` (what was asked there) -> [N, 3, R, R]."""
+    de = ((lab(out) - lab(image)) ** 2).sum(1, keepdim=True).add(1e-6).sqrt()  # eps: a finite gradient at 0
+    w = blur(((de - 0.5 * keep) / keep).clamp(0, 1))
+    w = torch.maximum(w, (mask > 0).to(w.dtype))
+    return image + w * (out - image)
 
 
 class PatchDiscriminator(nn.Module):

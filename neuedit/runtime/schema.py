@@ -68,7 +68,7 @@ class Schema:
     name: str
     groups: tuple[Group, ...] = ()
     derive: str = ""  # where a dataset's tags come from: "" its labels.csv, "object_colour" its
-                      # pixels (neuedit.data.colour: the object's colour named from a palette)
+                      # pixels (neuedit.synth.colour: the object's colour named from a palette)
 
     DERIVED = ("", "object_colour")
 
